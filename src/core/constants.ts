@@ -19,3 +19,6 @@ export const NOLA_METADATA_KEY = 'nola';
 /** Tensor name prefixes inside a NOLA file. */
 export const COEFF_PREFIX = 'nola.coeffs.';
 export const PASSTHROUGH_PREFIX = 'nola.passthrough.';
+
+/** Coefficients per absmax scale in the integer quantization modes (docs/FORMAT.md, "Quantization"). */
+export const QUANT_GROUP_SIZE = 64;
