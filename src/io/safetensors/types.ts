@@ -35,3 +35,24 @@ export interface WriteOptions {
    */
   finalizeMetadata?: (dataSha256Hex: string) => Record<string, string>;
 }
+
+/** An open safetensors file: header parsed and validated, tensor data read on demand. */
+export interface SafetensorsFile {
+  readonly path: string;
+  readonly fileSize: number;
+  /** Length of the JSON header in bytes (the u64 at the start of the file). */
+  readonly headerLength: number;
+  /** Absolute file offset of the data section: 8 + headerLength. */
+  readonly dataStart: number;
+  readonly metadata: Record<string, string> | null;
+  /** In header order. */
+  readonly tensors: readonly TensorInfo[];
+  get(name: string): TensorInfo | undefined;
+  /** The tensor's bytes exactly as stored (little-endian `dtype`). */
+  readRaw(name: string): Promise<Buffer>;
+  /** Any float or integer dtype, converted (F64 and 64-bit integers round to nearest). */
+  readFloat32(name: string): Promise<Float32Array>;
+  readFloat64(name: string): Promise<Float64Array>;
+  /** Idempotent. Reads after close reject. */
+  close(): Promise<void>;
+}
