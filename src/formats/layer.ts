@@ -33,6 +33,18 @@ export interface LayerSpec {
   alpha?: number;
   /** Effective scale s0 of the source update. */
   scale: number;
+  /**
+   * The alpha tensor's value exactly as stored, when there is one (kohya stores 0 to mean "alpha = rank";
+   * `alpha` above holds the effective value). Lets an expand with the rank kept write the same number back.
+   */
+  alphaStored?: number;
+  /** Diffusers pipeline component the keys name (unet, text_encoder, transformer...), when they name one. */
+  component?: string;
+  /**
+   * Module path inside its model, as PEFT matches rank_pattern/alpha_pattern keys against it
+   * (PEFT: without `base_model.model.`; diffusers: without the component prefix; kohya: the key stem).
+   */
+  modulePath?: string;
 }
 
 /** What a format adapter finds in a file. */
