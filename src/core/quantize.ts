@@ -1,0 +1,219 @@
+/**
+ * Coefficient storage: float modes (f32, f16, bf16) and symmetric per-group integer modes
+ * (int8, int6, int5, int4, int3, int2). The layout is part of the file format (docs/FORMAT.md,
+ * "Quantization"):
+ *
+ *   float modes  codes = the values as little-endian f32 / f16 / bf16, round to nearest even;
+ *                scales is empty.
+ *   int<b>       groups of QUANT_GROUP_SIZE consecutive values (the last group may be short).
+ *                Per group: scale = the smallest f16 ≥ absmax / L, with L = 2^(b-1) - 1, stored as
+ *                little-endian f16 bits; the scale is fixed BEFORE the levels are chosen, so
+ *                what is stored is exactly what is measured. Level q = round_half_even(x / scale)
+ *                ∈ [-L, L]; the value read back is q · scale.
+ *                Codes: u = q + 2^(b-1) ∈ [1, 2^b - 1] (u = 0 is invalid), bit-packed
+ *                little-endian: code t occupies bits t·b .. t·b + b - 1 of the stream, stream bit s
+ *                is bit (s mod 8) of byte ⌊s/8⌋, the code's least significant bit first; the bits
+ *                after the last code, up to the byte boundary, are zero.
+ *
+ * Intended use by the fitter (error feedback without GPTQ-style sequential rounding): quantize
+ * factor A's coefficients, synthesize A from the DEQUANTIZED coefficients, re-solve B's
+ * coefficients in full precision against that A (B absorbs A's rounding error), then quantize B,
+ * and report the error of the dequantized pair. quantize + dequantize is all it needs.
+ */
+import { QUANT_GROUP_SIZE } from './constants.js';
+import { bf16Bits, bf16Value, f16Bits, f16CeilBits, f16Value, roundHalfEven } from './half.js';
+import { FormatError, NumericError, UsageError } from '../errors.js';
+
+export const QUANT_MODES = ['f32', 'f16', 'bf16', 'int8', 'int6', 'int5', 'int4', 'int3', 'int2'] as const;
+export type QuantMode = (typeof QUANT_MODES)[number];
+
+export interface QuantizedBlock {
+  readonly mode: QuantMode;
+  /** Number of values. */
+  readonly count: number;
+  /** Float modes: the raw little-endian float bytes. Int modes: the packed codes. */
+  readonly codes: Uint8Array;
+  /** Int modes: one little-endian f16 scale per group. Float modes: empty. */
+  readonly scales: Uint8Array;
+}
+
+/** Bits of one stored code (32, 16 or b), not counting the int modes' per-group scales. */
+export function bitsPerValue(mode: QuantMode): number {
+  switch (mode) {
+    case 'f32': return 32;
+    case 'f16': case 'bf16': return 16;
+    case 'int8': return 8;
+    case 'int6': return 6;
+    case 'int5': return 5;
+    case 'int4': return 4;
+    case 'int3': return 3;
+    case 'int2': return 2;
+    default: throw new UsageError(`unknown quantization mode ${JSON.stringify(mode)}; expected one of ${QUANT_MODES.join(', ')}`);
+  }
+}
+
+function isFloatMode(mode: QuantMode): boolean {
+  return mode === 'f32' || mode === 'f16' || mode === 'bf16';
+}
+
+function groupCount(count: number): number {
+  return Math.ceil(count / QUANT_GROUP_SIZE);
+}
+
+/** Exact stored bytes for `count` values: codes plus, for int modes, 2 bytes of scale per group. */
+export function quantizedBytes(count: number, mode: QuantMode): number {
+  const bits = bitsPerValue(mode);
+  if (isFloatMode(mode)) return count * (bits / 8);
+  return Math.ceil((count * bits) / 8) + 2 * groupCount(count);
+}
+
+export function quantize(values: ArrayLike<number>, mode: QuantMode): QuantizedBlock {
+  const count = values.length;
+  const bits = bitsPerValue(mode);
+  for (let i = 0; i < count; i++) {
+    if (!Number.isFinite(values[i])) throw new NumericError(`cannot quantize a non-finite coefficient (${values[i]} at index ${i})`);
+  }
+  if (isFloatMode(mode)) return { mode, count, codes: encodeFloats(values, mode), scales: new Uint8Array(0) };
+  const levels = 2 ** (bits - 1) - 1;
+  const bias = 2 ** (bits - 1);
+  const groups = groupCount(count);
+  const scales = new Uint8Array(2 * groups);
+  const writer = new BitWriter(Math.ceil((count * bits) / 8), bits);
+  for (let g = 0; g < groups; g++) {
+    const start = g * QUANT_GROUP_SIZE;
+    const end = Math.min(start + QUANT_GROUP_SIZE, count);
+    let absmax = 0;
+    for (let i = start; i < end; i++) absmax = Math.max(absmax, Math.abs(values[i]));
+    const scaleBits = f16CeilBits(absmax / levels);
+    if (scaleBits >= 0x7c00) {
+      throw new NumericError(`coefficient magnitude ${absmax} is too large for ${mode}: its scale exceeds the f16 range`);
+    }
+    scales[2 * g] = scaleBits & 0xff;
+    scales[2 * g + 1] = scaleBits >>> 8;
+    const scale = f16Value(scaleBits);
+    for (let i = start; i < end; i++) {
+      const x = values[i];
+      const q = scale === 0 ? 0 : Math.min(levels, roundHalfEven(Math.abs(x) / scale));
+      writer.write((x < 0 ? -q : q) + bias);
+    }
+  }
+  return { mode, count, codes: writer.bytes, scales };
+}
+
+/** out[0..count) = the stored values. Throws FormatError on a block that breaks the layout. */
+export function dequantize(block: QuantizedBlock, out: Float64Array): void {
+  const { mode, count, codes, scales } = block;
+  const bits = bitsPerValue(mode);
+  if (!Number.isInteger(count) || count < 0) throw new FormatError(`quantized block: bad count ${count}`);
+  if (out.length < count) throw new RangeError(`dequantize: output has ${out.length} entries, block has ${count}`);
+  const expectCodes = isFloatMode(mode) ? count * (bits / 8) : Math.ceil((count * bits) / 8);
+  const expectScales = isFloatMode(mode) ? 0 : 2 * groupCount(count);
+  if (codes.length !== expectCodes || scales.length !== expectScales) {
+    throw new FormatError(
+      `${mode} block of ${count} values must have ${expectCodes} code bytes and ${expectScales} scale bytes, got ${codes.length} and ${scales.length}`,
+    );
+  }
+  if (isFloatMode(mode)) {
+    decodeFloats(codes, mode, count, out);
+    return;
+  }
+  const bias = 2 ** (bits - 1);
+  const reader = new BitReader(codes, bits);
+  for (let g = 0; g < groupCount(count); g++) {
+    const scaleBits = scales[2 * g] | (scales[2 * g + 1] << 8);
+    if (scaleBits >= 0x7c00) {
+      throw new FormatError(`${mode} block: group ${g} has scale bits 0x${scaleBits.toString(16)}; scales must be finite and non-negative f16`);
+    }
+    const scale = f16Value(scaleBits);
+    const end = Math.min((g + 1) * QUANT_GROUP_SIZE, count);
+    for (let i = g * QUANT_GROUP_SIZE; i < end; i++) {
+      const u = reader.read();
+      if (u === 0) throw new FormatError(`${mode} block: code 0 at index ${i} is reserved`);
+      out[i] = (u - bias) * scale;
+    }
+  }
+  if (!reader.paddingIsZero()) throw new FormatError(`${mode} block: the padding bits after the last code are not zero`);
+}
+
+function encodeFloats(values: ArrayLike<number>, mode: QuantMode): Uint8Array {
+  const width = bitsPerValue(mode) / 8;
+  const bytes = new Uint8Array(values.length * width);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i];
+    let stored: number;
+    if (mode === 'f32') {
+      stored = Math.fround(x);
+      view.setFloat32(4 * i, x, true);
+    } else {
+      const h = mode === 'f16' ? f16Bits(x) : bf16Bits(x);
+      stored = mode === 'f16' ? f16Value(h) : bf16Value(h);
+      view.setUint16(2 * i, h, true);
+    }
+    if (!Number.isFinite(stored)) throw new NumericError(`coefficient ${x} at index ${i} overflows ${mode}`);
+  }
+  return bytes;
+}
+
+function decodeFloats(codes: Uint8Array, mode: QuantMode, count: number, out: Float64Array): void {
+  const view = new DataView(codes.buffer, codes.byteOffset, codes.byteLength);
+  for (let i = 0; i < count; i++) {
+    const x = mode === 'f32' ? view.getFloat32(4 * i, true)
+      : mode === 'f16' ? f16Value(view.getUint16(2 * i, true))
+      : bf16Value(view.getUint16(2 * i, true));
+    if (!Number.isFinite(x)) throw new FormatError(`${mode} block: non-finite coefficient at index ${i}`);
+    out[i] = x;
+  }
+}
+
+/** Little-endian bit stream writer for codes of `width` ≤ 8 bits. */
+class BitWriter {
+  readonly bytes: Uint8Array;
+  private acc = 0;
+  private filled = 0;
+  private pos = 0;
+
+  constructor(length: number, private readonly width: number) {
+    this.bytes = new Uint8Array(length);
+  }
+
+  write(code: number): void {
+    this.acc |= code << this.filled;
+    this.filled += this.width;
+    while (this.filled >= 8) {
+      this.bytes[this.pos++] = this.acc & 0xff;
+      this.acc >>>= 8;
+      this.filled -= 8;
+    }
+    if (this.filled > 0) this.bytes[this.pos] = this.acc; // partial last byte, zero-padded
+  }
+}
+
+class BitReader {
+  private acc = 0;
+  private available = 0;
+  private pos = 0;
+  private readonly mask: number;
+
+  constructor(private readonly bytes: Uint8Array, private readonly width: number) {
+    this.mask = (1 << width) - 1;
+  }
+
+  read(): number {
+    while (this.available < this.width) {
+      this.acc |= this.bytes[this.pos++] << this.available;
+      this.available += 8;
+    }
+    const code = this.acc & this.mask;
+    this.acc >>>= this.width;
+    this.available -= this.width;
+    return code;
+  }
+
+  /** The bits left in the last byte read (and any unread bytes) are zero. */
+  paddingIsZero(): boolean {
+    if (this.acc !== 0) return false;
+    for (let i = this.pos; i < this.bytes.length; i++) if (this.bytes[i] !== 0) return false;
+    return true;
+  }
+}
