@@ -1,0 +1,159 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { IoError, UsageError } from '../../src/errors.js';
+import {
+  assertWritable, liveTempFileCount, mapFsError, removeLiveTempFiles, writeFileAtomic, writeTextAtomic,
+} from '../../src/io/atomic.js';
+import { makeTempDir } from './helpers.js';
+
+let tmp: { dir: string; cleanup: () => void };
+before(() => { tmp = makeTempDir(); });
+after(() => tmp.cleanup());
+
+/** A fresh empty folder per test, so "nothing left behind" is a plain directory listing. */
+let k = 0;
+function folder(): string {
+  const d = path.join(tmp.dir, `d${k++}`);
+  mkdirSync(d);
+  return d;
+}
+
+test('writes the file; the temp file is .<base>.<pid>.<random>.tmp in the same folder and is gone afterwards', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'out.bin');
+  let during: string[] = [];
+  await writeFileAtomic(target, async (fh) => {
+    await fh.write(Buffer.from('hello'));
+    during = readdirSync(dir);
+  });
+  assert.equal(during.length, 1);
+  assert.match(during[0], new RegExp(`^\\.out\\.bin\\.${process.pid}\\.[0-9a-f]{12}\\.tmp$`));
+  assert.deepEqual(readdirSync(dir), ['out.bin']);
+  assert.equal(readFileSync(target, 'utf8'), 'hello');
+  assert.equal(liveTempFileCount(), 0);
+});
+
+test('an existing target is refused before any work without force, kept intact; replaced with force', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'out.json');
+  writeFileSync(target, 'old');
+  let called = false;
+  await assert.rejects(writeFileAtomic(target, async () => { called = true; }),
+    (e) => e instanceof UsageError && e.message === `${target} exists; pass --force to overwrite`);
+  assert.equal(called, false);
+  assert.equal(readFileSync(target, 'utf8'), 'old');
+  await writeTextAtomic(target, '{"new":true}\n', { force: true });
+  assert.equal(readFileSync(target, 'utf8'), '{"new":true}\n');
+  assert.deepEqual(readdirSync(dir), ['out.json']);
+});
+
+test('a dangling symlink counts as an existing target', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'link');
+  symlinkSync(path.join(dir, 'nowhere'), target);
+  await assert.rejects(writeTextAtomic(target, 'x'), UsageError);
+  assert.equal(existsSync(path.join(dir, 'nowhere')), false);
+});
+
+test('a target created by someone else while we write is not clobbered without force', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'race.txt');
+  await assert.rejects(writeFileAtomic(target, async (fh) => {
+    await fh.write(Buffer.from('ours'));
+    writeFileSync(target, 'theirs'); // appears after the first check, before the move
+  }), (e) => e instanceof UsageError && /race\.txt exists; pass --force/.test(e.message));
+  assert.equal(readFileSync(target, 'utf8'), 'theirs');
+  assert.deepEqual(readdirSync(dir), ['race.txt']);
+});
+
+test('a callback that throws midway leaves no target and no temp file; the error passes through unchanged', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'half.bin');
+  const boom = new TypeError('boom');
+  await assert.rejects(writeFileAtomic(target, async (fh) => {
+    await fh.write(Buffer.alloc(4 << 20, 7));
+    throw boom;
+  }), (e) => e === boom);
+  assert.deepEqual(readdirSync(dir), []);
+  assert.equal(liveTempFileCount(), 0);
+});
+
+test('filesystem failures become one-line IoErrors naming the output', async () => {
+  const dir = folder();
+  const missing = path.join(dir, 'no', 'such', 'out.bin');
+  await assert.rejects(writeTextAtomic(missing, 'x'),
+    (e) => e instanceof IoError && e.message === `cannot write ${missing}: folder ${path.dirname(missing)} does not exist`);
+  const notFolder = path.join(dir, 'file');
+  writeFileSync(notFolder, '');
+  await assert.rejects(writeTextAtomic(path.join(notFolder, 'x'), 'x'), (e) => e instanceof IoError && /is not a folder|not a folder/.test(e.message));
+  const sub = path.join(dir, 'sub');
+  mkdirSync(sub);
+  await assert.rejects(writeTextAtomic(sub, 'x', { force: true }), (e) => e instanceof IoError && e.message === `cannot write ${sub}: it is a directory`);
+
+  // ENOSPC / EROFS / EDQUOT cannot be provoked portably in a test, so the write callback raises them the way
+  // fs does (an Error with code and syscall); the mapping and the cleanup are what is under test.
+  for (const [code, why] of [['ENOSPC', 'no space left on device'], ['EROFS', 'read-only file system'], ['EDQUOT', 'disk quota exceeded']]) {
+    const target = path.join(dir, `${code}.bin`);
+    await assert.rejects(writeFileAtomic(target, async () => {
+      throw Object.assign(new Error(`${code}: fake, write`), { code, syscall: 'write' });
+    }), (e) => e instanceof IoError && e.message === `cannot write ${target}: ${why}`);
+  }
+  // An ENOENT from the callback is about some other file (an input): it is not blamed on the output.
+  const enoent = Object.assign(new Error('ENOENT: input'), { code: 'ENOENT' });
+  await assert.rejects(writeFileAtomic(path.join(dir, 'x.bin'), async () => { throw enoent; }), (e) => e === enoent);
+  assert.deepEqual(readdirSync(dir).sort(), ['file', 'sub']);
+  // And from our own operations, EACCES is a permission error (cannot provoke as root: checked directly).
+  const mapped = mapFsError(Object.assign(new Error('x'), { code: 'EACCES' }), '/x/out.bin', true);
+  assert.ok(mapped instanceof IoError && mapped.message === 'cannot write /x/out.bin: permission denied in /x');
+});
+
+test('assertWritable fails fast for an existing target (without force) or a missing folder', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'a.safetensors');
+  await assertWritable(target);
+  writeFileSync(target, '');
+  await assert.rejects(assertWritable(target), (e) => e instanceof UsageError && e.message === `${target} exists; pass --force to overwrite`);
+  await assertWritable(target, true);
+  await assert.rejects(assertWritable(path.join(dir, 'nope', 'a')), IoError);
+});
+
+test('removeLiveTempFiles deletes in-flight temp files (what the SIGINT handler runs), then exit 130', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'interrupted.bin');
+  const atomicUrl = new URL('../../src/io/atomic.js', import.meta.url).href;
+  const child = `
+    const { writeFileAtomic, removeLiveTempFiles } = await import(${JSON.stringify(atomicUrl)});
+    process.on('SIGINT', () => { removeLiveTempFiles(); process.exit(130); });
+    setInterval(() => {}, 1000);
+    await writeFileAtomic(${JSON.stringify(target)}, async (fh) => {
+      await fh.write(Buffer.alloc(1 << 20, 1));
+      process.stdout.write('ready\\n');
+      await new Promise(() => {});
+    });`;
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', child], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
+    proc.on('exit', (c) => reject(new Error(`child exited early (${c})`)));
+  });
+  const during = readdirSync(dir);
+  assert.equal(during.length, 1);
+  assert.match(during[0], /^\.interrupted\.bin\.\d+\.[0-9a-f]{12}\.tmp$/);
+  const code = await new Promise<number | null>((resolve) => { proc.on('exit', resolve); proc.kill('SIGINT'); });
+  assert.equal(code, 130);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('removeLiveTempFiles in-process empties the registry', async () => {
+  const dir = folder();
+  await assert.rejects(writeFileAtomic(path.join(dir, 'x'), async () => {
+    assert.equal(liveTempFileCount(), 1);
+    removeLiveTempFiles();
+    assert.equal(liveTempFileCount(), 0);
+    assert.deepEqual(readdirSync(dir), []);
+    throw new Error('stop');
+  }), /stop/);
+  assert.deepEqual(readdirSync(dir), []);
+});
