@@ -7,3 +7,4 @@ export type {
   SafetensorsFile, SafetensorsLimits, TensorData, TensorInfo, TensorSpec, WriteOptions,
 } from './types.js';
 export { DEFAULT_LIMITS, openSafetensors } from './reader.js';
+export { encodeHeader, planLayout, writeSafetensors, type ProduceTensor } from './writer.js';
