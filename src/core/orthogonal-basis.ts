@@ -16,7 +16,7 @@
  */
 import type { Basis } from './basis.js';
 import { dct2, dct3 } from './dct.js';
-import { u32, rowKey, colKeys, mix32 } from './generator.js';
+import { colKey, colKeys, mix32, rowKey } from './generator.js';
 import { UsageError } from '../errors.js';
 
 /** Generator row i used for the sign diagonal D. */
@@ -37,8 +37,10 @@ export function orthogonalSigns(seed: number, n: number): Int8Array {
 export function orthogonalSelection(seed: number, k: number, n: number): Int32Array {
   const p = new Int32Array(n);
   for (let j = 0; j < n; j++) p[j] = j;
+  const rk = rowKey(seed, ORTHO_SHUFFLE_ROW);
   for (let t = 0; t < k; t++) {
-    const r = t + (u32(seed, ORTHO_SHUFFLE_ROW, t) % (n - t));
+    // u32(seed, ORTHO_SHUFFLE_ROW, t), with the row key hoisted out of the loop
+    const r = t + (mix32((rk ^ colKey(t)) >>> 0) % (n - t));
     const tmp = p[t];
     p[t] = p[r];
     p[r] = tmp;
