@@ -227,7 +227,7 @@ export function matchPatternKey(patterns: Record<string, number>, modulePath: st
     let re = regexCache.get(key);
     if (!re) {
       try {
-        re = new RegExp(`^(?:.*\\.)?(?:${key})$`, 'u');
+        re = new RegExp(`^(?:.*\\.)?(?:${key})$`);
       } catch (e) {
         throw new FormatError(`${where}: pattern key '${key}' is not a valid regular expression (${(e as Error).message})`);
       }

@@ -100,8 +100,8 @@ export function refuseUnsupported(tensors: readonly Named[], metadata: Record<st
     }
     const trainer = module ? ` (ss_network_module=${module}${algo})` : '';
     throw new FormatError(
-      `unsupported adapter${trainer}: found ${found.join('; ')}; nola compresses plain LoRA (pairs of low-rank ` +
-      `factors A/B) only, and LyCORIS algorithms other than LoRA/LoCon are not; e.g. ${exampleList(examples)}`);
+      `unsupported adapter${trainer}: found ${found.join('; ')}; nola compresses plain LoRA only (pairs of low-rank ` +
+      `factors A/B, as LoRA and LyCORIS LoCon write them); e.g. ${exampleList(examples)}`);
   }
 
   if (typeof config === 'object' && config !== null && !Array.isArray(config)) {
