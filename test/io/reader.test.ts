@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { FormatError, IoError } from '../../src/errors.js';
 import { openSafetensors } from '../../src/io/safetensors/reader.js';
@@ -418,5 +418,33 @@ describe('round trips at unaligned offsets', () => {
     assert.deepEqual(Array.from(await f.readFloat64('bf')), [1.5, -0.25]);
     assert.deepEqual(Array.from(await f.readFloat32('u')), [1, 2, 3]);
     await f.close();
+  });
+});
+
+describe('streaming', () => {
+  test('a file over 2 GiB opens and reads a tensor past 2^31 without reading the rest (sparse file)', async () => {
+    // 'big' is U8 [2^31 + 3] (all zeros, never written: the file is sparse), 'tail' is F32 [2] after it.
+    const bigLen = 2 ** 31 + 3;
+    const header = Buffer.from(JSON.stringify({
+      big: { dtype: 'U8', shape: [bigLen], data_offsets: [0, bigLen] },
+      tail: { dtype: 'F32', shape: [2], data_offsets: [bigLen, bigLen + 8] },
+    }));
+    const p = path.join(tmp.dir, 'huge.safetensors');
+    const fd = openSync(p, 'w');
+    try {
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(header.length));
+      writeSync(fd, Buffer.concat([len, header]), 0, 8 + header.length, 0);
+      ftruncateSync(fd, 8 + header.length + bigLen + 8);
+      writeSync(fd, Buffer.from(f32Bytes([-1.5, 6])), 0, 8, 8 + header.length + bigLen);
+    } finally {
+      closeSync(fd);
+    }
+    const rss0 = process.memoryUsage().rss;
+    const f = await openSafetensors(p);
+    assert.equal(f.fileSize, 8 + header.length + bigLen + 8);
+    assert.deepEqual(Array.from(await f.readFloat32('tail')), [-1.5, 6]);
+    await f.close();
+    assert.ok(process.memoryUsage().rss - rss0 < 256 * 2 ** 20, 'the big tensor was not loaded');
   });
 });

@@ -30,6 +30,7 @@ interface PlannedTensor {
 
 /** Largest slice handed to one write(2) call; big tensors are written in pieces. */
 const WRITE_CHUNK = 1 << 30;
+const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const COPY_CHUNK = 8 << 20;
 
 /**
@@ -137,6 +138,10 @@ async function produceBytes(t: PlannedTensor, produce: ProduceTensor): Promise<U
   if (data instanceof Float32Array || data instanceof Float64Array) {
     if (data.length !== t.numel) throw new Error(`writeSafetensors: ${what} needs ${t.numel} values, produce returned ${data.length}`);
     if (!isEncodableDType(dtype)) throw new Error(`writeSafetensors: ${what}: floats can only be encoded into F64/F32/F16/BF16; pass raw bytes`);
+    // Already in the stored layout: write the caller's memory as is instead of copying a large tensor.
+    if (HOST_LE && ((dtype === 'F32' && data instanceof Float32Array) || (dtype === 'F64' && data instanceof Float64Array))) {
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    }
     return encodeFloats(data, dtype);
   }
   throw new Error(`writeSafetensors: ${what}: produce must return a Float32Array, Float64Array or Uint8Array`);
