@@ -25,7 +25,7 @@ import type { Family, LayerKind, LayerSpec } from './layer.js';
 import {
   escapeRegex, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
 } from './common.js';
-import { LORA_ADAPTER_METADATA_KEY, parseAdapterMetadata } from './diffusers.js';
+import { DIFFUSERS_COMPONENTS, LORA_ADAPTER_METADATA_KEY, parseAdapterMetadata } from './diffusers.js';
 import { PEFT_PREFIX } from './peft.js';
 import { exampleList } from './refuse.js';
 
@@ -33,7 +33,8 @@ export interface TensorLike { name: string; dtype: DType; shape: number[] }
 
 export type OutputSource =
   | { kind: 'factor'; layer: number; factor: 'A' | 'B' }
-  | { kind: 'alpha'; value: number }
+  /** `bytes`: the value encoded little-endian in the tensor's dtype (the writer takes these as they are, integers included). */
+  | { kind: 'alpha'; value: number; bytes: Uint8Array }
   | { kind: 'passthrough'; name: string };
 
 export interface OutputTensor { name: string; dtype: DType; shape: number[]; source: OutputSource }
@@ -115,6 +116,29 @@ export function representable(x: number, dtype: DType): number {
   if (isEncodableDType(dtype)) return decodeToFloat64(encodeFloats(new Float64Array([x]), dtype), dtype)[0];
   if (INTEGER_DTYPES.has(dtype)) return Math.round(x);
   throw new UsageError(`cannot write an alpha of dtype ${dtype}`);
+}
+
+/** Little-endian bytes of one value in `dtype` (exact: callers pass values from `representable` or read from a file). */
+export function scalarBytes(value: number, dtype: DType): Uint8Array {
+  if (isEncodableDType(dtype)) return encodeFloats(new Float64Array([value]), dtype);
+  const out = new Uint8Array(dtypeSize(dtype));
+  const dv = new DataView(out.buffer);
+  switch (dtype) {
+    case 'I64': dv.setBigInt64(0, BigInt(value), true); break;
+    case 'U64': dv.setBigUint64(0, BigInt(value), true); break;
+    case 'I32': dv.setInt32(0, value, true); break;
+    case 'U32': dv.setUint32(0, value, true); break;
+    case 'I16': dv.setInt16(0, value, true); break;
+    case 'U16': dv.setUint16(0, value, true); break;
+    case 'I8': dv.setInt8(0, value); break;
+    case 'U8': dv.setUint8(0, value); break;
+    default: throw new UsageError(`cannot write an alpha of dtype ${dtype}`);
+  }
+  return out;
+}
+
+function alphaSource(value: number, dtype: DType): OutputSource {
+  return { kind: 'alpha', value, bytes: scalarBytes(value, dtype) };
 }
 
 /** kohya's effective alpha for a stored value (0 means rank) and the resulting scale. */
@@ -311,7 +335,7 @@ function planSameFamily(args: PlanOutputArgs): OutputPlan {
     if (spec.keyAlpha !== undefined) {
       const dtype = spec.dtypeAlpha ?? 'F32';
       const value = alphaFor(spec, rank, dtype);
-      tensors.push({ name: spec.keyAlpha, dtype, shape: [], source: { kind: 'alpha', value } });
+      tensors.push({ name: spec.keyAlpha, dtype, shape: [], source: alphaSource(value, dtype) });
       scaleOut[i] = kohyaScale(value, rank);
       kohyaRows.push({ spec, rank, alpha: value === 0 ? rank : value });
     } else if (args.family === 'kohya') {
@@ -333,7 +357,7 @@ function planSameFamily(args: PlanOutputArgs): OutputPlan {
   }
   if (args.family === 'peft' && pending.length > 0) {
     if (isPlainObject(config)) {
-      const res = adjustLoraConfig(config, pending.map((i) => configLayer(args.layers[i])), 'adapter_config.json');
+      const res = adjustLoraConfig(config, pending.map((i) => configLayer(args.layers[i], 'peft')), 'adapter_config.json');
       config = res.config;
       pending.forEach((i, k) => { scaleOut[i] = res.scaleOut[k]; });
     } else {
@@ -349,8 +373,21 @@ function planSameFamily(args: PlanOutputArgs): OutputPlan {
   return finish(args.family, tensors, layers, metadata, config, warnings);
 }
 
-function configLayer({ spec, rank }: { spec: LayerSpec; rank: number }): ConfigLayer {
-  return { modulePath: spec.modulePath ?? spec.name, rankIn: spec.rank, rankOut: rank, alphaIn: spec.alpha ?? spec.rank };
+/**
+ * A layer's pipeline component and module path. describeLora fills both; a LayerSpec restored without them
+ * (older container) falls back on the name, which for diffusers is "<component>.<module path>".
+ */
+export function moduleOf(spec: LayerSpec, family: Family): { component: string; modulePath: string } {
+  if (spec.modulePath !== undefined) return { component: spec.component ?? '', modulePath: spec.modulePath };
+  const dot = spec.name.indexOf('.');
+  if (family === 'diffusers' && dot > 0 && (DIFFUSERS_COMPONENTS as readonly string[]).includes(spec.name.slice(0, dot))) {
+    return { component: spec.name.slice(0, dot), modulePath: spec.name.slice(dot + 1) };
+  }
+  return { component: '', modulePath: spec.name };
+}
+
+function configLayer({ spec, rank }: { spec: LayerSpec; rank: number }, family: Family): ConfigLayer {
+  return { modulePath: moduleOf(spec, family).modulePath, rankIn: spec.rank, rankOut: rank, alphaIn: spec.alpha ?? spec.rank };
 }
 
 /** Adjusts diffusers lora_adapter_metadata per component; layers it does not cover keep alpha = rank (scale 1). */
@@ -363,7 +400,7 @@ function planDiffusersMetadata(args: PlanOutputArgs, pending: number[], scaleOut
   }
   const bySource = new Map<string, number[]>(); // component name, or '' for the flat config
   for (const i of pending) {
-    const c = args.layers[i].spec.component ?? '';
+    const c = moduleOf(args.layers[i].spec, 'diffusers').component;
     const src = meta.components.has(c) ? c : meta.flat ? '' : null;
     if (src === null) { scaleOut[i] = 1; continue; }
     let list = bySource.get(src);
@@ -375,7 +412,7 @@ function planDiffusersMetadata(args: PlanOutputArgs, pending: number[], scaleOut
   for (const [src, idx] of bySource) {
     const cfg = (src ? meta.components.get(src) : meta.flat) as Record<string, unknown>;
     const where = `${LORA_ADAPTER_METADATA_KEY}${src ? ` (${src})` : ''}`;
-    const res = adjustLoraConfig(cfg, idx.map((i) => configLayer(args.layers[i])), where);
+    const res = adjustLoraConfig(cfg, idx.map((i) => configLayer(args.layers[i], 'diffusers')), where);
     idx.forEach((i, k) => { scaleOut[i] = res.scaleOut[k]; });
     if (res.config !== cfg) {
       rewritten = true;
@@ -421,22 +458,23 @@ function kohyaPrefix(component: string, hasTe2: boolean): string | null {
 
 function planDiffusersToKohya(args: PlanOutputArgs): OutputPlan {
   refuseCrossPassthrough(args, 'kohya');
-  const hasTe2 = args.layers.some((l) => l.spec.component === 'text_encoder_2');
+  const mods = args.layers.map((l) => moduleOf(l.spec, 'diffusers'));
+  const hasTe2 = mods.some((m) => m.component === 'text_encoder_2');
   const warnings: string[] = [];
-  if (!hasTe2 && args.layers.some((l) => l.spec.component === 'text_encoder')) {
+  if (!hasTe2 && mods.some((m) => m.component === 'text_encoder')) {
     warnings.push("text_encoder layers written as 'lora_te_' (SD1/SD2 naming); an SDXL file would need 'lora_te1_'");
   }
   const tensors: OutputTensor[] = [];
   const layers: OutputLayer[] = [];
   args.layers.forEach(({ spec, rank }, i) => {
-    const component = spec.component ?? '';
+    const { component, modulePath } = mods[i];
     const prefix = kohyaPrefix(component, hasTe2);
     if (prefix === null) {
       throw new UsageError(
         `--to kohya: layer '${spec.name}' ${component ? `is in component '${component}', which has` : 'names no pipeline component, so it has'} ` +
         `no kohya prefix (known: unet, transformer, text_encoder, text_encoder_2, text_encoder_3, diffusion_model)`);
     }
-    const stem = prefix + (spec.modulePath ?? spec.name).replace(/\./g, '_');
+    const stem = prefix + modulePath.replace(/\./g, '_');
     const s = outShapes(spec, rank);
     const keyA = `${stem}.lora_down.weight`;
     const keyB = `${stem}.lora_up.weight`;
@@ -444,7 +482,7 @@ function planDiffusersToKohya(args: PlanOutputArgs): OutputPlan {
     const value = representable(spec.scale * rank, 'F32');
     tensors.push({ name: keyA, dtype: spec.dtypeA, shape: s.a, source: { kind: 'factor', layer: i, factor: 'A' } });
     tensors.push({ name: keyB, dtype: spec.dtypeB, shape: s.b, source: { kind: 'factor', layer: i, factor: 'B' } });
-    tensors.push({ name: keyAlpha, dtype: 'F32', shape: [], source: { kind: 'alpha', value } });
+    tensors.push({ name: keyAlpha, dtype: 'F32', shape: [], source: alphaSource(value, 'F32') });
     layers.push({ name: spec.name, keyA, keyB, keyAlpha, rank, scaleOut: kohyaScale(value, rank) });
   });
   let metadata: Record<string, string> | null = null;
@@ -457,7 +495,8 @@ function planDiffusersToKohya(args: PlanOutputArgs): OutputPlan {
 
 function planDiffusersToPeft(args: PlanOutputArgs): OutputPlan {
   refuseCrossPassthrough(args, 'peft');
-  const components = [...new Set(args.layers.map((l) => l.spec.component ?? ''))];
+  const mods = args.layers.map((l) => moduleOf(l.spec, 'diffusers'));
+  const components = [...new Set(mods.map((m) => m.component))];
   if (components.length > 1) {
     throw new UsageError(
       `--to peft: the file adapts ${components.length} pipeline components (${components.join(', ')}); a PEFT adapter ` +
@@ -465,7 +504,7 @@ function planDiffusersToPeft(args: PlanOutputArgs): OutputPlan {
   }
   const tensors: OutputTensor[] = [];
   const layers: OutputLayer[] = [];
-  const rows = args.layers.map(({ spec, rank }) => ({ path: spec.modulePath ?? spec.name, rank, alpha: spec.scale * rank }));
+  const rows = args.layers.map(({ spec, rank }, i) => ({ path: mods[i].modulePath, rank, alpha: spec.scale * rank }));
   // r and lora_alpha: the most common values; the rest go to exact pattern entries.
   const mode = (xs: number[]): number => {
     const counts = new Map<number, number>();

@@ -10,5 +10,5 @@ export type {
   ConfigLayer, KohyaHashPlan, OutputLayer, OutputPlan, OutputSource, OutputTensor, PlanOutputArgs, TensorLike,
 } from './expand-plan.js';
 export {
-  adjustLoraConfig, kohyaHashFinalizer, LEGACY_HASH_OF_SMALL_FILE, planOutput, pythonFloatString, representable,
+  adjustLoraConfig, kohyaHashFinalizer, LEGACY_HASH_OF_SMALL_FILE, moduleOf, planOutput, pythonFloatString, representable, scalarBytes,
 } from './expand-plan.js';

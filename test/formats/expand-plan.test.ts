@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describeLora } from '../../src/formats/detect.js';
 import {
-  kohyaHashFinalizer, LEGACY_HASH_OF_SMALL_FILE, planOutput, pythonFloatString, representable,
+  kohyaHashFinalizer, LEGACY_HASH_OF_SMALL_FILE, moduleOf, planOutput, pythonFloatString, representable,
 } from '../../src/formats/expand-plan.js';
 import type { LayerPlan, LayerSpec } from '../../src/formats/layer.js';
 import { UsageError } from '../../src/errors.js';
@@ -57,7 +57,7 @@ test('expand: kohya rank change rewrites alpha = scale * new_rank and ss_network
   const metadata = { ss_network_dim: '16', ss_network_alpha: '8.0', ss_network_module: 'networks.lora' };
   const out = planOutput({ family: 'kohya', layers: plainLayers(plan, () => 4), passthrough: [], metadata, config: null });
   const alpha = out.tensors.find((x) => x.name === `${s}.alpha`)!;
-  assert.deepEqual(alpha.source, { kind: 'alpha', value: 2 }); // 0.5 * 4
+  assert.deepEqual(alpha.source, { kind: 'alpha', value: 2, bytes: Uint8Array.from([0x00, 0x40]) }); // 0.5 * 4; half 2.0 = 0x4000
   assert.equal(alpha.dtype, 'F16');
   assert.deepEqual(alpha.shape, []);
   assert.deepEqual(out.tensors.find((x) => x.name === `${s}.lora_down.weight`)!.shape, [4, 320]);
@@ -93,17 +93,18 @@ test('expand: a new alpha is rounded to a value its dtype holds, and scaleOut re
   // F16: 1/3 * 5 = 5/3; half spacing in [1, 2) is 2^-10; 5/3 * 1024 = 1706.67 -> 1707/1024.
   let plan = await mk('F16', 1, 3);
   let out = planOutput({ family: 'kohya', layers: plainLayers(plan, () => 5), passthrough: [], metadata: null, config: null });
-  assert.deepEqual(out.tensors[2].source, { kind: 'alpha', value: 1707 / 1024 });
+  // 1707/1024 = 1 + 683/2^10: half bits 0x3c00 | 683 = 0x3eab
+  assert.deepEqual(out.tensors[2].source, { kind: 'alpha', value: 1707 / 1024, bytes: Uint8Array.from([0xab, 0x3e]) });
   assert.equal(out.layers[0].scaleOut, 1707 / 1024 / 5);
   // I64: 4/8 * 3 = 1.5 -> 2 (an integer); scale then 2/3.
   plan = await mk('I64', 4, 8);
   out = planOutput({ family: 'kohya', layers: plainLayers(plan, () => 3), passthrough: [], metadata: null, config: null });
-  assert.deepEqual(out.tensors[2].source, { kind: 'alpha', value: 2 });
+  assert.deepEqual(out.tensors[2].source, { kind: 'alpha', value: 2, bytes: Uint8Array.from([2, 0, 0, 0, 0, 0, 0, 0]) });
   assert.equal(out.layers[0].scaleOut, 2 / 3);
   // rank kept: the stored value comes back unchanged, even kohya's 0 (= rank).
   plan = await mk('BF16', 0, 4);
   out = planOutput({ family: 'kohya', layers: plainLayers(plan), passthrough: [], metadata: null, config: null });
-  assert.deepEqual(out.tensors[2].source, { kind: 'alpha', value: 0 });
+  assert.deepEqual(out.tensors[2].source, { kind: 'alpha', value: 0, bytes: Uint8Array.from([0, 0]) });
   assert.equal(out.layers[0].scaleOut, 1);
 });
 
@@ -225,7 +226,9 @@ test('--to kohya from diffusers: dots become underscores behind the component pr
     'lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight',
     'lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight',
   ]);
-  for (const x of out.tensors.filter((y) => y.source.kind === 'alpha')) assert.deepEqual(x.source, { kind: 'alpha', value: 2 }); // scale 1 * rank 2
+  for (const x of out.tensors.filter((y) => y.source.kind === 'alpha')) {
+    assert.deepEqual(x.source, { kind: 'alpha', value: 2, bytes: Uint8Array.from([0, 0, 0, 0x40]) }); // scale 1 * rank 2, F32 0x40000000
+  }
   assert.ok(out.layers.every((l) => l.scaleOut === 1));
 });
 
@@ -268,4 +271,18 @@ test('--to: ambiguous conversions are UsageErrors that say why', async () => {
   assert.ok(e instanceof UsageError);
   e = await caught(() => planOutput({ family: 'kohya', layers: plainLayers(kohya, () => 0), passthrough: [], metadata: null, config: null }));
   assert.ok(e instanceof UsageError);
+});
+
+test('expand: specs restored without component/modulePath fall back on the layer name', async () => {
+  const s = 'transformer.blocks.0.to_q';
+  const meta = { lora_adapter_metadata: JSON.stringify({ 'transformer.r': 8, 'transformer.lora_alpha': 4, 'transformer.rank_pattern': {} }) };
+  const plan = await describeLora(input(pair(`${s}.lora_A.weight`, `${s}.lora_B.weight`, 8, 16, 16), { metadata: meta }));
+  const bare = plan.layers.map(({ component: _c, modulePath: _m, ...rest }) => rest as LayerSpec);
+  assert.deepEqual(moduleOf(bare[0], 'diffusers'), { component: 'transformer', modulePath: 'blocks.0.to_q' });
+  assert.deepEqual(moduleOf(bare[0], 'peft'), { component: '', modulePath: s });
+  const out = planOutput({ family: 'diffusers', layers: bare.map((spec) => ({ spec, rank: 4 })), passthrough: [], metadata: meta, config: null });
+  assert.equal(out.layers[0].scaleOut, 0.5);
+  const k = planOutput({ family: 'diffusers', to: 'kohya', layers: bare.map((spec) => ({ spec, rank: 4 })), passthrough: [], metadata: meta, config: null });
+  assert.ok(k.tensors.some((x) => x.name === 'lora_transformer_blocks_0_to_q.lora_down.weight'));
+  assert.equal(k.metadata!.lora_adapter_metadata, undefined);
 });

@@ -71,8 +71,11 @@ for (const f of fixtures) {
       const idx = plan.layers.indexOf(l);
       assert.equal(out.layers[idx].scaleOut, l.scale, l.name);
       if (l.keyAlpha) {
+        // The alpha written back is the stored one, byte for byte (I64 included).
         const a = out.tensors.find((x) => x.name === l.keyAlpha)!;
-        assert.deepEqual(a.source, { kind: 'alpha', value: l.alphaStored });
+        const [b, e] = dataOffsets(h.bytes, h.headerLength).get(l.keyAlpha)!;
+        const raw = new Uint8Array(h.bytes.subarray(8 + h.headerLength + b, 8 + h.headerLength + e));
+        assert.deepEqual(a.source, { kind: 'alpha', value: l.alphaStored, bytes: raw });
       }
     }
   });
