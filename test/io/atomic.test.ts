@@ -131,7 +131,8 @@ test('removeLiveTempFiles deletes in-flight temp files (what the SIGINT handler 
     await writeFileAtomic(${JSON.stringify(target)}, async (fh) => {
       await fh.write(Buffer.alloc(1 << 20, 1));
       process.stdout.write('ready\\n');
-      await new Promise(() => {});
+      // Parked until the signal; kept reachable so GC does not collect the open handle meanwhile.
+      await new Promise((resolve) => { globalThis.parked = [resolve, fh]; });
     });`;
   const proc = spawn(process.execPath, ['--input-type=module', '-e', child], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {

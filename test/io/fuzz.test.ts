@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { formatSummary, makeCase, runFuzz } from './fuzz-core.js';
 import { makeTempDir } from './helpers.js';
@@ -30,8 +31,19 @@ test('the check itself catches a reader that misbehaves (so a clean run means so
   assert.match(s.failures[0].error, /^TypeError: x is undefined/);
   const hang = await runFuzz({ seeds, cases: 1, seed: 1, timeoutMs: 20, check: () => new Promise(() => {}) });
   assert.match(hang.failures[0].error, /hang/);
-  const stray = await runFuzz({ seeds, cases: 1, seed: 1, check: async () => { void Promise.reject(new RangeError('late')); return 'ok'; } });
-  assert.match(stray.failures[0]?.error ?? '', /unhandled rejection: RangeError: late/);
+});
+
+test('an unhandled rejection during a case is reported as that case failing', async () => {
+  // node:test fails any test that leaves an unhandled rejection, so this runs in a child process.
+  const core = new URL('./fuzz-core.js', import.meta.url).href;
+  const child = `
+    const { runFuzz } = await import(${JSON.stringify(core)});
+    const s = await runFuzz({ seeds: [new Uint8Array(8)], cases: 2, seed: 1,
+      check: async () => { void Promise.reject(new RangeError('late')); return 'ok'; } });
+    process.stdout.write(JSON.stringify(s.failures.map((f) => [f.caseIndex, f.error])));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', child], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), [[0, 'unhandled rejection: RangeError: late'], [1, 'unhandled rejection: RangeError: late']]);
 });
 
 test('2000 mutated files: each opens and reads consistently or fails with a one-line FormatError', { timeout: 60_000 }, async () => {
