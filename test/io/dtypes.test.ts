@@ -103,7 +103,7 @@ test('F16 rounding: every midpoint between adjacent finite halves ties to even, 
 test('F16 overflow, underflow and specials', () => {
   // 65504 is the largest half; 65520 = 65504 + ulp/2 is the rounding threshold to infinity (IEEE 754).
   const cases: Array<[number, number]> = [
-    [65504, 0x7bff], [65519.99, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00], [-1e6, 0xfc00],
+    [65504, 0x7bff], [65519.99, 0x7bff], [65520, 0x7c00], [65536, 0x7c00], [98304, 0x7c00], [131071, 0x7c00], [1e6, 0x7c00], [-1e6, 0xfc00],
     [Infinity, 0x7c00], [-Infinity, 0xfc00], [0, 0], [-0, 0x8000],
     [2 ** -24, 0x0001], [2 ** -25, 0x0000], [-(2 ** -25), 0x8000], [1.5 * 2 ** -25, 0x0001],
     [3 * 2 ** -25, 0x0002], [2 ** -14, 0x0400], [2 ** -14 - 2 ** -25, 0x0400], [1e-10, 0], [1, 0x3c00],

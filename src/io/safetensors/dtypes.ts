@@ -117,6 +117,13 @@ export function f32BitsToF16Bits(b: number): number {
     const payload = man >>> 13;
     return sign | 0x7c00 | (payload === 0 ? 0x200 : payload);
   }
+  if (exp >= 113 && exp <= 142) {
+    // Fast path, result is a normal half: drop 13 mantissa bits with ties-to-even. A carry out of the
+    // mantissa bumps the exponent, which also turns values >= 65520 into infinity as IEEE requires.
+    const h = ((exp - 112) << 10) | (man >>> 13);
+    const rest = man & 0x1fff;
+    return sign | (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1) ? h + 1 : h);
+  }
   const sig = exp === 0 ? man : man | 0x800000;
   const e0 = exp === 0 ? -149 : exp - 150;
   return sign | roundMagnitude(sig, e0, 5, 10);
@@ -141,6 +148,15 @@ export function f32BitsToBf16Bits(b: number): number {
 
 /** F64 (as its two 32-bit words) -> F16 bit pattern, rounded once. */
 export function f64WordsToF16Bits(hi: number, lo: number): number {
+  const exp = (hi >>> 20) & 0x7ff;
+  if (exp >= 1009 && exp <= 1038) {
+    // Fast path as in f32BitsToF16Bits: 42 dropped bits = 10 low bits of the high word + the low word.
+    const manHi = hi & 0xfffff;
+    const h = ((exp - 1008) << 10) | (manHi >>> 10);
+    const rest = manHi & 0x3ff;
+    const up = rest > 0x200 || (rest === 0x200 && (lo !== 0 || (h & 1) === 1));
+    return ((hi >>> 31) << 15) | (up ? h + 1 : h);
+  }
   return f64WordsToSmall(hi, lo, 5, 10);
 }
 
