@@ -16,6 +16,7 @@ import type { Basis } from './basis.js';
 import { mat, matmul, matmulNT, matmulTN, frobDot, type Mat } from './matrix.js';
 import { lowRankSvd, relativeError, type LowRankSvd } from './lowrank.js';
 import { solveNormal } from './solve.js';
+import { Matrix, pseudoInverse } from 'ml-matrix';
 
 export interface FitProblem {
   a0: Mat;
@@ -40,14 +41,16 @@ export interface FitOptions {
   tol: number;
   /** Precomputed SVD of the target (reused by callers that also need the spectrum). */
   svd?: LowRankSvd;
+  /** Skip iterating once the error is within 1e-9 (relative) of this floor (e.g. the rank-truncation error). */
+  stopAtError?: number;
 }
 
 export const DEFAULT_FIT_OPTIONS: FitOptions = {
-  alsRounds: 8,
+  alsRounds: 5,
   refineIters: 30,
-  cgMaxIter: 60,
-  cgTol: 1e-7,
-  tol: 1e-6,
+  cgMaxIter: 20,
+  cgTol: 1e-4,
+  tol: 1e-5,
 };
 
 export interface FitResult {
@@ -102,6 +105,8 @@ export function fitLayer(problem: FitProblem, options: Partial<FitOptions> = {})
   let a = synthesizeFactor(basisA, alpha, r, dIn);
   let b = synthesizeFactor(basisB, beta, dOut, r);
   const history = [relativeError(s0, b0, a0, s, b, a)];
+  const atFloor = (e: number): boolean => o.stopAtError !== undefined && e <= o.stopAtError + 1e-9 * Math.max(1, o.stopAtError);
+  if (atFloor(history[0])) return { alpha, beta, history, error: history[0] };
 
   for (let round = 0; round < o.alsRounds; round++) {
     // α-step: Sᵀ(s²·BᵀB ⊗ I)S α = Sᵀ vec(s·s0·(BᵀB0)·A0)
@@ -110,21 +115,60 @@ export function fitLayer(problem: FitProblem, options: Partial<FitOptions> = {})
     basisA.analyze(scaled(rhsMat.data, s * s0), rhsA);
     solveNormal(basisA, (x, out) => mixRows(m, x, dIn, s * s, out), rhsA, alpha, cg);
     a = synthesizeFactor(basisA, alpha, r, dIn);
-    // β-step: Sᵀ(I ⊗ s²·AAᵀ)S β = Sᵀ vec(s·s0·B0·(A0Aᵀ))
-    const nn = matmulNT(a, a);
-    const rhsB2 = matmul(b0, matmulNT(a0, a));
-    basisB.analyze(scaled(rhsB2.data, s * s0), rhsB);
-    solveNormal(basisB, (x, out) => mixCols(nn, x, dOut, s * s, out), rhsB, beta, cg);
+    solveB(problem, a, beta, o);
     b = synthesizeFactor(basisB, beta, dOut, r);
     const err = relativeError(s0, b0, a0, s, b, a);
     const prev = history[history.length - 1];
     history.push(err);
+    if (atFloor(err)) return { alpha, beta, history, error: err };
     if (prev - err < o.tol * Math.max(prev, 1e-30)) break;
   }
 
   const refined = refine(problem, alpha, beta, o);
   history.push(refined);
-  return { alpha, beta, history, error: Math.min(...history.slice(-1)) };
+  return { alpha, beta, history, error: refined };
+}
+
+/**
+ * β-step: argmin_β ‖T − s·B(β)·A‖ for a given A, i.e. Sᵀ(I ⊗ s²·AAᵀ)S β = Sᵀ vec(s·s0·B0·(A0Aᵀ)).
+ * Starts from (and overwrites) `beta`; returns it.
+ */
+export function solveB(p: FitProblem, a: Mat, beta: Float64Array, options: Partial<FitOptions> = {}): Float64Array {
+  const o = { ...DEFAULT_FIT_OPTIONS, ...options };
+  const { a0, b0, s0, scale: s, basisB } = p;
+  const dOut = b0.rows;
+  const nn = matmulNT(a, a);
+  const rhsMat = matmul(b0, matmulNT(a0, a));
+  if (basisB.orthonormal && basisB.k === basisB.n) {
+    // Full span of an orthonormal basis: solve B·(s²AAᵀ) = s·s0·B0A0Aᵀ in the r×r space, then
+    // rotate into coefficients with one analysis. Exact; no iterations.
+    const sol = solveRightSpd(nn, rhsMat, s, s0);
+    basisB.analyze(sol.data, beta);
+    return beta;
+  }
+  const rhs = new Float64Array(basisB.k);
+  basisB.analyze(scaled(rhsMat.data, s * s0), rhs);
+  solveNormal(basisB, (x, out) => mixCols(nn, x, dOut, s * s, out), rhs, beta, { maxIter: o.cgMaxIter, tol: o.cgTol });
+  return beta;
+}
+
+/** X with X·(s²·N) = s·s0·R, i.e. X = (s0/s)·R·N⁻¹ for symmetric PSD N (ridge-regularized if singular). */
+function solveRightSpd(nn: Mat, rhs: Mat, s: number, s0: number): Mat {
+  const r = nn.rows;
+  const n = new Matrix(r, r);
+  let trace = 0;
+  for (let i = 0; i < r; i++) { for (let j = 0; j < r; j++) n.set(i, j, nn.data[i * r + j]); trace += nn.data[i * r + i]; }
+  for (let i = 0; i < r; i++) n.set(i, i, n.get(i, i) + 1e-14 * (trace / r || 1));
+  const inv = pseudoInverse(n);
+  const out = mat(rhs.rows, r);
+  for (let i = 0; i < rhs.rows; i++) {
+    for (let j = 0; j < r; j++) {
+      let acc = 0;
+      for (let p = 0; p < r; p++) acc += rhs.data[i * r + p] * inv.get(p, j);
+      out.data[i * r + j] = (acc * s0) / s;
+    }
+  }
+  return out;
 }
 
 /** out = c · M · X  for X an r×cols matrix in flat form (row mixing). */
@@ -168,8 +212,8 @@ function refine(p: FitProblem, alpha: Float64Array, beta: Float64Array, o: FitOp
   const { a0, b0, s0, scale: s, rank: r, basisA, basisB } = p;
   const dIn = a0.cols, dOut = b0.rows;
   const ka = basisA.k, kb = basisB.k;
-  let a = synthesizeFactor(basisA, alpha, r, dIn);
-  let b = synthesizeFactor(basisB, beta, dOut, r);
+  const a = synthesizeFactor(basisA, alpha, r, dIn);
+  const b = synthesizeFactor(basisB, beta, dOut, r);
   const t0 = relativeError(s0, b0, a0, s, b, a);
   const norm2 = squaredTargetNorm(p);
   if (norm2 === 0 || o.refineIters <= 0) return t0;
@@ -201,10 +245,11 @@ function refine(p: FitProblem, alpha: Float64Array, beta: Float64Array, o: FitOp
       dAlpha.fill(0); dBeta.fill(0); gPrevA = undefined; gPrevB = undefined;
       continue;
     }
+    // Synthesis is linear: update the factors along the direction instead of re-synthesizing.
     for (let i = 0; i < ka; i++) alpha[i] += step * dAlpha[i];
     for (let i = 0; i < kb; i++) beta[i] += step * dBeta[i];
-    a = synthesizeFactor(basisA, alpha, r, dIn);
-    b = synthesizeFactor(basisB, beta, dOut, r);
+    for (let i = 0; i < a.data.length; i++) a.data[i] += step * da.data[i];
+    for (let i = 0; i < b.data.length; i++) b.data[i] += step * db.data[i];
     const improved = f - value;
     f = value;
     if (improved < o.tol * o.tol * norm2) break;

@@ -1,0 +1,3 @@
+export * from './safetensors/index.js';
+export { writeFileAtomic, writeTextAtomic, assertWritable, removeLiveTempFiles } from './atomic.js';
+export { hashDataSection } from './hash.js';

@@ -1,0 +1,38 @@
+import type { Inspection } from '../pipeline/inspect.js';
+import { formatBytes } from './report.js';
+
+export function renderInspectText(i: Inspection, allLayers: boolean): string {
+  const lines: string[] = [];
+  if (i.kind === 'lora') {
+    lines.push(
+      `${i.file}: LoRA, format ${i.family}`,
+      `  layers ${i.totals.layers}, ranks ${i.totals.ranks.join(',') || '-'}, parameters ${i.totals.params.toLocaleString('en-US')}`,
+      `  bytes  file ${formatBytes(i.bytes.file)} = header ${formatBytes(i.bytes.header)} + factors ${formatBytes(i.bytes.factors)} + passthrough ${formatBytes(i.bytes.passthrough)}` +
+        ` (as fp16 the factors would be ${formatBytes(i.totals.fp16Bytes)})`,
+    );
+    if (i.passthrough.length > 0) lines.push(`  passthrough (kept verbatim): ${i.passthrough.map((p) => `${p.name} ${p.dtype}[${p.shape}]`).join(', ')}`);
+    const shown = allLayers ? i.layers : i.layers.slice(0, 8);
+    lines.push('  layers (d_out x d_in, rank, scale, dtypes):');
+    for (const l of shown) lines.push(`    ${l.dOut}x${l.dIn} r${l.rank} s${fmt(l.scale)} ${l.dtypeA}/${l.dtypeB} ${l.kind}  ${l.name}`);
+    if (shown.length < i.layers.length) lines.push(`    … ${i.layers.length - shown.length} more (--layers lists all)`);
+    for (const w of i.warnings) lines.push(`  warning: ${w}`);
+  } else {
+    lines.push(
+      `${i.file}: NOLA v${i.formatVersion} (${i.generator}), source ${i.source.file} (${i.source.family}, ${formatBytes(i.source.bytes)})`,
+      `  bytes  file ${formatBytes(i.bytes.file)} = header ${formatBytes(i.bytes.header)} + coefficients ${formatBytes(i.bytes.coefficients)} + passthrough ${formatBytes(i.bytes.passthrough)}`,
+      `  ratio  ${i.ratio.toFixed(2)}x smaller than the source file; ${i.totals.coefficients.toLocaleString('en-US')} coefficients for ${i.totals.sourceParams.toLocaleString('en-US')} LoRA parameters`,
+      `  error  worst layer ${i.totals.maxError.toFixed(4)}, mean ${i.totals.meanError.toFixed(4)} (relative Frobenius error of ΔW)`,
+    );
+    const shown = allLayers ? i.layers : [...i.layers].sort((a, b) => b.error - a.error).slice(0, 8);
+    lines.push(allLayers ? '  layers (error, rank, basis, k, l, quant):' : '  worst layers (error, rank, basis, k, l, quant):');
+    for (const l of shown) {
+      lines.push(`    ${l.error.toFixed(4)} r${l.rank}/${l.sourceRank} ${l.basis} k${l.k} l${l.l} ${l.quantA === l.quantB ? l.quantA : `${l.quantA}/${l.quantB}`}  ${l.name}`);
+    }
+    if (shown.length < i.layers.length) lines.push(`    … ${i.layers.length - shown.length} more (--layers lists all)`);
+  }
+  return lines.join('\n');
+}
+
+function fmt(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toPrecision(4);
+}
