@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Independent numpy reference for nola (tests and benchmarks only; never a runtime dependency).
+
+Written from the specification in docs/FORMAT.md, not from the TypeScript code:
+  - a minimal safetensors reader,
+  - generator lowbias32-v1, the uniform and orthogonal bases,
+  - coefficient dequantization,
+  - layer reconstruction and relative errors,
+  - a dense least-squares ALS fit (the "dense-Gram ALS reference").
+
+Usage:
+  nola_ref.py check NOLA SOURCE [EXPANDED]   -> JSON: per layer claimed/recomputed error, expanded-vs-NOLA diff
+  nola_ref.py als NOLA SOURCE ROUNDS         -> JSON: per layer, the error of dense ALS with the same bases
+  nola_ref.py basis uniform|orthogonal SEED K N  -> JSON: the basis matrix (k x n) for small sizes
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+
+M32 = np.uint64(0xFFFFFFFF)
+
+
+def read_safetensors(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    (n,) = struct.unpack('<Q', data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop('__metadata__', None)
+    base = 8 + n
+    tensors = {}
+    for name, info in header.items():
+        b, e = info['data_offsets']
+        raw = data[base + b: base + e]
+        tensors[name] = (info['dtype'], info['shape'], raw)
+    return meta, tensors
+
+
+def to_float(dtype, shape, raw):
+    if dtype == 'F32':
+        a = np.frombuffer(raw, '<f4').astype(np.float64)
+    elif dtype == 'F64':
+        a = np.frombuffer(raw, '<f8').copy()
+    elif dtype == 'F16':
+        a = np.frombuffer(raw, '<f2').astype(np.float64)
+    elif dtype == 'BF16':
+        u = np.frombuffer(raw, '<u2').astype(np.uint32) << 16
+        a = u.view(np.float32).astype(np.float64)
+    else:
+        raise ValueError('not a float dtype: ' + dtype)
+    return a.reshape(shape) if shape else a.reshape(())
+
+
+def mix32(x):
+    x = np.asarray(x, dtype=np.uint64) & M32
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x21F0AAAD)) & M32
+    x ^= x >> np.uint64(15)
+    x = (x * np.uint64(0x735A2D97)) & M32
+    x ^= x >> np.uint64(15)
+    return x
+
+
+def u32(seed, i, j):
+    """seed scalar, i and j broadcastable arrays."""
+    rk = mix32(np.uint64(seed) ^ mix32(np.asarray(i, np.uint64) ^ np.uint64(0x9E3779B9)))
+    ck = mix32(np.asarray(j, np.uint64) ^ np.uint64(0x85EBCA6B))
+    return mix32(rk ^ ck)
+
+
+def values(seed, k, n):
+    u = u32(seed, np.arange(k)[:, None], np.arange(n)[None, :])
+    return (u.astype(np.uint32).view(np.int32) >> 8).astype(np.float64) * 2.0 ** -23
+
+
+def uniform_basis(seed, k, n):
+    return values(seed, k, n) / np.sqrt(k)
+
+
+def dct2_ortho(x):
+    """Orthonormal DCT-II along the last axis, via an FFT of the even extension (Makhoul-free, plain)."""
+    n = x.shape[-1]
+    y = np.concatenate([x, x[..., ::-1]], axis=-1)
+    Y = np.fft.fft(y, axis=-1)[..., :n]
+    m = np.arange(n)
+    X = np.real(Y * np.exp(-1j * np.pi * m / (2 * n))) / 2
+    s = np.full(n, np.sqrt(2.0 / n))
+    s[0] = np.sqrt(1.0 / n)
+    return X * s
+
+
+def orthogonal_parts(seed, k, n):
+    signs = np.where(u32(seed, 0, np.arange(n)) >= 0x80000000, -1.0, 1.0)
+    p = list(range(n))
+    draws = u32(seed, 1, np.arange(k))
+    for t in range(k):
+        r = t + int(draws[t]) % (n - t)
+        p[t], p[r] = p[r], p[t]
+    return signs, np.array(p[:k])
+
+
+def orthogonal_synthesize(seed, k, n, c):
+    signs, sel = orthogonal_parts(seed, k, n)
+    # b_i = D C^T e_sel(i): build the spectrum and apply C^T (the inverse DCT) densely through the
+    # identity C^T z = (C applied to rows of I)^T z, computed as DCT-II of the identity's rows.
+    z = np.zeros(n)
+    z[sel] = c
+    # C^T z = sum_m z_m C[m, :]; rows C[m, :] = dct2_ortho(e_j) columns... use C = dct2_ortho(I).T
+    C = dct2_ortho(np.eye(n)).T  # C[m, j]
+    return signs * (C.T @ z)
+
+
+def synthesize(basis, seed, k, n, c):
+    if basis == 'uniform':
+        return uniform_basis(seed, k, n).T @ c
+    return orthogonal_synthesize(seed, k, n, c)
+
+
+def f16_to_float(raw):
+    return np.frombuffer(raw, '<f2').astype(np.float64)
+
+
+def dequantize(mode, count, codes_raw, scales_raw, group=64):
+    if mode == 'f32':
+        return np.frombuffer(codes_raw, '<f4').astype(np.float64)
+    if mode == 'f16':
+        return np.frombuffer(codes_raw, '<f2').astype(np.float64)
+    if mode == 'bf16':
+        return to_float('BF16', [count], codes_raw)
+    bits = int(mode[3:])
+    b = np.frombuffer(codes_raw, np.uint8)
+    bitstream = np.unpackbits(b, bitorder='little')[: count * bits].reshape(count, bits)
+    u = (bitstream.astype(np.int64) << np.arange(bits)).sum(axis=1)
+    q = u - (1 << (bits - 1))  # offset binary: stored u = q + 2^(b-1)
+    scales = f16_to_float(scales_raw)
+    return q * np.repeat(scales, group)[:count]
+
+
+def lowrank_rel_error(s0, B0, A0, s, B, A):
+    X = np.concatenate([s0 * B0, -s * B], axis=1)
+    Y = np.concatenate([A0, A], axis=0)
+    _, Rx = np.linalg.qr(X)
+    _, Ry = np.linalg.qr(Y.T)
+    diff = np.linalg.norm(Rx @ Ry.T)
+    _, Rb = np.linalg.qr(s0 * B0)
+    _, Ra = np.linalg.qr(A0.T)
+    tgt = np.linalg.norm(Rb @ Ra.T)
+    return float(diff / tgt) if tgt > 0 else 0.0
+
+
+def factor_mats(dtype_shape_raw_a, dtype_shape_raw_b):
+    A = to_float(*dtype_shape_raw_a)
+    B = to_float(*dtype_shape_raw_b)
+    r = A.shape[0]
+    return A.reshape(r, -1), B.reshape(B.shape[0], r)
+
+
+def check(nola_path, source_path, expanded_path=None):
+    meta, tens = read_safetensors(nola_path)
+    doc = json.loads(meta['nola'])
+    _, src = read_safetensors(source_path)
+    exp = read_safetensors(expanded_path)[1] if expanded_path else None
+    out = []
+    for e in doc['layers']:
+        r, din, dout = e['rank'], e['d_in'], e['d_out']
+        ca = dequantize(e['quant_A'], e['num_basis_A'], tens[e['coeffs_A']][2], tens[e['scales_A']][2] if 'scales_A' in e else b'')
+        cb = dequantize(e['quant_B'], e['num_basis_B'], tens[e['coeffs_B']][2], tens[e['scales_B']][2] if 'scales_B' in e else b'')
+        A = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], r * din, ca).reshape(r, din)
+        B = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], dout * r, cb).reshape(dout, r)
+        A0, B0 = factor_mats(src[e['key_A']], src[e['key_B']])
+        err = lowrank_rel_error(e['source_scale'], B0, A0, e['scale'], B, A)
+        row = {'name': e['name'], 'claimed': e['error'], 'recomputed': err}
+        if exp is not None:
+            Ae, Be = factor_mats(exp[e['key_A']], exp[e['key_B']])
+            scale_out = e['scale']
+            if 'key_alpha' in e and e['key_alpha'] in exp:
+                alpha = float(to_float(*exp[e['key_alpha']]))
+                scale_out = alpha / Ae.shape[0]
+            row['expanded_vs_nola'] = lowrank_rel_error(e['scale'], B, A, scale_out, Be, Ae)
+            row['expanded_vs_source'] = lowrank_rel_error(e['source_scale'], B0, A0, scale_out, Be, Ae)
+        out.append(row)
+    return out
+
+
+def als_reference(nola_path, source_path, rounds):
+    """For each layer of a NOLA file, the error dense ALS reaches with the same bases and counts."""
+    meta, _ = read_safetensors(nola_path)
+    doc = json.loads(meta['nola'])
+    _, src = read_safetensors(source_path)
+    out = []
+    for e in doc['layers']:
+        if e['basis'] != 'uniform':
+            continue
+        r, din, dout = e['rank'], e['d_in'], e['d_out']
+        A0, B0 = factor_mats(src[e['key_A']], src[e['key_B']])
+        SA = uniform_basis(e['seed_A'], e['num_basis_A'], r * din)
+        SB = uniform_basis(e['seed_B'], e['num_basis_B'], dout * r)
+        hist = als_layer(A0, B0, e['source_scale'], r, SA, SB, rounds)
+        out.append({'name': e['name'], 'als': hist[-1], 'nola': e['error']})
+    return out
+
+
+def als_layer(A0, B0, s0, r, SA, SB, rounds):
+    """SA: k x (r*din), SB: l x (dout*r), rows are basis vectors (already normalized)."""
+    din, dout = A0.shape[1], B0.shape[0]
+    T = s0 * B0 @ A0
+    U, S, Vt = np.linalg.svd(T, full_matrices=False)
+    Bs = U[:, :r] * np.sqrt(S[:r] / s0)
+    As = np.sqrt(S[:r] / s0)[:, None] * Vt[:r]
+    beta = np.linalg.lstsq(SB.T, Bs.ravel(), rcond=None)[0]
+    alpha = np.linalg.lstsq(SA.T, As.ravel(), rcond=None)[0]
+    hist = []
+    for _ in range(rounds):
+        B = (SB.T @ beta).reshape(dout, r)
+        # T ~ s0 B A(alpha): design matrix columns = vec(s0 B U_i)
+        design = np.stack([(s0 * B @ SA[i].reshape(r, din)).ravel() for i in range(SA.shape[0])], axis=1)
+        alpha = np.linalg.lstsq(design, T.ravel(), rcond=None)[0]
+        A = (SA.T @ alpha).reshape(r, din)
+        design = np.stack([(s0 * SB[j].reshape(dout, r) @ A).ravel() for j in range(SB.shape[0])], axis=1)
+        beta = np.linalg.lstsq(design, T.ravel(), rcond=None)[0]
+        B = (SB.T @ beta).reshape(dout, r)
+        hist.append(float(np.linalg.norm(T - s0 * B @ A) / np.linalg.norm(T)))
+    return hist
+
+
+def main(argv):
+    if argv[1] == 'check':
+        print(json.dumps(check(argv[2], argv[3], argv[4] if len(argv) > 4 else None)))
+    elif argv[1] == 'als':
+        print(json.dumps(als_reference(argv[2], argv[3], int(argv[4]))))
+    elif argv[1] == 'basis':
+        kind, seed, k, n = argv[2], int(argv[3]), int(argv[4]), int(argv[5])
+        if kind == 'uniform':
+            M = uniform_basis(seed, k, n)
+        else:
+            M = np.stack([orthogonal_synthesize(seed, k, n, np.eye(k)[i]) for i in range(k)])
+        print(json.dumps(M.tolist()))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == '__main__':
+    main(sys.argv)

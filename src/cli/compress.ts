@@ -1,0 +1,37 @@
+import type { Ctx } from './main.js';
+import { resolveStrategy, parseFamily, parseInteger } from './options.js';
+import { createProgress } from './progress.js';
+import { compress } from '../pipeline/compress.js';
+import { renderCompressText } from '../report/report.js';
+import { writeTextAtomic, assertWritable } from '../io/index.js';
+
+export async function runCompress(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
+  const strategy = resolveStrategy({
+    preset: o.preset as string | undefined,
+    maxError: o.maxError as string | undefined,
+    ratio: o.ratio as string | undefined,
+    rank: o.rank as string | undefined,
+    coeffs: o.coeffs as string | undefined,
+    coeffsA: o.coeffsA as string | undefined,
+    coeffsB: o.coeffsB as string | undefined,
+    basis: o.basis as string | undefined,
+    quant: o.quant as string | undefined,
+  });
+  const seed = parseInteger('--seed', String(o.seed), 0, 0xffffffff);
+  const refineIters = parseInteger('--iters', String(o.iters), 0, 100000);
+  const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);
+  const force = o.force === true;
+  if (typeof o.report === 'string') await assertWritable(o.report, force);
+  const progress = createProgress('compress');
+  const { report } = await compress({
+    input,
+    output: o.output as string | undefined,
+    force,
+    family: parseFamily('--format', o.format as string | undefined),
+    settings: { strategy, seed, fit: { refineIters, alsRounds } },
+    onProgress: (d, t, name) => progress.update(d, t, name),
+    log: ctx.log,
+  }).finally(() => progress.done());
+  if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
+  ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
+}

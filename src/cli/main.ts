@@ -1,0 +1,126 @@
+/**
+ * The command line. The only writer to stdout and the one place that turns errors into exit
+ * codes (see EXIT in src/errors.ts and the README's table).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import type { Logger } from 'pino';
+import { createLogger } from './logger.js';
+import { runCompress } from './compress.js';
+import { runExpand } from './expand.js';
+import { runInspect } from './inspect.js';
+import { runVerify } from './verify.js';
+import { EXIT, InterruptedError, NolaError } from '../errors.js';
+import { removeLiveTempFiles } from '../io/index.js';
+
+export interface Ctx {
+  log: Logger;
+  out: (text: string) => void;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let debug = argv.includes('--debug');
+  process.on('SIGINT', () => {
+    removeLiveTempFiles();
+    process.stderr.write('nola: interrupted; no output was written\n');
+    process.exit(EXIT.interrupted);
+  });
+  const program = buildProgram((ctxDebug) => { debug = ctxDebug; });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    process.exitCode = reportError(e, debug);
+  }
+}
+
+function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof CommanderError) {
+    // commander already printed its message; help/version exit 0.
+    return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (e instanceof InterruptedError) return EXIT.interrupted;
+  if (e instanceof NolaError) {
+    process.stderr.write(`nola: error: ${oneLine(e.message)}\n`);
+    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
+    return e.exitCode;
+  }
+  const err = e as Error;
+  process.stderr.write(`nola: internal error: ${oneLine(err?.message ?? String(e))} (run with --debug for details; please report it)\n`);
+  if (debug && err?.stack) process.stderr.write(`${err.stack}\n`);
+  return EXIT.internal;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ');
+}
+
+export function buildProgram(setDebug: (d: boolean) => void): Command {
+  const program = new Command();
+  program
+    .name('nola')
+    .description('Compress LoRA checkpoints into NOLA form (seeds + coefficients of random bases) and back.')
+    .version('0.1.0')
+    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
+    .option('--debug', 'print stack traces on errors')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `nola: ${s}` : s) })
+    .showHelpAfterError('(run nola --help for usage)');
+
+  const ctx = (): Ctx => {
+    const opts = program.opts<{ logLevel: string; debug?: boolean }>();
+    setDebug(opts.debug === true);
+    return { log: createLogger(opts.logLevel), out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`) };
+  };
+
+  program
+    .command('compress')
+    .description('fit NOLA coefficients to every layer of a LoRA and write a .nola.safetensors file')
+    .argument('<lora>', 'LoRA .safetensors file, or a folder holding one (PEFT adapter folder)')
+    .option('-o, --output <file>', 'output NOLA file (default: <input>.nola.safetensors)')
+    .option('--force', 'overwrite an existing output')
+    .option('--format <family>', 'override format detection: peft, kohya or diffusers')
+    .option('--preset <name>', 'faithful (default: per-layer budget) or paper (uniform basis, 1024 coefficients, source rank, f32)')
+    .option('--max-error <E>', 'per-layer relative error bound, fewest bytes (default 0.1)')
+    .option('--ratio <X>', 'make the coefficients X times smaller than the fp16 LoRA, least total error')
+    .option('--rank <N|keep|auto>', 'rank of the NOLA layers (default: auto with a budget, keep otherwise)')
+    .option('--coeffs <K>', 'coefficients per factor (fixed mode; capped at the factor size)')
+    .option('--coeffs-a <K>', 'coefficients for factor A')
+    .option('--coeffs-b <L>', 'coefficients for factor B')
+    .option('--basis <family>', 'uniform (the paper) or orthogonal (seeded fast DCT basis)')
+    .option('--quant <mode>', 'coefficient storage: auto, f32, f16, bf16, int8, int6, int5, int4, int3, int2')
+    .option('--seed <S>', 'base seed; per-layer seeds derive from it and the layer name', '0')
+    .option('--iters <N>', 'maximum gradient-refinement iterations per layer', '30')
+    .option('--als-rounds <N>', 'maximum alternating least-squares rounds per layer', '5')
+    .option('--report <file>', 'write the full report as JSON to this file')
+    .option('--json', 'print the report as JSON on stdout instead of the summary')
+    .action(async (lora: string, opts: Record<string, string | boolean | undefined>) => runCompress(ctx(), lora, opts));
+
+  program
+    .command('expand')
+    .description('materialize an ordinary LoRA from a NOLA file, in the source format (or --to another)')
+    .argument('<nola>', 'a .nola.safetensors file')
+    .option('-o, --output <file>', 'output LoRA file (default: <input without .nola>.safetensors beside it)')
+    .option('--to <family>', 'write another family: peft, kohya or diffusers (when the mapping is unambiguous)')
+    .option('--force', 'overwrite existing outputs')
+    .option('--json', 'print a JSON summary')
+    .action(async (nola: string, opts: Record<string, string | boolean | undefined>) => runExpand(ctx(), nola, opts));
+
+  program
+    .command('inspect')
+    .description('size and structure statistics of a LoRA or NOLA file')
+    .argument('<file>', 'LoRA or NOLA .safetensors file (or a PEFT adapter folder)')
+    .option('--format <family>', 'override format detection for LoRA files')
+    .option('--layers', 'list every layer')
+    .option('--json', 'print JSON')
+    .action(async (file: string, opts: Record<string, string | boolean | undefined>) => runInspect(ctx(), file, opts));
+
+  program
+    .command('verify')
+    .description('re-expand a NOLA file and check its errors and checksums against what it claims')
+    .argument('<nola>', 'a .nola.safetensors file')
+    .argument('[source]', 'the source LoRA, to recompute errors and check its checksum')
+    .option('--tolerance <t>', 'allowed difference between claimed and measured errors', '1e-4')
+    .option('--json', 'print JSON')
+    .action(async (nola: string, source: string | undefined, opts: Record<string, string | boolean | undefined>) => runVerify(ctx(), nola, source, opts));
+
+  return program;
+}

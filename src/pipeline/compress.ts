@@ -1,0 +1,313 @@
+/**
+ * nola compress: LoRA file → NOLA file + report. Reads one layer at a time, fits it, keeps only
+ * its (small) coefficient blocks, and writes the container atomically at the end.
+ */
+import path from 'node:path';
+import { stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { openLora, readFactors, type OpenLora } from './source.js';
+import type { CompressSettings, BudgetStrategy } from './settings.js';
+import { compressLayer, type CompressedLayer, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
+import { targetSvd } from '../core/fit.js';
+import { truncationError } from '../core/lowrank.js';
+import { deriveLayerSeeds } from '../core/seeds.js';
+import { allocateBudget, allocateMaxError, type Candidate } from '../core/allocate.js';
+import type { LayerSpec, Family } from '../formats/layer.js';
+import {
+  coeffBytes, coeffTensorLayout, coeffTensorName, passthroughTensorName, scalesTensorName, serializeDocument,
+  type NolaDocument, type NolaLayerEntry, type QuantMode,
+} from '../container/document.js';
+import { FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
+import { writeSafetensors, assertWritable, hashDataSection } from '../io/index.js';
+import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
+import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
+import { UsageError } from '../errors.js';
+
+export interface CompressRequest {
+  input: string;
+  output?: string;
+  force?: boolean;
+  family?: Family;
+  settings: CompressSettings;
+  onProgress?: (done: number, total: number, layer: string) => void;
+  log?: Logger;
+}
+
+export function defaultNolaPath(file: string): string {
+  const base = file.endsWith('.safetensors') ? file.slice(0, -'.safetensors'.length) : file;
+  return `${base}.nola.safetensors`;
+}
+
+interface Fitted {
+  spec: LayerSpec;
+  layer: CompressedLayer;
+  /** σ of the source update, for baselines. */
+  sigma: Float64Array;
+}
+
+export async function compress(req: CompressRequest): Promise<{ output: string; report: CompressReport }> {
+  const lora = await openLora(req.input, req.family);
+  try {
+    const output = req.output ?? defaultNolaPath(lora.file);
+    if (path.resolve(output) === path.resolve(lora.file)) throw new UsageError(`output ${output} is the input file`);
+    await assertWritable(output, req.force ?? false);
+    for (const w of lora.plan.warnings) req.log?.warn(w);
+
+    const fitted = await fitAll(lora, req);
+    const doc = buildDocument(lora, fitted, await hashDataSection(lora.reader));
+    const { specs, produce } = containerTensors(lora, fitted);
+    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: serializeDocument(doc) }, produce, { force: req.force });
+
+    const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));
+    const report = buildCompressReport({
+      input: lora.file,
+      output,
+      family: lora.plan.family,
+      strategy: req.settings.strategy,
+      layers: rows,
+      passthroughBytes: lora.plan.passthrough.reduce((acc, name) => acc + byteLength(lora, name), 0),
+      inputBytes: (await stat(lora.file)).size,
+      outputBytes: (await stat(output)).size,
+      warnings: lora.plan.warnings,
+    });
+    return { output, report };
+  } finally {
+    await lora.reader.close();
+  }
+}
+
+function byteLength(lora: OpenLora, name: string): number {
+  const t = lora.reader.get(name);
+  return t === undefined ? 0 : t.end - t.begin;
+}
+
+async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
+  const { strategy, seed, fit } = req.settings;
+  const layers = lora.plan.layers;
+  const total = layers.length;
+  const out: Fitted[] = [];
+  const loadTarget = async (spec: LayerSpec): Promise<LayerTarget> => {
+    const { a0, b0 } = await readFactors(lora, spec);
+    return { a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }) };
+  };
+
+  if (strategy.kind === 'budget' && 'ratio' in strategy.target) {
+    // Two passes: measure every candidate of every layer, allocate, then recompute the choices.
+    const tables: Array<Array<Candidate & { settings: LayerSettings }>> = [];
+    const energies: number[] = [];
+    for (const [i, spec] of layers.entries()) {
+      const target = await loadTarget(spec);
+      tables.push(candidateTable(target, spec, strategy, seed, fit));
+      energies.push(target.svd!.sigma.reduce((acc, s) => acc + s * s, 0));
+      req.onProgress?.(i + 0.5, total, spec.name);
+    }
+    const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+    const { choice } = allocateBudget(tables, energies, fp16Bytes / strategy.target.ratio);
+    for (const [i, spec] of layers.entries()) {
+      const target = await loadTarget(spec);
+      out.push({ spec, layer: compressLayer(target, tables[i][choice[i]].settings), sigma: target.svd!.sigma });
+      req.onProgress?.(i + 1, total, spec.name);
+    }
+    return out;
+  }
+
+  for (const [i, spec] of layers.entries()) {
+    const target = await loadTarget(spec);
+    let layer: CompressedLayer;
+    if (strategy.kind === 'fixed') {
+      const rank = chooseFixedRank(strategy.rank, spec, req.log);
+      const seeds = deriveLayerSeeds(seed, spec.name);
+      layer = compressLayer(target, {
+        rank,
+        k: Math.min(strategy.coeffsA, rank * spec.dIn),
+        l: Math.min(strategy.coeffsB, spec.dOut * rank),
+        basis: strategy.basis,
+        quantA: strategy.quant,
+        quantB: strategy.quant,
+        seedA: seeds.seedA,
+        seedB: seeds.seedB,
+        fit,
+      });
+    } else {
+      layer = searchMaxError(target, spec, strategy, (strategy.target as { maxError: number }).maxError, seed, fit);
+    }
+    out.push({ spec, layer, sigma: target.svd!.sigma });
+    req.onProgress?.(i + 1, total, spec.name);
+  }
+  return out;
+}
+
+function chooseFixedRank(rule: 'keep' | number, spec: LayerSpec, log?: Logger): number {
+  if (rule === 'keep') return spec.rank;
+  if (rule > spec.rank) {
+    log?.warn(`${spec.name}: --rank ${rule} exceeds the source rank ${spec.rank}; keeping ${spec.rank}`);
+    return spec.rank;
+  }
+  return rule;
+}
+
+/** Ranks a budget strategy may choose for a layer. */
+function rankChoices(rule: BudgetStrategy['rank'], spec: LayerSpec): number[] {
+  if (rule === 'keep') return [spec.rank];
+  if (typeof rule === 'number') return [Math.min(rule, spec.rank)];
+  return Array.from({ length: spec.rank }, (_, i) => i + 1);
+}
+
+function fullSpanSettings(spec: LayerSpec, rank: number, quant: QuantMode, seed: number, fit: CompressSettings['fit']): LayerSettings {
+  const seeds = deriveLayerSeeds(seed, spec.name);
+  return {
+    rank, k: rank * spec.dIn, l: spec.dOut * rank, basis: 'orthogonal',
+    quantA: quant, quantB: quant, seedA: seeds.seedA, seedB: seeds.seedB, fit,
+  };
+}
+
+function settingsBytes(s: LayerSettings): number {
+  return coeffBytes(s.k, s.quantA) + coeffBytes(s.l, s.quantB);
+}
+
+/**
+ * Fewest bytes with error ≤ E. For each precision, ranks are tried upward from the first rank
+ * whose truncation error alone is below E; a precision stops as soon as it meets E or costs
+ * more than the best setting found so far.
+ */
+function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
+  const sigma = target.svd!.sigma;
+  const ranks = rankChoices(strategy.rank, spec);
+  let best: CompressedLayer | undefined;
+  let closest: CompressedLayer | undefined;
+  for (const quant of strategy.quants) {
+    for (const rank of ranks) {
+      if (rank < ranks[ranks.length - 1] && truncationError(sigma, rank) > maxError) continue;
+      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
+      if (best !== undefined && settingsBytes(settings) >= settingsBytes(best.settings)) break;
+      const layer = compressLayer(target, settings);
+      if (closest === undefined || layer.error < closest.error) closest = layer;
+      if (layer.error <= maxError) {
+        best = layer;
+        break;
+      }
+    }
+  }
+  return best ?? closest!;
+}
+
+/** Every (rank, precision) candidate of one layer, measured. */
+function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerSettings }> {
+  const table: Array<Candidate & { settings: LayerSettings }> = [];
+  for (const quant of strategy.quants) {
+    for (const rank of rankChoices(strategy.rank, spec)) {
+      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
+      const layer = compressLayer(target, settings);
+      table.push({ bytes: settingsBytes(settings), error: layer.error, settings });
+    }
+  }
+  return table;
+}
+
+function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string): NolaDocument {
+  const layers: NolaLayerEntry[] = fitted.map(({ spec, layer }, i) => {
+    const s = layer.settings;
+    const la = coeffTensorLayout(s.k, s.quantA), lb = coeffTensorLayout(s.l, s.quantB);
+    const entry: NolaLayerEntry = {
+      name: spec.name,
+      kind: spec.kind,
+      key_A: spec.keyA,
+      key_B: spec.keyB,
+      ...(spec.keyAlpha !== undefined ? { key_alpha: spec.keyAlpha, dtype_alpha: spec.dtypeAlpha } : {}),
+      dtype_A: spec.dtypeA,
+      dtype_B: spec.dtypeB,
+      shape_A: spec.shapeA,
+      shape_B: spec.shapeB,
+      source_rank: spec.rank,
+      rank: s.rank,
+      d_in: spec.dIn,
+      d_out: spec.dOut,
+      ...(spec.alpha !== undefined ? { alpha: spec.alpha } : {}),
+      source_scale: spec.scale,
+      scale: spec.scale,
+      basis: s.basis,
+      seed_A: s.seedA,
+      seed_B: s.seedB,
+      num_basis_A: s.k,
+      num_basis_B: s.l,
+      quant_A: s.quantA,
+      quant_B: s.quantB,
+      coeffs_A: coeffTensorName(i, 'A'),
+      coeffs_B: coeffTensorName(i, 'B'),
+      ...(la.scales ? { scales_A: scalesTensorName(i, 'A') } : {}),
+      ...(lb.scales ? { scales_B: scalesTensorName(i, 'B') } : {}),
+      error: layer.error,
+    };
+    return entry;
+  });
+  return {
+    format_version: FORMAT_VERSION,
+    generator: GENERATOR,
+    source: {
+      family: lora.plan.family,
+      file: path.basename(lora.file),
+      bytes: lora.reader.fileSize,
+      tensors_sha256: tensorsSha256,
+      metadata: lora.reader.metadata,
+      config: lora.config,
+    },
+    layers,
+    passthrough: lora.plan.passthrough.map((name, i) => ({ name, tensor: passthroughTensorName(i) })),
+  };
+}
+
+function containerTensors(lora: OpenLora, fitted: Fitted[]): { specs: TensorSpec[]; produce: (spec: TensorSpec) => Promise<TensorData> } {
+  const specs: TensorSpec[] = [];
+  const data = new Map<string, Uint8Array | { passthrough: string }>();
+  fitted.forEach(({ layer }, i) => {
+    for (const f of ['A', 'B'] as const) {
+      const block = f === 'A' ? layer.blockA : layer.blockB;
+      const count = f === 'A' ? layer.settings.k : layer.settings.l;
+      const layout = coeffTensorLayout(count, f === 'A' ? layer.settings.quantA : layer.settings.quantB);
+      specs.push({ name: coeffTensorName(i, f), ...layout.codes });
+      data.set(coeffTensorName(i, f), block.codes);
+      if (layout.scales) {
+        specs.push({ name: scalesTensorName(i, f), ...layout.scales });
+        data.set(scalesTensorName(i, f), block.scales);
+      }
+    }
+  });
+  lora.plan.passthrough.forEach((name, i) => {
+    const t = lora.reader.get(name)!;
+    specs.push({ name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape });
+    data.set(passthroughTensorName(i), { passthrough: name });
+  });
+  const produce = async (spec: TensorSpec): Promise<TensorData> => {
+    const d = data.get(spec.name)!;
+    return d instanceof Uint8Array ? d : new Uint8Array(await lora.reader.readRaw(d.passthrough));
+  };
+  return { specs, produce };
+}
+
+function layerRow({ spec, layer, sigma }: Fitted, entry: NolaLayerEntry): LayerReport {
+  const s = layer.settings;
+  const bytesAfter = settingsBytes(s);
+  const perRank = spec.dIn + spec.dOut;
+  return {
+    name: spec.name,
+    kind: spec.kind,
+    dOut: spec.dOut,
+    dIn: spec.dIn,
+    sourceRank: spec.rank,
+    rank: s.rank,
+    basis: s.basis,
+    k: s.k,
+    l: s.l,
+    quantA: s.quantA,
+    quantB: s.quantB,
+    paramsBefore: spec.rank * perRank,
+    paramsAfter: s.k + s.l,
+    fp16BytesBefore: 2 * spec.rank * perRank,
+    bytesAfter,
+    error: entry.error,
+    fitError: layer.fitError,
+    energy: sigma.reduce((acc, v) => acc + v * v, 0),
+    svdErrorSameParams: truncationError(sigma, Math.floor((s.k + s.l) / perRank)),
+    svdFp16ErrorSameBytes: truncationError(sigma, Math.floor(bytesAfter / (2 * perRank))),
+  };
+}

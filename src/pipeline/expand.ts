@@ -1,0 +1,127 @@
+/**
+ * nola expand: NOLA file → ordinary LoRA in the source's format (or --to another family), with the
+ * source's tensor names and dtypes, its metadata and (PEFT) adapter_config.json, updated where the
+ * rank changed. Factors are synthesized one layer at a time as the writer asks for them.
+ */
+import path from 'node:path';
+import { stat } from 'node:fs/promises';
+import { openNola, readBlock, type OpenNola } from './nola-source.js';
+import { expandLayer } from '../core/compress-layer.js';
+import type { Mat } from '../core/matrix.js';
+import { planOutput, type OutputPlan } from '../formats/index.js';
+import type { Family, LayerSpec } from '../formats/layer.js';
+import type { NolaLayerEntry } from '../container/document.js';
+import { assertWritable, writeSafetensors, writeTextAtomic } from '../io/index.js';
+import type { TensorData, TensorSpec } from '../io/safetensors/types.js';
+
+export interface ExpandRequest {
+  input: string;
+  output?: string;
+  to?: Family;
+  force?: boolean;
+  onProgress?: (done: number, total: number, layer: string) => void;
+}
+
+export interface ExpandResult {
+  input: string;
+  output: string;
+  config: string | null;
+  family: Family;
+  layers: number;
+  tensors: number;
+  bytes: number;
+  warnings: string[];
+}
+
+export function specFromEntry(e: NolaLayerEntry): LayerSpec {
+  return {
+    name: e.name, kind: e.kind, keyA: e.key_A, keyB: e.key_B,
+    ...(e.key_alpha !== undefined ? { keyAlpha: e.key_alpha, dtypeAlpha: e.dtype_alpha } : {}),
+    dtypeA: e.dtype_A, dtypeB: e.dtype_B, shapeA: e.shape_A, shapeB: e.shape_B,
+    rank: e.source_rank, dIn: e.d_in, dOut: e.d_out,
+    ...(e.alpha !== undefined ? { alpha: e.alpha } : {}),
+    scale: e.source_scale,
+  };
+}
+
+/** Default output: beside the input, `x.nola.safetensors` → `x.expanded.safetensors`; a folder gets the source's file name. */
+export async function resolveExpandOutput(input: string, output: string | undefined, sourceFile: string): Promise<string> {
+  if (output === undefined) {
+    const base = input.replace(/\.nola\.safetensors$/, '').replace(/\.safetensors$/, '');
+    return `${base}.expanded.safetensors`;
+  }
+  const isDir = output.endsWith('/') || (await stat(output).then((s) => s.isDirectory(), () => false));
+  return isDir ? path.join(output, sourceFile) : output;
+}
+
+export async function expand(req: ExpandRequest): Promise<ExpandResult> {
+  const nola = await openNola(req.input);
+  try {
+    const { doc } = nola;
+    const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
+    const plan = planOutput({
+      family: doc.source.family,
+      to: req.to,
+      layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
+      passthrough: doc.passthrough.map((p) => {
+        const t = nola.reader.get(p.tensor)!;
+        return { name: p.name, dtype: t.dtype, shape: t.shape };
+      }),
+      metadata: doc.source.metadata,
+      config: doc.source.config,
+    });
+    const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
+    await assertWritable(output, req.force ?? false);
+    if (configPath !== null) await assertWritable(configPath, req.force ?? false);
+
+    const produce = factorProducer(nola, plan, req.onProgress);
+    const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+    await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
+      force: req.force,
+      ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
+    });
+    // PEFT writes its config with indent=2 and no trailing newline; an unchanged config stays byte-compatible.
+    if (configPath !== null) await writeTextAtomic(configPath, JSON.stringify(plan.config, null, 2), { force: req.force });
+    return {
+      input: req.input, output, config: configPath, family: plan.family,
+      layers: plan.layers.length, tensors: plan.tensors.length, bytes: (await stat(output)).size, warnings: plan.warnings,
+    };
+  } finally {
+    await nola.reader.close();
+  }
+}
+
+/**
+ * Produces output tensor i. A layer's two factors are synthesized together on first request and
+ * dropped once both have been written, so memory holds about one layer at a time.
+ */
+function factorProducer(nola: OpenNola, plan: OutputPlan, onProgress?: ExpandRequest['onProgress']): (i: number) => Promise<TensorData> {
+  const live = new Map<number, { a: Mat; b: Mat; pending: number }>();
+  let done = 0;
+  const passthroughTensor = new Map(nola.doc.passthrough.map((p) => [p.name, p.tensor]));
+  return async (i: number): Promise<TensorData> => {
+    const t = plan.tensors[i];
+    const src = t.source;
+    if (src.kind === 'alpha') return src.bytes;
+    if (src.kind === 'passthrough') return new Uint8Array(await nola.reader.readRaw(passthroughTensor.get(src.name)!));
+    let layer = live.get(src.layer);
+    if (layer === undefined) {
+      const entry = nola.doc.layers[src.layer];
+      const { a, b } = expandLayer(
+        { rank: entry.rank, k: entry.num_basis_A, l: entry.num_basis_B, basis: entry.basis, seedA: entry.seed_A, seedB: entry.seed_B },
+        entry.d_in, entry.d_out, await readBlock(nola, entry, 'A'), await readBlock(nola, entry, 'B'),
+      );
+      // The target tool applies scaleOut to B·A as written; fold the difference into B.
+      const ratio = entry.scale / plan.layers[src.layer].scaleOut;
+      if (ratio !== 1) for (let j = 0; j < b.data.length; j++) b.data[j] *= ratio;
+      layer = { a, b, pending: 2 };
+      live.set(src.layer, layer);
+    }
+    const data = src.factor === 'A' ? layer.a.data : layer.b.data;
+    if (--layer.pending === 0) {
+      live.delete(src.layer);
+      onProgress?.(++done, plan.layers.length, nola.doc.layers[src.layer].name);
+    }
+    return data;
+  };
+}
