@@ -6,16 +6,16 @@ import path from 'node:path';
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { openLora, readFactors, type OpenLora } from './source.js';
-import type { CompressSettings, BudgetStrategy } from './settings.js';
+import type { CompressSettings } from './settings.js';
 import { compressLayer, type CompressedLayer, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
 import { targetSvd } from '../core/fit.js';
 import { truncationError } from '../core/lowrank.js';
-import { deriveLayerSeeds } from '../core/seeds.js';
-import { allocateBudget, allocateMaxError, type Candidate } from '../core/allocate.js';
+import { allocateBudget, type Candidate } from '../core/allocate.js';
+import { candidateTable, chooseLayer, settingsBytes } from './layer-strategy.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
-  coeffBytes, coeffTensorLayout, coeffTensorName, passthroughTensorName, scalesTensorName, serializeDocument,
-  type NolaDocument, type NolaLayerEntry, type QuantMode,
+  coeffTensorLayout, coeffTensorName, passthroughTensorName, scalesTensorName, serializeDocument,
+  type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
 import { FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
 import { writeSafetensors, assertWritable, hashDataSection } from '../io/index.js';
@@ -113,95 +113,10 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
 
   for (const [i, spec] of layers.entries()) {
     const target = await loadTarget(spec);
-    let layer: CompressedLayer;
-    if (strategy.kind === 'fixed') {
-      const rank = chooseFixedRank(strategy.rank, spec, req.log);
-      const seeds = deriveLayerSeeds(seed, spec.name);
-      layer = compressLayer(target, {
-        rank,
-        k: Math.min(strategy.coeffsA, rank * spec.dIn),
-        l: Math.min(strategy.coeffsB, spec.dOut * rank),
-        basis: strategy.basis,
-        quantA: strategy.quant,
-        quantB: strategy.quant,
-        seedA: seeds.seedA,
-        seedB: seeds.seedB,
-        fit,
-      });
-    } else {
-      layer = searchMaxError(target, spec, strategy, (strategy.target as { maxError: number }).maxError, seed, fit);
-    }
-    out.push({ spec, layer, sigma: target.svd!.sigma });
+    out.push({ spec, layer: chooseLayer(target, spec, req.settings, req.log), sigma: target.svd!.sigma });
     req.onProgress?.(i + 1, total, spec.name);
   }
   return out;
-}
-
-function chooseFixedRank(rule: 'keep' | number, spec: LayerSpec, log?: Logger): number {
-  if (rule === 'keep') return spec.rank;
-  if (rule > spec.rank) {
-    log?.warn(`${spec.name}: --rank ${rule} exceeds the source rank ${spec.rank}; keeping ${spec.rank}`);
-    return spec.rank;
-  }
-  return rule;
-}
-
-/** Ranks a budget strategy may choose for a layer. */
-function rankChoices(rule: BudgetStrategy['rank'], spec: LayerSpec): number[] {
-  if (rule === 'keep') return [spec.rank];
-  if (typeof rule === 'number') return [Math.min(rule, spec.rank)];
-  return Array.from({ length: spec.rank }, (_, i) => i + 1);
-}
-
-function fullSpanSettings(spec: LayerSpec, rank: number, quant: QuantMode, seed: number, fit: CompressSettings['fit']): LayerSettings {
-  const seeds = deriveLayerSeeds(seed, spec.name);
-  return {
-    rank, k: rank * spec.dIn, l: spec.dOut * rank, basis: 'orthogonal',
-    quantA: quant, quantB: quant, seedA: seeds.seedA, seedB: seeds.seedB, fit,
-  };
-}
-
-function settingsBytes(s: LayerSettings): number {
-  return coeffBytes(s.k, s.quantA) + coeffBytes(s.l, s.quantB);
-}
-
-/**
- * Fewest bytes with error ≤ E. For each precision, ranks are tried upward from the first rank
- * whose truncation error alone is below E; a precision stops as soon as it meets E or costs
- * more than the best setting found so far.
- */
-function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
-  const sigma = target.svd!.sigma;
-  const ranks = rankChoices(strategy.rank, spec);
-  let best: CompressedLayer | undefined;
-  let closest: CompressedLayer | undefined;
-  for (const quant of strategy.quants) {
-    for (const rank of ranks) {
-      if (rank < ranks[ranks.length - 1] && truncationError(sigma, rank) > maxError) continue;
-      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
-      if (best !== undefined && settingsBytes(settings) >= settingsBytes(best.settings)) break;
-      const layer = compressLayer(target, settings);
-      if (closest === undefined || layer.error < closest.error) closest = layer;
-      if (layer.error <= maxError) {
-        best = layer;
-        break;
-      }
-    }
-  }
-  return best ?? closest!;
-}
-
-/** Every (rank, precision) candidate of one layer, measured. */
-function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerSettings }> {
-  const table: Array<Candidate & { settings: LayerSettings }> = [];
-  for (const quant of strategy.quants) {
-    for (const rank of rankChoices(strategy.rank, spec)) {
-      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
-      const layer = compressLayer(target, settings);
-      table.push({ bytes: settingsBytes(settings), error: layer.error, settings });
-    }
-  }
-  return table;
 }
 
 function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string): NolaDocument {

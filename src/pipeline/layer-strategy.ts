@@ -1,0 +1,102 @@
+/**
+ * Per-layer decisions, free of I/O so they can run on worker threads: which setting a layer gets
+ * under the fixed strategy, under --max-error (search), and the candidate table --ratio allocates over.
+ */
+import type { Logger } from 'pino';
+import { compressLayer, type CompressedLayer, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
+import { truncationError } from '../core/lowrank.js';
+import { deriveLayerSeeds } from '../core/seeds.js';
+import type { Candidate } from '../core/allocate.js';
+import type { LayerSpec } from '../formats/layer.js';
+import { coeffBytes, type QuantMode } from '../container/document.js';
+import type { BudgetStrategy, CompressSettings } from './settings.js';
+
+/** The layer's compressed form under the fixed strategy or the --max-error search. */
+export function chooseLayer(target: LayerTarget, spec: LayerSpec, settings: CompressSettings, log?: Pick<Logger, 'warn'>): CompressedLayer {
+  const { strategy, seed, fit } = settings;
+  if (strategy.kind === 'fixed') {
+    const rank = chooseFixedRank(strategy.rank, spec, log);
+    const seeds = deriveLayerSeeds(seed, spec.name);
+    return compressLayer(target, {
+      rank,
+      k: Math.min(strategy.coeffsA, rank * spec.dIn),
+      l: Math.min(strategy.coeffsB, spec.dOut * rank),
+      basis: strategy.basis,
+      quantA: strategy.quant,
+      quantB: strategy.quant,
+      seedA: seeds.seedA,
+      seedB: seeds.seedB,
+      fit,
+    });
+  }
+  if (!('maxError' in strategy.target)) throw new Error('chooseLayer: --ratio needs the candidate tables of all layers');
+  return searchMaxError(target, spec, strategy, strategy.target.maxError, seed, fit);
+}
+
+function chooseFixedRank(rule: 'keep' | number, spec: LayerSpec, log?: Pick<Logger, 'warn'>): number {
+  if (rule === 'keep') return spec.rank;
+  if (rule > spec.rank) {
+    log?.warn(`${spec.name}: --rank ${rule} exceeds the source rank ${spec.rank}; keeping ${spec.rank}`);
+    return spec.rank;
+  }
+  return rule;
+}
+
+/** Ranks a budget strategy may choose for a layer. */
+function rankChoices(rule: BudgetStrategy['rank'], spec: LayerSpec): number[] {
+  if (rule === 'keep') return [spec.rank];
+  if (typeof rule === 'number') return [Math.min(rule, spec.rank)];
+  return Array.from({ length: spec.rank }, (_, i) => i + 1);
+}
+
+function fullSpanSettings(spec: LayerSpec, rank: number, quant: QuantMode, seed: number, fit: CompressSettings['fit']): LayerSettings {
+  const seeds = deriveLayerSeeds(seed, spec.name);
+  return {
+    rank, k: rank * spec.dIn, l: spec.dOut * rank, basis: 'orthogonal',
+    quantA: quant, quantB: quant, seedA: seeds.seedA, seedB: seeds.seedB, fit,
+  };
+}
+
+export function settingsBytes(s: LayerSettings): number {
+  return coeffBytes(s.k, s.quantA) + coeffBytes(s.l, s.quantB);
+}
+
+/**
+ * Fewest bytes with error ≤ E. For each precision, ranks are tried upward from the first rank
+ * whose truncation error alone is below E; a precision stops as soon as it meets E or costs
+ * more than the best setting found so far.
+ */
+function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
+  const sigma = target.svd!.sigma;
+  const ranks = rankChoices(strategy.rank, spec);
+  let best: CompressedLayer | undefined;
+  let closest: CompressedLayer | undefined;
+  for (const quant of strategy.quants) {
+    for (const rank of ranks) {
+      if (rank < ranks[ranks.length - 1] && truncationError(sigma, rank) > maxError) continue;
+      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
+      if (best !== undefined && settingsBytes(settings) >= settingsBytes(best.settings)) break;
+      const layer = compressLayer(target, settings);
+      if (closest === undefined || layer.error < closest.error) closest = layer;
+      if (layer.error <= maxError) {
+        best = layer;
+        break;
+      }
+    }
+  }
+  return best ?? closest!;
+}
+
+/** Every (rank, precision) candidate of one layer, measured. */
+export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerSettings }> {
+  const table: Array<Candidate & { settings: LayerSettings }> = [];
+  for (const quant of strategy.quants) {
+    for (const rank of rankChoices(strategy.rank, spec)) {
+      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
+      const layer = compressLayer(target, settings);
+      table.push({ bytes: settingsBytes(settings), error: layer.error, settings });
+    }
+  }
+  return table;
+}
+
