@@ -10,6 +10,7 @@ import type { DType } from '../io/safetensors/dtypes.js';
 import type { TensorInfo } from '../io/safetensors/types.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import { FormatError } from '../errors.js';
+import { isEncodableDType } from '../io/safetensors/dtypes.js';
 
 import { QUANT_MODES, type QuantMode } from '../core/quantize.js';
 export { QUANT_MODES, type QuantMode };
@@ -49,6 +50,8 @@ export interface NolaLayerEntry {
   scales_B?: string;
   /** Relative Frobenius error of what is stored: ‖ΔW − ΔŴ‖ / ‖ΔW‖. */
   error: number;
+  /** The same after expand rounds the factors to the source dtypes (F16/BF16 add their rounding). */
+  error_expanded?: number;
 }
 
 export interface NolaPassthrough {
@@ -142,6 +145,15 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   if (!isObject(doc.source)) fail('missing "source"');
   const src = doc.source as Record<string, unknown>;
   if (!['peft', 'kohya', 'diffusers'].includes(src.family as string)) fail(`unknown source family ${JSON.stringify(src.family)}`);
+  // expand writes into a folder under this name: a bare file name, never a path.
+  if (typeof src.file !== 'string' || !/^[^/\\]+$/.test(src.file) || src.file === '.' || src.file === '..' || hasLoneSurrogate(src.file)) {
+    fail(`source.file must be a plain file name, got ${JSON.stringify(src.file)}`);
+  }
+  if (!isCount(src.bytes, Number.MAX_SAFE_INTEGER)) fail(`source.bytes must be a non-negative integer, got ${JSON.stringify(src.bytes)}`);
+  if (typeof src.tensors_sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(src.tensors_sha256)) fail('source.tensors_sha256 must be 64 lowercase hex digits');
+  if (src.metadata !== null && !(isObject(src.metadata) && Object.entries(src.metadata).every(([k, v]) => typeof v === 'string' && !hasLoneSurrogate(k) && !hasLoneSurrogate(v)))) {
+    fail('source.metadata must be null or an object of strings');
+  }
   if (!Array.isArray(doc.layers)) fail('"layers" is not a list');
   if (!Array.isArray(doc.passthrough)) fail('"passthrough" is not a list');
 
@@ -159,6 +171,13 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   };
 
   const names = new Set<string>();
+  // Tensor names the expanded file will hold: distinct, and names a safetensors header can carry.
+  const outputNames = new Set<string>();
+  const claimOutputName = (name: string, where: string): void => {
+    if (name === '' || name === '__metadata__' || hasLoneSurrogate(name)) fail(`${where}: ${JSON.stringify(name)} cannot be a tensor name`);
+    if (outputNames.has(name)) fail(`${where}: tensor name "${name}" is used twice`);
+    outputNames.add(name);
+  };
   (doc.layers as unknown[]).forEach((l, i) => {
     const where = `layer ${i}`;
     if (!isObject(l)) fail(`${where} is not an object`);
@@ -168,23 +187,38 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     }
     for (const key of ['rank', 'source_rank', 'd_in', 'd_out', 'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B'] as const) {
       const v = e[key];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2 ** 32) fail(`${where}: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
+      // Seeds are u32; every count also fits one (a factor is limited to MAX_FACTOR_ENTRIES anyway).
+      if (!isCount(v, 0xffffffff)) fail(`${where}: "${key}" must be an integer in 0..${0xffffffff}, got ${JSON.stringify(v)}`);
     }
     for (const key of ['scale', 'source_scale', 'error'] as const) {
       if (typeof e[key] !== 'number' || !Number.isFinite(e[key])) fail(`${where}: "${key}" must be a finite number`);
     }
-    if (!Array.isArray(e.shape_A) || !Array.isArray(e.shape_B)) fail(`${where}: shape_A/shape_B missing`);
     if (e.basis !== 'uniform' && e.basis !== 'orthogonal') fail(`${where}: unknown basis ${JSON.stringify(e.basis)}`);
+    if (e.kind !== 'linear' && e.kind !== 'conv' && e.kind !== 'embedding') fail(`${where}: unknown kind ${JSON.stringify(e.kind)}`);
+    for (const f of ['A', 'B'] as const) {
+      // expand writes the factors back in this dtype: one it can encode floats into.
+      if (!isEncodableDType(e[`dtype_${f}`] as DType)) fail(`${where}: dtype_${f} ${JSON.stringify(e[`dtype_${f}`])} is not F64, F32, F16 or BF16`);
+    }
+    if ((e.key_alpha === undefined) !== (e.dtype_alpha === undefined)) fail(`${where}: key_alpha and dtype_alpha come together`);
+    if (e.key_alpha !== undefined && (typeof e.key_alpha !== 'string' || typeof e.dtype_alpha !== 'string' || !ALPHA_DTYPES.has(e.dtype_alpha))) {
+      fail(`${where}: key_alpha must be a tensor name and dtype_alpha a float or integer dtype`);
+    }
+    if (e.alpha !== undefined && (typeof e.alpha !== 'number' || !Number.isFinite(e.alpha))) fail(`${where}: "alpha" must be a finite number`);
+    checkShapes(e, where, fail);
     for (const f of ['A', 'B'] as const) {
       if (!QUANT_MODES.includes(e[`quant_${f}`] as QuantMode)) fail(`${where}: unknown quant_${f} ${JSON.stringify(e[`quant_${f}`])}`);
     }
     const rank = e.rank as number, dIn = e.d_in as number, dOut = e.d_out as number;
     if (rank < 1 || dIn < 1 || dOut < 1) fail(`${where}: rank, d_in and d_out must be positive`);
+    if (rank * dIn > MAX_FACTOR_ENTRIES || dOut * rank > MAX_FACTOR_ENTRIES) {
+      fail(`${where}: factors of ${rank} x ${dIn} and ${dOut} x ${rank} values exceed the limit of ${MAX_FACTOR_ENTRIES} values per factor`);
+    }
     const ka = e.num_basis_A as number, kb = e.num_basis_B as number;
     if (ka < 1 || ka > rank * dIn) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
     if (kb < 1 || kb > dOut * rank) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
     if (names.has(e.name as string)) fail(`${where}: duplicate layer name "${e.name}"`);
     names.add(e.name as string);
+    for (const key of [e.key_A, e.key_B, e.key_alpha]) if (key !== undefined) claimOutputName(key as string, where);
     for (const [f, k] of [['A', ka], ['B', kb]] as const) {
       const layout = coeffTensorLayout(k, e[`quant_${f}`] as QuantMode);
       expectTensor(e[`coeffs_${f}`], layout.codes.dtype, layout.codes.shape, `${where} (${e.name}) coeffs_${f}`);
@@ -192,14 +226,47 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     }
   });
   (doc.passthrough as unknown[]).forEach((p, i) => {
-    if (!isObject(p) || typeof (p as Record<string, unknown>).name !== 'string') fail(`passthrough ${i} is malformed`);
-    const t = byName.get((p as NolaPassthrough).tensor);
-    if (t === undefined) fail(`passthrough ${i}: tensor "${(p as NolaPassthrough).tensor}" is missing from the file`);
-    used.add((p as NolaPassthrough).tensor);
+    if (!isObject(p) || typeof p.name !== 'string' || typeof p.tensor !== 'string') fail(`passthrough ${i} is malformed`);
+    const { name, tensor } = p as unknown as NolaPassthrough;
+    claimOutputName(name, `passthrough ${i}`);
+    if (!byName.has(tensor)) fail(`passthrough ${i}: tensor "${tensor}" is missing from the file`);
+    if (used.has(tensor)) fail(`passthrough ${i}: tensor "${tensor}" is referenced twice`);
+    used.add(tensor);
   });
   const extra = tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (extra.length > 0) fail(`tensors not described by the metadata: ${extra.slice(0, 3).join(', ')}`);
   return raw as NolaDocument;
+}
+
+/** Factors are synthesized in one typed array: at most 2^31 - 1 values (far beyond any LoRA; see README, Limits). */
+export const MAX_FACTOR_ENTRIES = 0x7fffffff;
+
+/** Dtypes an alpha may be written back in (floats and integers; the writer encodes these exactly). */
+const ALPHA_DTYPES: ReadonlySet<string> = new Set(['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64']);
+
+/**
+ * The source shapes agree with the layer's numbers, by the rule of src/formats/layer.ts: A is
+ * [source_rank, ...] with the trailing axes multiplying to d_in, B is [d_out, source_rank, 1, ...];
+ * a conv has the same (> 2) number of axes in both, linear and embedding factors are 2-D.
+ */
+function checkShapes(e: Record<string, unknown>, where: string, fail: (what: string) => never): void {
+  const a = e.shape_A, b = e.shape_B;
+  const ok = (s: unknown): s is number[] => Array.isArray(s) && s.length >= 2 && s.length <= 8 && s.every((d) => isCount(d, 0xffffffff) && d > 0);
+  if (!ok(a) || !ok(b)) return fail(`${where}: shape_A and shape_B must be lists of 2 to 8 positive integers`);
+  const dIn = a.slice(1).reduce((p, d) => p * d, 1);
+  const conv = a.length > 2 || b.length > 2;
+  if (a[0] !== e.source_rank || b[1] !== e.source_rank || dIn !== e.d_in || b[0] !== e.d_out
+    || b.slice(2).some((d) => d !== 1) || (conv && a.length !== b.length) || conv !== (e.kind === 'conv')) {
+    fail(`${where}: shape_A [${a}] and shape_B [${b}] do not match ${e.kind} source_rank ${e.source_rank}, d_in ${e.d_in}, d_out ${e.d_out}`);
+  }
+}
+
+function isCount(v: unknown, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+}
+
+function hasLoneSurrogate(s: string): boolean {
+  return /\p{Cs}/u.test(s);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -9,10 +9,14 @@
 import type { Basis, BasisFamily } from './basis.js';
 import { createUniformBasis } from './uniform-basis.js';
 import { createOrthogonalBasis } from './orthogonal-basis.js';
-import { fitLayer, solveB, synthesizeFactor, targetSvd, type FitOptions } from './fit.js';
+import { fitLayer, solveB, synthesizeFactor, targetSvd, type FitOptions, type FitProblem, type FitResult } from './fit.js';
 import { relativeError, truncationError, type LowRankSvd } from './lowrank.js';
 import type { Mat } from './matrix.js';
 import { quantize, dequantize, type QuantizedBlock, type QuantMode } from './quantize.js';
+import { roundToBf16, roundToF16 } from './half.js';
+
+/** Precision the expanded LoRA will be written in; the delivered error includes its rounding. */
+export type DeliveryPrecision = 'f64' | 'f32' | 'f16' | 'bf16';
 
 export interface LayerSettings {
   rank: number;
@@ -33,14 +37,19 @@ export interface LayerTarget {
   s0: number;
   /** SVD of s0·B0·A0, computed once per layer and shared by every candidate setting. */
   svd?: LowRankSvd;
+  /** Precision of the expanded factors (the source dtypes); default f64 (no rounding). */
+  deliverA?: DeliveryPrecision;
+  deliverB?: DeliveryPrecision;
 }
 
 export interface CompressedLayer {
   settings: LayerSettings;
   blockA: QuantizedBlock;
   blockB: QuantizedBlock;
-  /** Relative Frobenius error of the stored (dequantized) coefficients. */
+  /** Relative Frobenius error of the stored (dequantized) coefficients: the NOLA reconstruction. */
   error: number;
+  /** Error of the expanded LoRA, after its factors are rounded to the delivery precision. */
+  deliveredError: number;
   /** Error before rounding the coefficients (the fit alone). */
   fitError: number;
 }
@@ -49,31 +58,65 @@ export function createBasis(family: BasisFamily, seed: number, k: number, n: num
   return family === 'uniform' ? createUniformBasis(seed, k, n) : createOrthogonalBasis(seed, k, n);
 }
 
+export function roundForDelivery(m: Mat, p: DeliveryPrecision | undefined): Mat {
+  if (p === undefined || p === 'f64') return m;
+  const round = p === 'f32' ? Math.fround : p === 'f16' ? roundToF16 : roundToBf16;
+  const out = { rows: m.rows, cols: m.cols, data: new Float64Array(m.data.length) };
+  for (let i = 0; i < m.data.length; i++) out.data[i] = round(m.data[i]);
+  return out;
+}
+
+/**
+ * A fitted layer at one (rank, k, l, basis): rounds its coefficients to any pair of precisions on
+ * demand, reusing the fit and, per precision of A, the re-solved B.
+ */
+export class LayerFitter {
+  readonly fit: FitResult;
+  private readonly problem: FitProblem;
+  private readonly refits = new Map<QuantMode, { blockA: QuantizedBlock; aStored: Mat; beta: Float64Array }>();
+
+  constructor(private readonly target: LayerTarget, private readonly base: Omit<LayerSettings, 'quantA' | 'quantB'>) {
+    const { a0, b0, s0 } = target;
+    const { rank: r, k, l, basis } = base;
+    const dIn = a0.cols, dOut = b0.rows;
+    const svd = target.svd ?? targetSvd({ a0, b0, s0 });
+    const basisA = createBasis(basis, base.seedA, k, r * dIn);
+    const basisB = createBasis(basis, base.seedB, l, dOut * r);
+    this.problem = { a0, b0, s0, scale: s0, rank: r, basisA, basisB };
+    // At full span of an orthonormal basis the fit is exact up to the rank truncation: no
+    // iterations can improve on the first projection.
+    this.fit = fitLayer(this.problem, { ...base.fit, svd, stopAtError: truncationError(svd.sigma, r) });
+  }
+
+  store(quantA: QuantMode, quantB: QuantMode): CompressedLayer {
+    const { a0, b0, s0 } = this.target;
+    const { basisA, basisB, rank: r } = this.problem;
+    const dIn = a0.cols, dOut = b0.rows;
+    let refit = this.refits.get(quantA);
+    if (refit === undefined) {
+      const blockA = quantize(this.fit.alpha, quantA, { clipSearch: true });
+      const alphaStored = new Float64Array(basisA.k);
+      dequantize(blockA, alphaStored);
+      const aStored = synthesizeFactor(basisA, alphaStored, r, dIn);
+      const beta = solveB(this.problem, aStored, Float64Array.from(this.fit.beta), this.base.fit);
+      refit = { blockA, aStored, beta };
+      this.refits.set(quantA, refit);
+    }
+    const blockB = quantize(refit.beta, quantB, { clipSearch: true });
+    const betaStored = new Float64Array(basisB.k);
+    dequantize(blockB, betaStored);
+    const bStored = synthesizeFactor(basisB, betaStored, dOut, r);
+    const error = relativeError(s0, b0, a0, s0, bStored, refit.aStored);
+    const deliveredError = this.target.deliverA === undefined && this.target.deliverB === undefined
+      ? error
+      : relativeError(s0, b0, a0, s0, roundForDelivery(bStored, this.target.deliverB), roundForDelivery(refit.aStored, this.target.deliverA));
+    return { settings: { ...this.base, quantA, quantB }, blockA: refit.blockA, blockB, error, deliveredError, fitError: this.fit.error };
+  }
+}
+
 export function compressLayer(target: LayerTarget, settings: LayerSettings): CompressedLayer {
-  const { a0, b0, s0 } = target;
-  const { rank: r, k, l, basis } = settings;
-  const dIn = a0.cols, dOut = b0.rows;
-  const svd = target.svd ?? targetSvd({ a0, b0, s0 });
-  const basisA = createBasis(basis, settings.seedA, k, r * dIn);
-  const basisB = createBasis(basis, settings.seedB, l, dOut * r);
-  const problem = { a0, b0, s0, scale: s0, rank: r, basisA, basisB };
-
-  // At full span of an orthonormal basis the fit is exact up to the rank truncation: no
-  // iterations can improve on the first projection.
-  const floor = truncationError(svd.sigma, r);
-  const fit = fitLayer(problem, { ...settings.fit, svd, stopAtError: floor });
-
-  const blockA = quantize(fit.alpha, settings.quantA);
-  const alphaStored = new Float64Array(k);
-  dequantize(blockA, alphaStored);
-  const aStored = synthesizeFactor(basisA, alphaStored, r, dIn);
-  const beta = solveB(problem, aStored, fit.beta, settings.fit);
-  const blockB = quantize(beta, settings.quantB);
-  const betaStored = new Float64Array(l);
-  dequantize(blockB, betaStored);
-  const bStored = synthesizeFactor(basisB, betaStored, dOut, r);
-  const error = relativeError(s0, b0, a0, s0, bStored, aStored);
-  return { settings, blockA, blockB, error, fitError: fit.error };
+  const { quantA, quantB, ...base } = settings;
+  return new LayerFitter(target, base).store(quantA, quantB);
 }
 
 /** Rebuild the factors (A: rank×d_in, B: d_out×rank) from stored blocks. */

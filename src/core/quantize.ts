@@ -6,7 +6,8 @@
  *   float modes  codes = the values as little-endian f32 / f16 / bf16, round to nearest even;
  *                scales is empty.
  *   int<b>       groups of QUANT_GROUP_SIZE consecutive values (the last group may be short).
- *                Per group: scale = the smallest f16 ≥ absmax / L, with L = 2^(b-1) - 1, stored as
+ *                Per group: scale = the smallest f16 ≥ absmax / L (or, with clipSearch, the candidate
+ *                of SCALE_CANDIDATES with the least squared error), with L = 2^(b-1) - 1, stored as
  *                little-endian f16 bits; the scale is fixed BEFORE the levels are chosen, so
  *                what is stored is exactly what is measured. Level q = round_half_even(x / scale)
  *                ∈ [-L, L]; the value read back is q · scale.
@@ -67,7 +68,12 @@ export function quantizedBytes(count: number, mode: QuantMode): number {
   return Math.ceil((count * bits) / 8) + 2 * groupCount(count);
 }
 
-export function quantize(values: ArrayLike<number>, mode: QuantMode): QuantizedBlock {
+export interface QuantizeOptions {
+  /** Search each group's scale among SCALE_CANDIDATES for the least squared error (default: absmax scaling). */
+  clipSearch?: boolean;
+}
+
+export function quantize(values: ArrayLike<number>, mode: QuantMode, options: QuantizeOptions = {}): QuantizedBlock {
   const count = values.length;
   const bits = bitsPerValue(mode);
   for (let i = 0; i < count; i++) {
@@ -84,7 +90,7 @@ export function quantize(values: ArrayLike<number>, mode: QuantMode): QuantizedB
     const end = Math.min(start + QUANT_GROUP_SIZE, count);
     let absmax = 0;
     for (let i = start; i < end; i++) absmax = Math.max(absmax, Math.abs(values[i]));
-    const scaleBits = f16CeilBits(absmax / levels);
+    const scaleBits = options.clipSearch ? chooseScaleBits(values, start, end, absmax, levels) : f16CeilBits(absmax / levels);
     if (scaleBits >= 0x7c00) {
       throw new NumericError(`coefficient magnitude ${absmax} is too large for ${mode}: its scale exceeds the f16 range`);
     }
@@ -98,6 +104,38 @@ export function quantize(values: ArrayLike<number>, mode: QuantMode): QuantizedB
     }
   }
   return { mode, count, codes: writer.bytes, scales };
+}
+
+/**
+ * Clipping factors tried for each group's scale. Absmax scaling (factor 1) never clips; smaller
+ * scales clip the largest values to ±L but round the rest more finely, which lowers the group's
+ * squared error for bell-shaped data at low bit widths. The encoder keeps whichever candidate
+ * gives the smallest squared error; the decoder does not care which was chosen.
+ */
+export const SCALE_CANDIDATES = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65] as const;
+
+function chooseScaleBits(values: ArrayLike<number>, start: number, end: number, absmax: number, levels: number): number {
+  let bestBits = f16CeilBits(absmax / levels);
+  if (absmax === 0 || bestBits >= 0x7c00) return bestBits;
+  let bestErr = groupError(values, start, end, f16Value(bestBits), levels);
+  for (let c = 1; c < SCALE_CANDIDATES.length; c++) {
+    const bits = f16CeilBits((SCALE_CANDIDATES[c] * absmax) / levels);
+    if (bits === 0) continue;
+    const err = groupError(values, start, end, f16Value(bits), levels);
+    if (err < bestErr) { bestErr = err; bestBits = bits; }
+  }
+  return bestBits;
+}
+
+function groupError(values: ArrayLike<number>, start: number, end: number, scale: number, levels: number): number {
+  let err = 0;
+  for (let i = start; i < end; i++) {
+    const a = Math.abs(values[i]);
+    const q = Math.min(levels, roundHalfEven(a / scale));
+    const d = a - q * scale;
+    err += d * d;
+  }
+  return err;
 }
 
 /** out[0..count) = the stored values. Throws FormatError on a block that breaks the layout. */

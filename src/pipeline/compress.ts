@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { openLora, readFactors, type OpenLora } from './source.js';
 import type { CompressSettings } from './settings.js';
-import { compressLayer, type CompressedLayer, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
+import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
 import { targetSvd } from '../core/fit.js';
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget, type Candidate } from '../core/allocate.js';
@@ -76,6 +76,11 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
   }
 }
 
+/** The precision expand will write a factor in (its source dtype). */
+function deliveryPrecision(dtype: string): DeliveryPrecision {
+  return dtype === 'F16' ? 'f16' : dtype === 'BF16' ? 'bf16' : dtype === 'F64' ? 'f64' : 'f32';
+}
+
 function byteLength(lora: OpenLora, name: string): number {
   const t = lora.reader.get(name);
   return t === undefined ? 0 : t.end - t.begin;
@@ -88,7 +93,10 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const out: Fitted[] = [];
   const loadTarget = async (spec: LayerSpec): Promise<LayerTarget> => {
     const { a0, b0 } = await readFactors(lora, spec);
-    return { a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }) };
+    return {
+      a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }),
+      deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB),
+    };
   };
 
   if (strategy.kind === 'budget' && 'ratio' in strategy.target) {
@@ -152,6 +160,7 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string):
       ...(la.scales ? { scales_A: scalesTensorName(i, 'A') } : {}),
       ...(lb.scales ? { scales_B: scalesTensorName(i, 'B') } : {}),
       error: layer.error,
+      error_expanded: layer.deliveredError,
     };
     return entry;
   });
@@ -220,6 +229,7 @@ function layerRow({ spec, layer, sigma }: Fitted, entry: NolaLayerEntry): LayerR
     fp16BytesBefore: 2 * spec.rank * perRank,
     bytesAfter,
     error: entry.error,
+    deliveredError: layer.deliveredError,
     fitError: layer.fitError,
     energy: sigma.reduce((acc, v) => acc + v * v, 0),
     svdErrorSameParams: truncationError(sigma, Math.floor((s.k + s.l) / perRank)),

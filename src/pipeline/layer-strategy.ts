@@ -3,7 +3,7 @@
  * under the fixed strategy, under --max-error (search), and the candidate table --ratio allocates over.
  */
 import type { Logger } from 'pino';
-import { compressLayer, type CompressedLayer, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
+import { compressLayer, LayerFitter, type CompressedLayer, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
 import { truncationError } from '../core/lowrank.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import type { Candidate } from '../core/allocate.js';
@@ -61,24 +61,36 @@ export function settingsBytes(s: LayerSettings): number {
   return coeffBytes(s.k, s.quantA) + coeffBytes(s.l, s.quantB);
 }
 
+/** The error that matters for a bound: what the user gets after expanding, or the NOLA reconstruction if worse. */
+export function boundError(layer: CompressedLayer): number {
+  return Math.max(layer.error, layer.deliveredError);
+}
+
 /**
- * Fewest bytes with error ≤ E. For each precision, ranks are tried upward from the first rank
- * whose truncation error alone is below E; a precision stops as soon as it meets E or costs
- * more than the best setting found so far.
+ * Fewest bytes with error ≤ E. Ranks are tried upward from the first whose truncation error alone
+ * is below E; at each rank every pair of precisions (A, B) is tried, cheapest first, reusing one
+ * fit per rank and one re-solve of B per precision of A. The search stops at the first rank whose
+ * cheapest setting costs more than the best found.
  */
 function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
   const sigma = target.svd!.sigma;
   const ranks = rankChoices(strategy.rank, spec);
+  const pairs = precisionPairs(strategy.quants);
   let best: CompressedLayer | undefined;
   let closest: CompressedLayer | undefined;
-  for (const quant of strategy.quants) {
-    for (const rank of ranks) {
-      if (rank < ranks[ranks.length - 1] && truncationError(sigma, rank) > maxError) continue;
-      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
-      if (best !== undefined && settingsBytes(settings) >= settingsBytes(best.settings)) break;
-      const layer = compressLayer(target, settings);
-      if (closest === undefined || layer.error < closest.error) closest = layer;
-      if (layer.error <= maxError) {
+  for (const rank of ranks) {
+    if (rank < ranks[ranks.length - 1] && truncationError(sigma, rank) > maxError) continue;
+    const base = fullSpanSettings(spec, rank, pairs[0][0], seed, fit);
+    const byBytes = pairs
+      .map(([qa, qb]) => ({ qa, qb, bytes: coeffBytes(base.k, qa) + coeffBytes(base.l, qb) }))
+      .sort((x, y) => x.bytes - y.bytes);
+    if (best !== undefined && byBytes[0].bytes >= settingsBytes(best.settings)) break;
+    const fitter = new LayerFitter(target, base);
+    for (const { qa, qb, bytes } of byBytes) {
+      if (best !== undefined && bytes >= settingsBytes(best.settings)) break;
+      const layer = fitter.store(qa, qb);
+      if (closest === undefined || boundError(layer) < boundError(closest)) closest = layer;
+      if (boundError(layer) <= maxError) {
         best = layer;
         break;
       }
@@ -87,16 +99,20 @@ function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetSt
   return best ?? closest!;
 }
 
-/** Every (rank, precision) candidate of one layer, measured. */
+/** Every (rank, precision of A, precision of B) candidate of one layer, measured. */
 export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerSettings }> {
   const table: Array<Candidate & { settings: LayerSettings }> = [];
-  for (const quant of strategy.quants) {
-    for (const rank of rankChoices(strategy.rank, spec)) {
-      const settings = fullSpanSettings(spec, rank, quant, seed, fit);
-      const layer = compressLayer(target, settings);
-      table.push({ bytes: settingsBytes(settings), error: layer.error, settings });
+  const pairs = precisionPairs(strategy.quants);
+  for (const rank of rankChoices(strategy.rank, spec)) {
+    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, pairs[0][0], seed, fit));
+    for (const [qa, qb] of pairs) {
+      const layer = fitter.store(qa, qb);
+      table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: layer.settings });
     }
   }
   return table;
 }
 
+function precisionPairs(quants: QuantMode[]): Array<[QuantMode, QuantMode]> {
+  return quants.flatMap((qa) => quants.map((qb): [QuantMode, QuantMode] => [qa, qb]));
+}

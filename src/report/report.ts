@@ -27,6 +27,8 @@ export interface LayerReport {
   bytesAfter: number;
   /** Relative Frobenius error of what is stored. */
   error: number;
+  /** Error of the expanded LoRA, whose factors are rounded to the source dtypes. */
+  deliveredError: number;
   /** Error of the fit before rounding coefficients. */
   fitError: number;
   /** ‖ΔW‖² of the source layer. */
@@ -49,6 +51,8 @@ export interface CompressTotals {
   /** sqrt(Σ energy·err² / Σ energy): the error of the whole adapter's update. */
   energyWeightedError: number;
   maxError: number;
+  /** Worst layer of the expanded LoRA (factors rounded to the source dtypes). */
+  maxDeliveredError: number;
   /** inputBytes / outputBytes */
   fileRatio: number;
   /** fp16 LoRA factor bytes / coefficient bytes */
@@ -93,6 +97,7 @@ export function buildCompressReport(a: {
     outputBytes: a.outputBytes,
     energyWeightedError: energy > 0 ? Math.sqrt(sum((l) => l.energy * l.error * l.error) / energy) : 0,
     maxError: a.layers.reduce((m, l) => Math.max(m, l.error), 0),
+    maxDeliveredError: a.layers.reduce((m, l) => Math.max(m, l.deliveredError), 0),
     fileRatio: a.inputBytes / a.outputBytes,
     fp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.bytesAfter)),
     paramRatio: sum((l) => l.paramsBefore) / Math.max(1, sum((l) => l.paramsAfter)),
@@ -128,7 +133,8 @@ export function renderCompressText(r: CompressReport, worst = 5): string {
     `  size   ${formatBytes(t.inputBytes)} -> ${formatBytes(t.outputBytes)} (${t.fileRatio.toFixed(2)}x smaller file; ` +
       `coefficients ${formatBytes(t.coefficientBytes)} vs fp16 factors ${formatBytes(t.fp16BytesBefore)}: ${t.fp16Ratio.toFixed(2)}x; ` +
       `passthrough ${formatBytes(t.passthroughBytes)})`,
-    `  error  energy-weighted ${t.energyWeightedError.toFixed(4)}, worst layer ${t.maxError.toFixed(4)} (relative Frobenius error of ΔW)`,
+    `  error  energy-weighted ${t.energyWeightedError.toFixed(4)}, worst layer ${t.maxError.toFixed(4)}` +
+      `${t.maxDeliveredError > t.maxError + 5e-5 ? ` (${t.maxDeliveredError.toFixed(4)} once expanded to the source dtypes)` : ''} (relative Frobenius error of ΔW)`,
   ];
   const sorted = [...r.layers].sort((a, b) => b.error - a.error).slice(0, worst);
   if (sorted.length > 0) {

@@ -100,6 +100,34 @@ test('int modes: scale is the smallest f16 ≥ absmax/L, codes in range, error �
   }
 });
 
+test('clip search: never more squared error than absmax scaling, same layout rules', () => {
+  // Second method: the absmax encoder (clipSearch off) is the baseline the search must not lose to.
+  let gained = 0;
+  for (const mode of INT_MODES) {
+    const bits = bitsPerValue(mode);
+    const levels = 2 ** (bits - 1) - 1;
+    const x = randomValues(1000, 77 + bits);
+    const plain = roundTrip(quantize(x, mode));
+    const block = quantize(x, mode, { clipSearch: true });
+    const searched = roundTrip(block);
+    const codes = unpackBySpec(block.codes, bits, x.length);
+    for (let g = 0; g * QUANT_GROUP_SIZE < x.length; g++) {
+      let ePlain = 0, eSearch = 0;
+      const scale = f16Value(block.scales[2 * g] | (block.scales[2 * g + 1] << 8));
+      for (let i = g * QUANT_GROUP_SIZE; i < Math.min((g + 1) * QUANT_GROUP_SIZE, x.length); i++) {
+        ePlain += (x[i] - plain[i]) ** 2;
+        eSearch += (x[i] - searched[i]) ** 2;
+        const q = codes[i] - 2 ** (bits - 1);
+        assert.ok(Math.abs(q) <= levels);
+        assert.equal(searched[i], q * scale);
+      }
+      assert.ok(eSearch <= ePlain * (1 + 1e-12), `${mode} group ${g}: ${eSearch} > ${ePlain}`);
+      if (eSearch < ePlain) gained++;
+    }
+  }
+  assert.ok(gained > 0, 'clipping never helped on random data: the search is not running');
+});
+
 test('int modes: the extremes of a group land on ±L and the grid is used symmetrically', () => {
   for (const mode of INT_MODES) {
     const bits = bitsPerValue(mode);
