@@ -1,73 +1,94 @@
 /**
  * The paper's basis: b_i = k^(-1/2) · U_i with U_i[j] = value(seed, i, j) of lowbias32-v1,
- * j the row-major flat index in the factor. Small bases are materialized once (float32, the
- * values are exact in float32); large ones are regenerated row by row inside the
- * multiply-accumulate loop, so memory stays O(n) however many coefficients there are.
+ * j the row-major flat index in the factor. Values are regenerated inside the multiply-accumulate
+ * kernels (src/core/kernels: WebAssembly SIMD, or plain TypeScript), one hash per entry, so memory
+ * stays O(n) however many coefficients there are. Without the WebAssembly kernels, small bases are
+ * materialized once instead (the TypeScript loop over a cached basis beats regenerating it).
+ *
+ * Summation order (identical on every path, so results never depend on which one ran):
+ * synthesis adds the terms c_i·b_i[j] for i ascending; analysis sums v_ij·x_j in four partial sums
+ * by j mod 4, combined as (s0 + s1) + (s2 + s3).
  */
 import type { Basis } from './basis.js';
 import { colKeys, rowKey } from './generator.js';
 import { GEN_M1, GEN_M2, GEN_VALUE_SCALE } from './constants.js';
+import { uniformKernels, type UniformKernels } from './kernels/index.js';
 
-/** Bases with at most this many entries (k·n) are cached in memory: 8 Mi entries = 32 MiB. */
+/** Bases with at most this many entries (k·n) are cached when only the TypeScript kernels run: 8 Mi entries = 32 MiB. */
 export const UNIFORM_CACHE_ENTRIES = 8 * 1024 * 1024;
 
-export function createUniformBasis(seed: number, k: number, n: number, cacheEntries = UNIFORM_CACHE_ENTRIES): Basis {
+export function createUniformBasis(seed: number, k: number, n: number, cacheEntries = UNIFORM_CACHE_ENTRIES): Basis & { kernels: string } {
   if (!(k >= 1 && n >= 1)) throw new RangeError(`basis needs k >= 1 and n >= 1, got k=${k} n=${n}`);
   const norm = 1 / Math.sqrt(k);
   const keys = colKeys(n);
   const rowKeys = new Int32Array(k);
   for (let i = 0; i < k; i++) rowKeys[i] = rowKey(seed >>> 0, i);
-  let cache: Float32Array | undefined;
-  if (k * n <= cacheEntries) {
-    cache = new Float32Array(k * n);
-    for (let i = 0; i < k; i++) {
-      const rk = rowKeys[i], off = i * n;
-      for (let j = 0; j < n; j++) {
-        let x = rk ^ keys[j];
-        x ^= x >>> 16; x = Math.imul(x, GEN_M1); x ^= x >>> 15; x = Math.imul(x, GEN_M2); x ^= x >>> 15;
-        cache[off + j] = (x >> 8) * GEN_VALUE_SCALE;
-      }
-    }
-  }
+  const kernels: UniformKernels = uniformKernels();
+  const cache = kernels.name === 'ts' && k * n <= cacheEntries ? materialize(rowKeys, keys) : undefined;
+  const lanes = new Float64Array(4 * k);
 
   function synthesize(c: ArrayLike<number>, out: Float64Array): void {
     out.fill(0);
+    // Zero coefficients add nothing (and one-hot vectors are common in dense solves): skip them.
+    let m = 0;
+    const rk = new Int32Array(k), cs = new Float64Array(k), rows = new Int32Array(k);
     for (let i = 0; i < k; i++) {
       const ci = c[i] * norm;
       if (ci === 0) continue;
-      if (cache !== undefined) {
-        const off = i * n;
-        for (let j = 0; j < n; j++) out[j] += ci * cache[off + j];
-      } else {
-        const rk = rowKeys[i];
-        const cs = ci * GEN_VALUE_SCALE;
-        for (let j = 0; j < n; j++) {
-          let x = rk ^ keys[j];
-          x ^= x >>> 16; x = Math.imul(x, GEN_M1); x ^= x >>> 15; x = Math.imul(x, GEN_M2); x ^= x >>> 15;
-          out[j] += cs * (x >> 8);
-        }
-      }
+      rk[m] = rowKeys[i];
+      cs[m] = ci * GEN_VALUE_SCALE;
+      rows[m++] = i;
+    }
+    if (cache === undefined) {
+      kernels.synth(rk.subarray(0, m), cs.subarray(0, m), keys, out);
+      return;
+    }
+    for (let t = 0; t < m; t++) {
+      const ci = cs[t], off = rows[t] * n;
+      for (let j = 0; j < n; j++) out[j] += ci * cache[off + j];
     }
   }
 
   function analyze(xv: ArrayLike<number>, out: Float64Array): void {
-    for (let i = 0; i < k; i++) {
-      let s = 0;
-      if (cache !== undefined) {
-        const off = i * n;
-        for (let j = 0; j < n; j++) s += cache[off + j] * xv[j];
-        out[i] = s * norm;
-      } else {
-        const rk = rowKeys[i];
-        for (let j = 0; j < n; j++) {
-          let x = rk ^ keys[j];
-          x ^= x >>> 16; x = Math.imul(x, GEN_M1); x ^= x >>> 15; x = Math.imul(x, GEN_M2); x ^= x >>> 15;
-          s += (x >> 8) * xv[j];
-        }
-        out[i] = s * norm * GEN_VALUE_SCALE;
-      }
-    }
+    lanes.fill(0);
+    if (cache === undefined) kernels.analyze(rowKeys, keys, xv, lanes);
+    else analyzeCached(cache, k, n, xv, lanes);
+    for (let i = 0; i < k; i++) out[i] = ((lanes[4 * i] + lanes[4 * i + 1]) + (lanes[4 * i + 2] + lanes[4 * i + 3])) * norm * GEN_VALUE_SCALE;
   }
 
-  return { family: 'uniform', k, n, orthonormal: false, synthesize, analyze };
+  return { family: 'uniform', k, n, orthonormal: false, synthesize, analyze, kernels: cache === undefined ? kernels.name : 'ts-cached' };
+}
+
+/** The basis values before their 2^-23 scale (integers below 2^23 in magnitude: exact in float32). */
+function materialize(rowKeys: Int32Array, keys: Int32Array): Float32Array {
+  const k = rowKeys.length, n = keys.length;
+  const cache = new Float32Array(k * n);
+  for (let i = 0; i < k; i++) {
+    const rk = rowKeys[i], off = i * n;
+    for (let j = 0; j < n; j++) {
+      let x = rk ^ keys[j];
+      x ^= x >>> 16; x = Math.imul(x, GEN_M1); x ^= x >>> 15; x = Math.imul(x, GEN_M2); x ^= x >>> 15;
+      cache[off + j] = x >> 8;
+    }
+  }
+  return cache;
+}
+
+/** The analysis kernel's order (four partial sums by j mod 4) over a cached basis. */
+function analyzeCached(cache: Float32Array, k: number, n: number, x: ArrayLike<number>, lanes: Float64Array): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < k; i++) {
+    const off = i * n;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, j = 0;
+    for (; j < n4; j += 4) {
+      s0 += cache[off + j] * x[j];
+      s1 += cache[off + j + 1] * x[j + 1];
+      s2 += cache[off + j + 2] * x[j + 2];
+      s3 += cache[off + j + 3] * x[j + 3];
+    }
+    if (j < n) s0 += cache[off + j] * x[j];
+    if (j + 1 < n) s1 += cache[off + j + 1] * x[j + 1];
+    if (j + 2 < n) s2 += cache[off + j + 2] * x[j + 2];
+    lanes[4 * i] = s0; lanes[4 * i + 1] = s1; lanes[4 * i + 2] = s2; lanes[4 * i + 3] = s3;
+  }
 }

@@ -1,0 +1,180 @@
+/**
+ * Builds the WebAssembly SIMD kernels of the uniform basis (src/core/kernels/kernels.wat and the
+ * base64 bytes in src/core/kernels/wasm-module.ts, both committed, so the package needs no tool
+ * and no download). The WAT is generated here because WAT has no macros and the generator hash
+ * is inlined several times per loop body. `npm run wasm` regenerates both files with wabt (a
+ * devDependency, pure JS).
+ *
+ * Semantics (mirrored exactly by src/core/kernels/ts-kernels.ts, so both give the same bits):
+ *   synth:   out[j] += Σ_i c[i] · v(i, j)    i ascending, one f64 multiply then one f64 add per term
+ *   analyze: acc[4i + (j mod 4)] += v(i, j) · x[j]   j ascending within each of the 4 lanes
+ * with v(i, j) = int32(mix32(rk[i] ^ ck[j])) >> 8, the lowbias32-v1 value before its 2^-23 scale.
+ * Lengths are padded to a multiple of 4 by the caller (padding x entries are 0).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GEN_M1, GEN_M2 } from '../src/core/constants.js';
+
+/** Column entries per cache block: 1024 f64 outputs (8 KiB) + 1024 keys (4 KiB) stay in L1. */
+const CHUNK = 1024;
+
+const i32 = (v: number): string => String(v | 0);
+
+/** x ← lowbias32(rk ^ key) >> 8 on four lanes. */
+function hash(x: string, rk: string, key: string): string {
+  return [
+    `(local.set ${x} (v128.xor (local.get ${rk}) (local.get ${key})))`,
+    `(local.set ${x} (v128.xor (local.get ${x}) (i32x4.shr_u (local.get ${x}) (i32.const 16))))`,
+    `(local.set ${x} (i32x4.mul (local.get ${x}) (local.get $m1)))`,
+    `(local.set ${x} (v128.xor (local.get ${x}) (i32x4.shr_u (local.get ${x}) (i32.const 15))))`,
+    `(local.set ${x} (i32x4.mul (local.get ${x}) (local.get $m2)))`,
+    `(local.set ${x} (v128.xor (local.get ${x}) (i32x4.shr_u (local.get ${x}) (i32.const 15))))`,
+    `(local.set ${x} (i32x4.shr_s (local.get ${x}) (i32.const 8)))`,
+  ].join('\n');
+}
+const lo = (x: string): string => `(f64x2.convert_low_i32x4_s (local.get ${x}))`;
+const hi = (x: string): string => `(f64x2.convert_low_i32x4_s (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get ${x}) (local.get ${x})))`;
+
+/** while (cond) { body } */
+function loop(label: string, exitCond: string, body: string): string {
+  return `(block $${label}_done (loop $${label}\n(br_if $${label}_done ${exitCond})\n${body}\n(br $${label})))`;
+}
+
+const locals = (prefix: string, count: number, type: string): string =>
+  Array.from({ length: count }, (_, t) => `(local ${prefix}${t} ${type})`).join(' ');
+
+/** Row block of `rows` basis elements against one column chunk [j0, jend). */
+function synthBlock(rows: number): string {
+  const setup = Array.from({ length: rows }, (_, t) => [
+    `(local.set $r${t} (i32x4.splat (i32.load offset=${4 * t} (i32.add (local.get $rk) (i32.shl (local.get $i) (i32.const 2))))))`,
+    `(local.set $c${t} (f64x2.splat (f64.load offset=${8 * t} (i32.add (local.get $c) (i32.shl (local.get $i) (i32.const 3))))))`,
+  ].join('\n')).join('\n');
+  const terms = Array.from({ length: rows }, (_, t) => [
+    hash('$h', `$r${t}`, '$key'),
+    `(local.set $olo (f64x2.add (local.get $olo) (f64x2.mul (local.get $c${t}) ${lo('$h')})))`,
+    `(local.set $ohi (f64x2.add (local.get $ohi) (f64x2.mul (local.get $c${t}) ${hi('$h')})))`,
+  ].join('\n')).join('\n');
+  const inner = loop(`s${rows}j`, '(i32.ge_u (local.get $p) (local.get $jend))', [
+    '(local.set $key (v128.load (i32.add (local.get $ck) (i32.shl (local.get $p) (i32.const 2)))))',
+    '(local.set $q (i32.add (local.get $out) (i32.shl (local.get $p) (i32.const 3))))',
+    '(local.set $olo (v128.load (local.get $q)))',
+    '(local.set $ohi (v128.load offset=16 (local.get $q)))',
+    terms,
+    '(v128.store (local.get $q) (local.get $olo))',
+    '(v128.store offset=16 (local.get $q) (local.get $ohi))',
+    '(local.set $p (i32.add (local.get $p) (i32.const 4)))',
+  ].join('\n'));
+  return [setup, '(local.set $p (local.get $j0))', inner].join('\n');
+}
+
+function analyzeBlock(rows: number): string {
+  const setup = Array.from({ length: rows }, (_, t) => [
+    `(local.set $r${t} (i32x4.splat (i32.load offset=${4 * t} (i32.add (local.get $rk) (i32.shl (local.get $i) (i32.const 2))))))`,
+    `(local.set $alo${t} (v128.load offset=${32 * t} (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 5)))))`,
+    `(local.set $ahi${t} (v128.load offset=${32 * t + 16} (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 5)))))`,
+  ].join('\n')).join('\n');
+  const terms = Array.from({ length: rows }, (_, t) => [
+    hash('$h', `$r${t}`, '$key'),
+    `(local.set $alo${t} (f64x2.add (local.get $alo${t}) (f64x2.mul ${lo('$h')} (local.get $xlo))))`,
+    `(local.set $ahi${t} (f64x2.add (local.get $ahi${t}) (f64x2.mul ${hi('$h')} (local.get $xhi))))`,
+  ].join('\n')).join('\n');
+  const inner = loop(`a${rows}j`, '(i32.ge_u (local.get $p) (local.get $jend))', [
+    '(local.set $key (v128.load (i32.add (local.get $ck) (i32.shl (local.get $p) (i32.const 2)))))',
+    '(local.set $q (i32.add (local.get $x) (i32.shl (local.get $p) (i32.const 3))))',
+    '(local.set $xlo (v128.load (local.get $q)))',
+    '(local.set $xhi (v128.load offset=16 (local.get $q)))',
+    terms,
+    '(local.set $p (i32.add (local.get $p) (i32.const 4)))',
+  ].join('\n'));
+  const store = Array.from({ length: rows }, (_, t) => [
+    `(v128.store offset=${32 * t} (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 5))) (local.get $alo${t}))`,
+    `(v128.store offset=${32 * t + 16} (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 5))) (local.get $ahi${t}))`,
+  ].join('\n')).join('\n');
+  return [setup, '(local.set $p (local.get $j0))', inner, store].join('\n');
+}
+
+/** The chunk loop over columns with row blocks of `rows`, then single rows for the remainder. */
+function chunked(block: (rows: number) => string, rows: number): string {
+  const blockLoop = loop('rows', `(i32.gt_u (i32.add (local.get $i) (i32.const ${rows})) (local.get $k))`, [
+    block(rows),
+    `(local.set $i (i32.add (local.get $i) (i32.const ${rows})))`,
+  ].join('\n'));
+  const tailLoop = loop('tail', '(i32.ge_u (local.get $i) (local.get $k))', [
+    block(1),
+    '(local.set $i (i32.add (local.get $i) (i32.const 1)))',
+  ].join('\n'));
+  return loop('chunk', '(i32.ge_u (local.get $j0) (local.get $n4))', [
+    `(local.set $jend (i32.add (local.get $j0) (i32.const ${CHUNK})))`,
+    '(if (i32.gt_u (local.get $jend) (local.get $n4)) (then (local.set $jend (local.get $n4))))',
+    '(local.set $i (i32.const 0))',
+    blockLoop,
+    tailLoop,
+    '(local.set $j0 (local.get $jend))',
+  ].join('\n'));
+}
+
+/** Rows per register block, chosen by measurement (scripts/build-wasm.ts history in docs/PERFORMANCE.md). */
+const SYNTH_ROWS = 4;
+const ANALYZE_ROWS = 2;
+
+export function kernelsWat(): string {
+  const common = `(local $j0 i32) (local $jend i32) (local $i i32) (local $p i32) (local $q i32)
+    (local $key v128) (local $h v128) (local $m1 v128) (local $m2 v128)`;
+  const constants = `(local.set $m1 (i32x4.splat (i32.const ${i32(GEN_M1)})))
+    (local.set $m2 (i32x4.splat (i32.const ${i32(GEN_M2)})))`;
+  return `;; Generated by scripts/build-wasm.ts: do not edit by hand.
+(module
+  (memory (export "memory") 1)
+  ;; out[j] += sum_i c[i] * v(i, j); rk: k i32, ck: n4 i32, c: k f64, out: n4 f64 (byte offsets)
+  (func (export "synth") (param $rk i32) (param $k i32) (param $ck i32) (param $n4 i32) (param $c i32) (param $out i32)
+    ${common} (local $olo v128) (local $ohi v128) ${locals('$r', SYNTH_ROWS, 'v128')} ${locals('$c', SYNTH_ROWS, 'v128')}
+    ${constants}
+    ${chunked(synthBlock, SYNTH_ROWS)})
+  ;; acc[4i + l] += sum_{j mod 4 = l} v(i, j) * x[j]; acc: 4k f64
+  (func (export "analyze") (param $rk i32) (param $k i32) (param $ck i32) (param $n4 i32) (param $x i32) (param $acc i32)
+    ${common} (local $xlo v128) (local $xhi v128) ${locals('$r', ANALYZE_ROWS, 'v128')} ${locals('$alo', ANALYZE_ROWS, 'v128')} ${locals('$ahi', ANALYZE_ROWS, 'v128')}
+    ${constants}
+    ${chunked(analyzeBlock, ANALYZE_ROWS)})
+)
+`;
+}
+
+export function toModuleSource(bytes: Uint8Array): string {
+  const b64 = Buffer.from(bytes).toString('base64');
+  const lines = b64.match(/.{1,100}/g) ?? [];
+  return `/**
+ * The uniform-basis kernels as a WebAssembly SIMD module (base64). Generated by
+ * scripts/build-wasm.ts from kernels.wat beside this file: do not edit; run \`npm run wasm\`.
+ */
+export const KERNELS_WASM_BASE64 =
+${lines.map((l) => `  '${l}'`).join(' +\n')};
+`;
+}
+
+export async function compileWat(text: string): Promise<Uint8Array> {
+  const { default: init } = await import('wabt');
+  const wabt = await init();
+  const mod = wabt.parseWat('kernels.wat', text, { simd: true });
+  try {
+    mod.validate();
+    return new Uint8Array(mod.toBinary({}).buffer);
+  } finally {
+    mod.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const dir = path.join(root, 'src/core/kernels');
+  const text = kernelsWat();
+  const bytes = await compileWat(text);
+  await writeFile(path.join(dir, 'kernels.wat'), text);
+  const source = toModuleSource(bytes);
+  const target = path.join(dir, 'wasm-module.ts');
+  const before = await readFile(target, 'utf8').catch(() => '');
+  await writeFile(target, source);
+  process.stdout.write(`${before === source ? 'unchanged' : 'wrote'} ${target} (${bytes.length} bytes of wasm)\n`);
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) await main();
