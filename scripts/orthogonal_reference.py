@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference for the orthogonal basis family (docs/FORMAT-orthogonal.md).
+"""Independent reference for the orthogonal basis family (docs/FORMAT.md).
 
 Reimplements generator lowbias32-v1 and the construction b_i = D . C^T e_{pi(i)} from the
 spec text with Python integers and a dense O(n^2) numpy DCT-II matrix (no FFT, no TypeScript).

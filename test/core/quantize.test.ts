@@ -152,7 +152,7 @@ test('int modes: halfway levels round to even', () => {
   assert.deepEqual(Array.from(y), [7, 0, 2, 2, -2, 6]);
 });
 
-test('packing golden bytes (hand-computed from the spec; also in docs/FORMAT-orthogonal.md)', () => {
+test('packing golden bytes (hand-computed from the spec; also in docs/FORMAT.md)', () => {
   // int4, scale 1: q = [1, -1, 7, -7, 0] → u = q + 8 = [9, 7, 15, 1, 8] → 0x79, 0x1f, 0x08
   const b4 = quantize([1, -1, 7, -7, 0], 'int4');
   assert.deepEqual(Array.from(b4.codes), [0x79, 0x1f, 0x08]);
