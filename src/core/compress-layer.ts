@@ -10,7 +10,7 @@ import type { Basis, BasisFamily } from './basis.js';
 import { createUniformBasis } from './uniform-basis.js';
 import { createOrthogonalBasis } from './orthogonal-basis.js';
 import { fitLayer, solveB, synthesizeFactor, targetSvd, type FitOptions, type FitProblem, type FitResult } from './fit.js';
-import { relativeError, truncationError, type LowRankSvd } from './lowrank.js';
+import { relativeErrorToSvd, truncationError, type LowRankSvd } from './lowrank.js';
 import type { Mat } from './matrix.js';
 import { quantize, dequantize, type QuantizedBlock, type QuantMode } from './quantize.js';
 import { roundToBf16, roundToF16 } from './half.js';
@@ -73,6 +73,7 @@ export function roundForDelivery(m: Mat, p: DeliveryPrecision | undefined): Mat 
 export class LayerFitter {
   readonly fit: FitResult;
   private readonly problem: FitProblem;
+  private readonly svd: LowRankSvd;
   private readonly refits = new Map<QuantMode, { blockA: QuantizedBlock; aStored: Mat; beta: Float64Array }>();
 
   constructor(private readonly target: LayerTarget, private readonly base: Omit<LayerSettings, 'quantA' | 'quantB'>) {
@@ -80,6 +81,7 @@ export class LayerFitter {
     const { rank: r, k, l, basis } = base;
     const dIn = a0.cols, dOut = b0.rows;
     const svd = target.svd ?? targetSvd({ a0, b0, s0 });
+    this.svd = svd;
     const basisA = createBasis(basis, base.seedA, k, r * dIn);
     const basisB = createBasis(basis, base.seedB, l, dOut * r);
     this.problem = { a0, b0, s0, scale: s0, rank: r, basisA, basisB };
@@ -106,10 +108,10 @@ export class LayerFitter {
     const betaStored = new Float64Array(basisB.k);
     dequantize(blockB, betaStored);
     const bStored = synthesizeFactor(basisB, betaStored, dOut, r);
-    const error = relativeError(s0, b0, a0, s0, bStored, refit.aStored);
+    const error = relativeErrorToSvd(this.svd, s0, bStored, refit.aStored);
     const deliveredError = this.target.deliverA === undefined && this.target.deliverB === undefined
       ? error
-      : relativeError(s0, b0, a0, s0, roundForDelivery(bStored, this.target.deliverB), roundForDelivery(refit.aStored, this.target.deliverA));
+      : relativeErrorToSvd(this.svd, s0, roundForDelivery(bStored, this.target.deliverB), roundForDelivery(refit.aStored, this.target.deliverA));
     return { settings: { ...this.base, quantA, quantB }, blockA: refit.blockA, blockB, error, deliveredError, fitError: this.fit.error };
   }
 }

@@ -3,7 +3,7 @@
  * without ever forming the d_out×d_in matrix. Everything reduces to thin QRs and a p×p SVD.
  */
 import { SingularValueDecomposition, Matrix } from 'ml-matrix';
-import { mat, matmul, matmulNT, qrThin, transpose, type Mat } from './matrix.js';
+import { frobDot, mat, matmul, matmulNT, matmulTN, qrThin, transpose, type Mat } from './matrix.js';
 
 /** A term coef · X · Y of a low-rank sum. */
 export interface LowRankTerm {
@@ -100,4 +100,29 @@ export function truncationError(sigma: Float64Array, t: number): number {
     if (i >= t) tail += sigma[i] * sigma[i];
   }
   return total === 0 ? 0 : Math.sqrt(tail / total);
+}
+
+/**
+ * ‖T − s·B·A‖ / ‖T‖ for a target given by its SVD T = U·diag(σ)·Vᵀ, through r×r Grams:
+ * ‖T‖² − 2s⟨T, BA⟩ + s²⟨BᵀB, AAᵀ⟩. Much cheaper than the stacked QR, and accurate while the
+ * error is not tiny; below 1e-3 (where cancellation would cost digits) it defers to the QR path.
+ */
+export function relativeErrorToSvd(svd: LowRankSvd, s: number, b: Mat, a: Mat): number {
+  const p = svd.sigma.length;
+  let t2 = 0;
+  for (let i = 0; i < p; i++) t2 += svd.sigma[i] * svd.sigma[i];
+  if (t2 === 0) return lowRankNorm([{ coef: s, x: b, y: a }]) === 0 ? 0 : 1;
+  const utb = matmulTN(svd.u, b); // p × r
+  const av = matmulNT(a, svd.vt); // r × p
+  let cross = 0;
+  const r = b.cols;
+  for (let i = 0; i < p; i++) for (let q = 0; q < r; q++) cross += svd.sigma[i] * utb.data[i * r + q] * av.data[q * p + i];
+  const self = frobDot(matmulTN(b, b).data, matmulNT(a, a).data);
+  const diff2 = t2 - 2 * s * cross + s * s * self;
+  if (diff2 < 1e-6 * t2) {
+    const tu = mat(svd.u.rows, p);
+    for (let i = 0; i < svd.u.rows; i++) for (let j = 0; j < p; j++) tu.data[i * p + j] = svd.u.data[i * p + j] * svd.sigma[j];
+    return lowRankNorm([{ coef: 1, x: tu, y: svd.vt }, { coef: -s, x: b, y: a }]) / Math.sqrt(t2);
+  }
+  return Math.sqrt(diff2 / t2);
 }

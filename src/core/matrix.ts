@@ -93,30 +93,43 @@ export function frobDot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return s;
 }
 
-/** Thin QR of a tall matrix by classical Gram–Schmidt with one reorthogonalization pass (CGS2). */
+/**
+ * Thin QR of a tall matrix by classical Gram–Schmidt with one reorthogonalization pass (CGS2).
+ * Works on column-major copies so every inner loop is contiguous.
+ */
 export function qrThin(a: Mat): { q: Mat; r: Mat } {
   const m = a.rows, p = a.cols;
-  const q = mat(m, p), r = mat(p, p);
-  const col = new Float64Array(m);
+  const cols = new Float64Array(m * p); // column j at [j*m, (j+1)*m)
+  for (let i = 0; i < m; i++) for (let j = 0; j < p; j++) cols[j * m + i] = a.data[i * p + j];
+  const r = mat(p, p);
   for (let j = 0; j < p; j++) {
-    for (let i = 0; i < m; i++) col[i] = a.data[i * p + j];
-    const norm0 = Math.sqrt(frobDot(col, col));
+    const cj = j * m;
+    let norm0 = 0;
+    for (let i = 0; i < m; i++) norm0 += cols[cj + i] * cols[cj + i];
+    norm0 = Math.sqrt(norm0);
     for (let pass = 0; pass < 2; pass++) {
       for (let t = 0; t < j; t++) {
+        const ct = t * m;
         let d = 0;
-        for (let i = 0; i < m; i++) d += q.data[i * p + t] * col[i];
+        for (let i = 0; i < m; i++) d += cols[ct + i] * cols[cj + i];
+        if (d === 0) continue;
         r.data[t * p + j] += d;
-        for (let i = 0; i < m; i++) col[i] -= d * q.data[i * p + t];
+        for (let i = 0; i < m; i++) cols[cj + i] -= d * cols[ct + i];
       }
     }
-    const norm = Math.sqrt(frobDot(col, col));
+    let norm = 0;
+    for (let i = 0; i < m; i++) norm += cols[cj + i] * cols[cj + i];
+    norm = Math.sqrt(norm);
     // A column that is (numerically) in the span of the previous ones contributes nothing.
-    if (norm <= 1e-13 * Math.max(norm0, Number.MIN_VALUE) || norm === 0) {
+    if (norm === 0 || norm <= 1e-13 * norm0) {
       r.data[j * p + j] = 0;
+      cols.fill(0, cj, cj + m);
       continue;
     }
     r.data[j * p + j] = norm;
-    for (let i = 0; i < m; i++) q.data[i * p + j] = col[i] / norm;
+    for (let i = 0; i < m; i++) cols[cj + i] /= norm;
   }
+  const q = mat(m, p);
+  for (let j = 0; j < p; j++) for (let i = 0; i < m; i++) q.data[i * p + j] = cols[j * m + i];
   return { q, r };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { fitLayer, realCubicRoots, targetSvd } from '../../src/core/fit.js';
 import { createUniformBasis } from '../../src/core/uniform-basis.js';
 import { mat, matmul, type Mat } from '../../src/core/matrix.js';
-import { relativeError, truncationError, lowRankNorm } from '../../src/core/lowrank.js';
+import { relativeError, relativeErrorToSvd, truncationError, lowRankNorm } from '../../src/core/lowrank.js';
 
 function randomMat(rows: number, cols: number, seed: number): Mat {
   let s = seed >>> 0;
@@ -74,4 +74,16 @@ test('realCubicRoots finds the roots of (t-1)(t-2)(t+3) and of a quadratic', () 
   [-3, 1, 2].forEach((v, i) => assert.ok(Math.abs(roots[i] - v) < 1e-9));
   const q = realCubicRoots(0, 2, -6, 4).sort((x, y) => x - y); // 2(t-1)(t-2)
   [1, 2].forEach((v, i) => assert.ok(Math.abs(q[i] - v) < 1e-9));
+});
+
+test('relativeErrorToSvd (r×r Grams) agrees with the stacked-QR relative error, large and tiny errors', () => {
+  const b0 = randomMat(40, 5, 31), a0 = randomMat(5, 33, 32);
+  const svd = targetSvd({ a0, b0, s0: 1.5 });
+  const b = randomMat(40, 3, 33), a = randomMat(3, 33, 34);
+  assert.ok(Math.abs(relativeErrorToSvd(svd, 0.8, b, a) - relativeError(1.5, b0, a0, 0.8, b, a)) < 1e-12);
+  // A near-perfect approximation (error ~1e-7) takes the exact path and still matches.
+  const b1 = mat(40, 5, Float64Array.from(b0.data, (v, i) => v * (1 + 1e-7 * Math.sin(i))));
+  const exact = relativeError(1.5, b0, a0, 1.5, b1, a0);
+  assert.ok(exact > 1e-9 && exact < 1e-6);
+  assert.ok(Math.abs(relativeErrorToSvd(svd, 1.5, b1, a0) - exact) < 1e-12);
 });
