@@ -2,6 +2,7 @@ import type { Ctx } from './main.js';
 import { resolveStrategy, parseFamily, parseInteger } from './options.js';
 import { createProgress } from './progress.js';
 import { compress } from '../pipeline/compress.js';
+import { defaultThreads } from '../pipeline/parallel.js';
 import { renderCompressText } from '../report/report.js';
 import { writeTextAtomic, assertWritable } from '../io/index.js';
 
@@ -20,6 +21,7 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const seed = parseInteger('--seed', String(o.seed), 0, 0xffffffff);
   const refineIters = parseInteger('--iters', String(o.iters), 0, 100000);
   const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);
+  const threads = o.threads === undefined ? defaultThreads() : parseInteger('--threads', String(o.threads), 1, 1024);
   const force = o.force === true;
   if (typeof o.report === 'string') await assertWritable(o.report, force);
   const progress = createProgress('compress');
@@ -31,6 +33,7 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
     settings: { strategy, seed, fit: { refineIters, alsRounds } },
     onProgress: (d, t, name) => progress.update(d, t, name),
     log: ctx.log,
+    threads,
   }).finally(() => progress.done());
   if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
   ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));

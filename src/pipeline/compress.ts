@@ -7,11 +7,11 @@ import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { openLora, readFactors, type OpenLora } from './source.js';
 import type { CompressSettings } from './settings.js';
-import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
-import { targetSvd } from '../core/fit.js';
+import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.js';
 import { truncationError } from '../core/lowrank.js';
-import { allocateBudget, type Candidate } from '../core/allocate.js';
-import { candidateTable, chooseLayer, settingsBytes } from './layer-strategy.js';
+import { allocateBudget } from '../core/allocate.js';
+import { settingsBytes } from './layer-strategy.js';
+import { createFitPool, mapLayers, type FitOutcome, type FitTask } from './parallel.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
   coeffTensorLayout, coeffTensorName, passthroughTensorName, scalesTensorName, serializeDocument,
@@ -31,6 +31,8 @@ export interface CompressRequest {
   settings: CompressSettings;
   onProgress?: (done: number, total: number, layer: string) => void;
   log?: Logger;
+  /** Worker threads fitting layers (default 1: in this thread). Output bytes do not depend on it. */
+  threads?: number;
 }
 
 export function defaultNolaPath(file: string): string {
@@ -69,6 +71,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       inputBytes: (await stat(lora.file)).size,
       outputBytes: (await stat(output)).size,
       warnings: lora.plan.warnings,
+      peakRssBytes: peakRssBytes(),
     });
     return { output, report };
   } finally {
@@ -90,41 +93,43 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const { strategy, seed, fit } = req.settings;
   const layers = lora.plan.layers;
   const total = layers.length;
-  const out: Fitted[] = [];
-  const loadTarget = async (spec: LayerSpec): Promise<LayerTarget> => {
+  const pool = createFitPool(Math.min(req.threads ?? 1, Math.max(1, total)));
+  const readTask = async (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => {
     const { a0, b0 } = await readFactors(lora, spec);
-    return {
-      a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }),
-      deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB),
-    };
+    return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };
   };
-
-  if (strategy.kind === 'budget' && 'ratio' in strategy.target) {
-    // Two passes: measure every candidate of every layer, allocate, then recompute the choices.
-    const tables: Array<Array<Candidate & { settings: LayerSettings }>> = [];
-    const energies: number[] = [];
-    for (const [i, spec] of layers.entries()) {
-      const target = await loadTarget(spec);
-      tables.push(candidateTable(target, spec, strategy, seed, fit));
-      energies.push(target.svd!.sigma.reduce((acc, s) => acc + s * s, 0));
-      req.onProgress?.(i + 0.5, total, spec.name);
+  const logWarnings = (o: FitOutcome): void => { for (const w of o.warnings) req.log?.warn(w); };
+  let done = 0;
+  try {
+    if (strategy.kind === 'budget' && 'ratio' in strategy.target) {
+      // Two passes: measure every candidate of every layer, allocate, then recompute the choices.
+      const measured = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'table', strategy, seed, fit }), (i, o) => {
+        logWarnings(o);
+        req.onProgress?.(++done / 2, total, layers[i].name);
+      });
+      const tables = measured.map((o) => o.table!);
+      const energies = measured.map((o) => o.sigma.reduce((acc, s) => acc + s * s, 0));
+      const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+      const { choice } = allocateBudget(tables, energies, fp16Bytes / strategy.target.ratio);
+      const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'compress', settings: tables[i][choice[i]].settings }), (i, o) => {
+        logWarnings(o);
+        req.onProgress?.(++done / 2, total, layers[i].name);
+      });
+      return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
     }
-    const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
-    const { choice } = allocateBudget(tables, energies, fp16Bytes / strategy.target.ratio);
-    for (const [i, spec] of layers.entries()) {
-      const target = await loadTarget(spec);
-      out.push({ spec, layer: compressLayer(target, tables[i][choice[i]].settings), sigma: target.svd!.sigma });
-      req.onProgress?.(i + 1, total, spec.name);
-    }
-    return out;
+    const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'choose', settings: req.settings }), (i, o) => {
+      logWarnings(o);
+      req.onProgress?.(++done, total, layers[i].name);
+    });
+    return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
+  } finally {
+    await pool.close();
   }
+}
 
-  for (const [i, spec] of layers.entries()) {
-    const target = await loadTarget(spec);
-    out.push({ spec, layer: chooseLayer(target, spec, req.settings, req.log), sigma: target.svd!.sigma });
-    req.onProgress?.(i + 1, total, spec.name);
-  }
-  return out;
+/** Largest resident set of the whole process (all threads) so far, in bytes. */
+function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string): NolaDocument {

@@ -59,6 +59,8 @@ export interface CompressTotals {
   fp16Ratio: number;
   /** parameters before / after */
   paramRatio: number;
+  /** Largest resident set of the compress process (all threads), bytes; 0 where unknown. */
+  peakRssBytes: number;
 }
 
 export interface CompressReport {
@@ -83,6 +85,7 @@ export function buildCompressReport(a: {
   inputBytes: number;
   outputBytes: number;
   warnings: string[];
+  peakRssBytes?: number;
 }): CompressReport {
   const sum = (f: (l: LayerReport) => number): number => a.layers.reduce((acc, l) => acc + f(l), 0);
   const energy = sum((l) => l.energy);
@@ -101,6 +104,7 @@ export function buildCompressReport(a: {
     fileRatio: a.inputBytes / a.outputBytes,
     fp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.bytesAfter)),
     paramRatio: sum((l) => l.paramsBefore) / Math.max(1, sum((l) => l.paramsAfter)),
+    peakRssBytes: a.peakRssBytes ?? 0,
   };
   const warnings = [...a.warnings];
   if (totals.energyWeightedError > 0.5) {

@@ -1,0 +1,212 @@
+/**
+ * Layers fitted on worker threads. The main thread reads each layer and hands its factors to a
+ * worker (the buffers are transferred, not copied); the worker runs the same pure, deterministic
+ * per-layer code as a single-threaded run and sends back the coefficient blocks. Results are
+ * stored by layer index, so the output does not depend on which worker finished first: a run with
+ * N threads writes the same bytes as a run with one.
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerSettings } from '../core/compress-layer.js';
+import { targetSvd } from '../core/fit.js';
+import { mat } from '../core/matrix.js';
+import type { Candidate } from '../core/allocate.js';
+import type { LayerSpec } from '../formats/layer.js';
+import type { BudgetStrategy, CompressSettings } from './settings.js';
+import { candidateTable, chooseLayer } from './layer-strategy.js';
+import { BackendUnavailableError, FormatError, IoError, NolaError, NumericError, PairingError, UsageError } from '../errors.js';
+
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+/** One layer's factors as read from the file, plus what to do with them. */
+export interface FitTask {
+  spec: LayerSpec;
+  /** A0 (rank × d_in) and B0 (d_out × rank), row-major. */
+  a: Float64Array;
+  b: Float64Array;
+  deliverA: DeliveryPrecision;
+  deliverB: DeliveryPrecision;
+  job:
+    | { kind: 'choose'; settings: CompressSettings }
+    | { kind: 'table'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit'] }
+    | { kind: 'compress'; settings: LayerSettings };
+}
+
+export type CandidateRow = Candidate & { settings: LayerSettings };
+
+export interface FitOutcome {
+  layer?: CompressedLayer;
+  table?: CandidateRow[];
+  /** σ of the source update (for the report and the budget's energy weights). */
+  sigma: Float64Array;
+  /** Messages the layer's decisions produced (logged by the main thread). */
+  warnings: string[];
+}
+
+/** The per-layer work, identical on every thread. */
+export function runFitTask(task: FitTask): FitOutcome {
+  const { spec } = task;
+  const a0 = mat(spec.rank, spec.dIn, task.a), b0 = mat(spec.dOut, spec.rank, task.b);
+  const target = { a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }), deliverA: task.deliverA, deliverB: task.deliverB };
+  const warnings: string[] = [];
+  const sigma = target.svd.sigma;
+  const job = task.job;
+  if (job.kind === 'table') return { table: candidateTable(target, spec, job.strategy, job.seed, job.fit), sigma, warnings };
+  if (job.kind === 'compress') return { layer: compressLayer(target, job.settings), sigma, warnings };
+  return { layer: chooseLayer(target, spec, job.settings, { warn: (m: string) => warnings.push(m) }), sigma, warnings };
+}
+
+/** Buffers to transfer with a message (each at most once). */
+export function outcomeTransfers(o: FitOutcome): ArrayBuffer[] {
+  const bufs = new Set<ArrayBuffer>();
+  const add = (u: Uint8Array | Float64Array): void => {
+    if (u.buffer instanceof ArrayBuffer && u.byteOffset === 0 && u.byteLength === u.buffer.byteLength) bufs.add(u.buffer);
+  };
+  add(o.sigma);
+  if (o.layer) for (const blk of [o.layer.blockA, o.layer.blockB]) { add(blk.codes); add(blk.scales); }
+  return [...bufs];
+}
+
+/** Errors cross the thread boundary as plain data; rebuild the typed ones so exit codes survive. */
+export interface SerializedError { name: string; message: string; stack?: string }
+const ERROR_TYPES: Record<string, new (m: string) => NolaError> = {
+  UsageError, FormatError, PairingError, NumericError, BackendUnavailableError, IoError,
+};
+export function serializeError(e: unknown): SerializedError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { name: err.name, message: err.message, stack: err.stack };
+}
+export function deserializeError(s: SerializedError): Error {
+  const Type = ERROR_TYPES[s.name];
+  const err = Type ? new Type(s.message) : new Error(s.message);
+  if (s.stack !== undefined) err.stack = s.stack;
+  return err;
+}
+
+/** An owned copy when the array is a view into a larger buffer (so transferring it detaches nothing else). */
+function owned(x: Float64Array): Float64Array {
+  return x.byteOffset === 0 && x.byteLength === x.buffer.byteLength && x.buffer instanceof ArrayBuffer ? x : x.slice();
+}
+
+export interface FitPool {
+  readonly threads: number;
+  run(task: FitTask): Promise<FitOutcome>;
+  close(): Promise<void>;
+}
+
+/** threads ≤ 1: runs tasks inline on the calling thread (no worker). */
+export function createFitPool(threads: number): FitPool {
+  if (threads <= 1) {
+    return {
+      threads: 1,
+      run: async (task) => runFitTask(task),
+      close: async () => {},
+    };
+  }
+  return new WorkerPool(threads);
+}
+
+interface Pending { resolve: (o: FitOutcome) => void; reject: (e: Error) => void }
+
+class WorkerPool implements FitPool {
+  readonly threads: number;
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly waiting: Array<() => void> = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(threads: number) {
+    this.threads = threads;
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(new URL('./fit-worker.js', import.meta.url));
+    w.on('message', (m: { id: number; outcome?: FitOutcome; error?: SerializedError }) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      this.release(w);
+      if (p === undefined) return;
+      if (m.error !== undefined) p.reject(deserializeError(m.error));
+      else p.resolve(m.outcome!);
+    });
+    w.on('error', (e) => this.fail(e));
+    w.on('exit', (code) => { if (code !== 0) this.fail(new Error(`fit worker exited with code ${code}`)); });
+    this.all.push(w);
+    return w;
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  private release(w: Worker): void {
+    const next = this.waiting.shift();
+    this.idle.push(w);
+    next?.();
+  }
+
+  private async acquire(): Promise<Worker> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const w = this.idle.pop();
+      if (w !== undefined) return w;
+      if (this.all.length < this.threads) return this.spawn();
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  async run(task: FitTask): Promise<FitOutcome> {
+    const w = await this.acquire();
+    const id = this.nextId++;
+    const msg: FitTask = { ...task, a: owned(task.a), b: owned(task.b) };
+    return new Promise<FitOutcome>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      w.postMessage({ id, task: msg }, [msg.a.buffer as ArrayBuffer, msg.b.buffer as ArrayBuffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((w) => w.terminate()));
+    this.all.length = 0;
+    this.idle.length = 0;
+  }
+}
+
+/**
+ * Runs `makeTask(i)` for i < count through the pool with at most threads + 1 layers in flight (so
+ * memory holds a few layers, however many the file has), calling `onDone` as each finishes.
+ * Returns the outcomes in layer order.
+ */
+export async function mapLayers(
+  pool: FitPool,
+  count: number,
+  makeTask: (i: number) => Promise<FitTask>,
+  onDone?: (i: number, o: FitOutcome) => void,
+): Promise<FitOutcome[]> {
+  const results: FitOutcome[] = new Array(count);
+  const window = pool.threads === 1 ? 1 : pool.threads + 1;
+  const inflight = new Set<Promise<void>>();
+  let firstError: unknown;
+  for (let next = 0; next < count || inflight.size > 0;) {
+    while (next < count && inflight.size < window && firstError === undefined) {
+      const i = next++;
+      const p: Promise<void> = makeTask(i)
+        .then((task) => pool.run(task))
+        .then((o) => { results[i] = o; onDone?.(i, o); })
+        .catch((e: unknown) => { firstError ??= e; })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    if (firstError !== undefined && inflight.size === 0) break;
+    if (inflight.size > 0) await Promise.race(inflight);
+    if (firstError !== undefined && next < count) next = count;
+  }
+  if (firstError !== undefined) throw firstError;
+  return results;
+}
