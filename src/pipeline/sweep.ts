@@ -1,0 +1,96 @@
+/**
+ * nola compress --sweep: the size/error trade-off of one file, without writing a NOLA file.
+ * Every layer is read once; its candidate table (rank × precision of A × precision of B, measured)
+ * serves every budget point, and its spectrum gives the SVD-truncation baseline at the same sizes.
+ */
+import { openLora, readFactors } from './source.js';
+import { candidateTable, chooseLayer } from './layer-strategy.js';
+import { BUDGET_QUANTS, PAPER_PRESET, type BudgetStrategy } from './settings.js';
+import { targetSvd } from '../core/fit.js';
+import { truncationError } from '../core/lowrank.js';
+import { allocateBudget, allocateMaxError, type Candidate } from '../core/allocate.js';
+import type { Family } from '../formats/layer.js';
+
+export interface SweepPoint {
+  /** e.g. "--max-error 0.1", "--ratio 8", "--preset paper", "svd fp16 8x" */
+  setting: string;
+  method: 'nola' | 'svd-fp16' | 'paper';
+  /** How the point was chosen: a size (energy-optimal allocation) or a per-layer error bound. */
+  target: 'ratio' | 'max-error' | 'fixed';
+  bytes: number;
+  /** fp16 LoRA factor bytes / bytes */
+  ratio: number;
+  energyWeightedError: number;
+  maxError: number;
+}
+
+export interface SweepResult {
+  input: string;
+  family: Family;
+  layers: number;
+  fp16Bytes: number;
+  points: SweepPoint[];
+}
+
+export const SWEEP_MAX_ERRORS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3];
+export const SWEEP_RATIOS = [2, 4, 8, 16, 32];
+
+export async function sweep(a: {
+  input: string;
+  family?: Family;
+  seed: number;
+  includePaper: boolean;
+  onProgress?: (done: number, total: number, layer: string) => void;
+}): Promise<SweepResult> {
+  const lora = await openLora(a.input, a.family);
+  try {
+    const layers = lora.plan.layers;
+    const strategy: BudgetStrategy = { kind: 'budget', target: { maxError: 0.1 }, rank: 'auto', quants: BUDGET_QUANTS };
+    const nola: Candidate[][] = [], svd: Candidate[][] = [], energies: number[] = [];
+    const paper = { bytes: 0, sq: 0, max: 0 };
+    for (const [i, spec] of layers.entries()) {
+      const { a0, b0 } = await readFactors(lora, spec);
+      const target = { a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }) };
+      const sigma = target.svd.sigma;
+      const energy = sigma.reduce((acc, v) => acc + v * v, 0);
+      energies.push(energy);
+      nola.push(candidateTable(target, spec, strategy, a.seed, {}).map(({ bytes, error }) => ({ bytes, error })));
+      svd.push(Array.from({ length: spec.rank + 1 }, (_, t) => ({ bytes: 2 * t * (spec.dIn + spec.dOut), error: truncationError(sigma, t) })));
+      if (a.includePaper) {
+        const layer = chooseLayer(target, spec, { strategy: PAPER_PRESET, seed: a.seed, fit: {} });
+        paper.bytes += 4 * (layer.settings.k + layer.settings.l);
+        paper.sq += energy * layer.error * layer.error;
+        paper.max = Math.max(paper.max, layer.error);
+      }
+      a.onProgress?.(i + 1, layers.length, spec.name);
+    }
+    const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+    const totalEnergy = energies.reduce((x, y) => x + y, 0) || 1;
+    const point = (setting: string, method: SweepPoint['method'], target: SweepPoint['target'], tables: Candidate[][], choice: number[]): SweepPoint => {
+      const bytes = choice.reduce((acc, c, l) => acc + tables[l][c].bytes, 0);
+      return {
+        setting, method, target, bytes, ratio: fp16Bytes / Math.max(1, bytes),
+        energyWeightedError: Math.sqrt(choice.reduce((acc, c, l) => acc + energies[l] * tables[l][c].error ** 2, 0) / totalEnergy),
+        maxError: choice.reduce((acc, c, l) => Math.max(acc, tables[l][c].error), 0),
+      };
+    };
+    const points: SweepPoint[] = [];
+    for (const e of SWEEP_MAX_ERRORS) {
+      points.push(point(`--max-error ${e}`, 'nola', 'max-error', nola, allocateMaxError(nola, e).choice));
+      points.push(point(`svd fp16, max error ${e}`, 'svd-fp16', 'max-error', svd, allocateMaxError(svd, e).choice));
+    }
+    for (const x of SWEEP_RATIOS) {
+      points.push(point(`--ratio ${x}`, 'nola', 'ratio', nola, allocateBudget(nola, energies, fp16Bytes / x).choice));
+      points.push(point(`svd fp16 ${x}x`, 'svd-fp16', 'ratio', svd, allocateBudget(svd, energies, fp16Bytes / x).choice));
+    }
+    if (a.includePaper) {
+      points.push({
+        setting: '--preset paper', method: 'paper', target: 'fixed', bytes: paper.bytes, ratio: fp16Bytes / paper.bytes,
+        energyWeightedError: Math.sqrt(paper.sq / totalEnergy), maxError: paper.max,
+      });
+    }
+    return { input: lora.file, family: lora.plan.family, layers: layers.length, fp16Bytes, points };
+  } finally {
+    await lora.reader.close();
+  }
+}
