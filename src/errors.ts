@@ -50,7 +50,7 @@ export class BackendUnavailableError extends NolaError {
   constructor(message: string) { super(message, EXIT.backend); }
 }
 
-/** The filesystem said no: ENOSPC, EACCES, a missing input file. */
+/** The filesystem or the machine said no: ENOSPC, EACCES, a missing input file, a factor larger than memory allows. */
 export class IoError extends NolaError {
   constructor(message: string) { super(message, EXIT.io); }
 }

@@ -20,7 +20,7 @@
  */
 import type { DType } from '../io/safetensors/dtypes.js';
 import { decodeToFloat64, dtypeSize, encodeFloats, isEncodableDType } from '../io/safetensors/dtypes.js';
-import { UsageError } from '../errors.js';
+import { FormatError, NumericError, UsageError } from '../errors.js';
 import type { Family, LayerKind, LayerSpec } from './layer.js';
 import {
   escapeRegex, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
@@ -150,7 +150,12 @@ function kohyaScale(stored: number, rank: number): number {
 function alphaFor(spec: LayerSpec, rank: number, dtype: DType): number {
   if (rank === spec.rank && spec.alphaStored !== undefined) return spec.alphaStored;
   const alpha = spec.alpha ?? spec.rank;
-  return representable((alpha * rank) / spec.rank, dtype);
+  const out = representable((alpha * rank) / spec.rank, dtype);
+  // Out of range: a float dtype rounds to Inf, an integer one would wrap around when written.
+  if (!Number.isFinite(out) || decodeToFloat64(scalarBytes(out, dtype), dtype)[0] !== out) {
+    throw new NumericError(`layer '${spec.name}': alpha ${(alpha * rank) / spec.rank} does not fit its ${dtype} tensor`);
+  }
+  return out;
 }
 
 /** Python's str(float): what kohya writes into ss_network_alpha. */
@@ -184,6 +189,11 @@ export interface ConfigLayer {
 export function adjustLoraConfig(config: Record<string, unknown>, layers: ConfigLayer[], where: string):
   { config: Record<string, unknown>; scaleOut: number[] } {
   const view = readLoraConfig(config, where);
+  for (const l of layers) {
+    // compress refuses such a source (scaleFromConfig), so only a damaged NOLA document gets here.
+    const { r } = resolveRankAlpha(view, l.modulePath, where);
+    if (r !== l.rankIn) throw new FormatError(`${where} gives module '${l.modulePath}' rank ${r}, but its source factors have rank ${l.rankIn}`);
+  }
   const targetAlpha = (l: ConfigLayer): number =>
     view.useRslora ? l.alphaIn * Math.sqrt(l.rankOut / l.rankIn) : (l.alphaIn * l.rankOut) / l.rankIn;
   let out: Record<string, unknown> = config;

@@ -97,6 +97,7 @@ export async function writeFileAtomic(
     stage = 'callback';
     await write(fh);
     stage = 'own';
+    await testWriteDelay();
     await fh.sync();
     await fh.close();
     fh = undefined;
@@ -109,6 +110,15 @@ export async function writeFileAtomic(
     liveTempFiles.delete(tmp);
   }
   await syncFolder(path.dirname(path.resolve(target)));
+}
+
+/**
+ * For tests only: NOLA_TEST_WRITE_DELAY_MS=<ms> holds every atomic write that long with its temp file
+ * written but not yet fsynced and moved into place, so a test can kill the CLI mid-write reliably.
+ */
+async function testWriteDelay(): Promise<void> {
+  const ms = Number(process.env.NOLA_TEST_WRITE_DELAY_MS);
+  if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

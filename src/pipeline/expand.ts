@@ -5,10 +5,11 @@
  */
 import path from 'node:path';
 import { stat } from 'node:fs/promises';
-import { openNola, readBlock, type OpenNola } from './nola-source.js';
-import { expandLayer } from '../core/compress-layer.js';
+import { assertLayersFit, openNola, synthesizeLayer, type OpenNola } from './nola-source.js';
 import type { Mat } from '../core/matrix.js';
-import { planOutput, type OutputPlan } from '../formats/index.js';
+import { planOutput, representable, type OutputPlan } from '../formats/index.js';
+import { NolaError, NumericError } from '../errors.js';
+import type { DType } from '../io/safetensors/dtypes.js';
 import type { Family, LayerSpec } from '../formats/layer.js';
 import type { NolaLayerEntry } from '../container/document.js';
 import { assertWritable, writeSafetensors, writeTextAtomic } from '../io/index.js';
@@ -58,8 +59,9 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const nola = await openNola(req.input);
   try {
     const { doc } = nola;
+    assertLayersFit(nola);
     const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
-    const plan = planOutput({
+    const plan = planOutputFor(req.input, {
       family: doc.source.family,
       to: req.to,
       layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
@@ -107,10 +109,7 @@ function factorProducer(nola: OpenNola, plan: OutputPlan, onProgress?: ExpandReq
     let layer = live.get(src.layer);
     if (layer === undefined) {
       const entry = nola.doc.layers[src.layer];
-      const { a, b } = expandLayer(
-        { rank: entry.rank, k: entry.num_basis_A, l: entry.num_basis_B, basis: entry.basis, seedA: entry.seed_A, seedB: entry.seed_B },
-        entry.d_in, entry.d_out, await readBlock(nola, entry, 'A'), await readBlock(nola, entry, 'B'),
-      );
+      const { a, b } = await synthesizeLayer(nola, entry);
       // The target tool applies scaleOut to B·A as written; fold the difference into B.
       const ratio = entry.scale / plan.layers[src.layer].scaleOut;
       if (ratio !== 1) for (let j = 0; j < b.data.length; j++) b.data[j] *= ratio;
@@ -118,10 +117,34 @@ function factorProducer(nola: OpenNola, plan: OutputPlan, onProgress?: ExpandReq
       live.set(src.layer, layer);
     }
     const data = src.factor === 'A' ? layer.a.data : layer.b.data;
+    assertHolds(nola.file, nola.doc.layers[src.layer].name, src.factor, data, t.dtype);
     if (--layer.pending === 0) {
       live.delete(src.layer);
       onProgress?.(++done, plan.layers.length, nola.doc.layers[src.layer].name);
     }
     return data;
   };
+}
+
+/** A synthesized factor must be finite and within range of the dtype it is written in (else the file would hold Inf). */
+function assertHolds(file: string, layer: string, factor: 'A' | 'B', data: Float64Array, dtype: DType): void {
+  let maxAbs = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = Math.abs(data[i]);
+    if (Number.isNaN(v)) { maxAbs = NaN; break; }
+    if (v > maxAbs) maxAbs = v;
+  }
+  if (!Number.isFinite(maxAbs) || !Number.isFinite(representable(maxAbs, dtype))) {
+    throw new NumericError(`${file}: layer ${JSON.stringify(layer)}: factor ${factor} synthesizes to values (max |x| = ${maxAbs}) that ${dtype} cannot hold`);
+  }
+}
+
+/** planOutput judges the document's layers and config, not files: errors name the NOLA file they came from. */
+function planOutputFor(file: string, args: Parameters<typeof planOutput>[0]): OutputPlan {
+  try {
+    return planOutput(args);
+  } catch (e) {
+    if (e instanceof NolaError && !e.message.startsWith(`${file}: `)) e.message = `${file}: ${e.message}`;
+    throw e;
+  }
 }

@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { openSafetensors } from '../io/safetensors/index.js';
 import { isNolaMetadata, openNola } from './nola-source.js';
-import { openLora, resolveLoraPath } from './source.js';
+import { openLora, readFactors, resolveLoraPath } from './source.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import type { QuantMode } from '../container/document.js';
 
@@ -45,6 +45,8 @@ async function inspectLora(input: string, family?: Family): Promise<LoraInspecti
   const lora = await openLora(input, family);
   try {
     const { reader, plan } = lora;
+    // A factor holding NaN/Inf makes the file unusable: inspect refuses it as compress would.
+    for (const l of plan.layers) await readFactors(lora, l);
     const size = (name: string): number => { const t = reader.get(name)!; return t.end - t.begin; };
     const layers = plan.layers.map((l) => ({
       name: l.name, kind: l.kind, dOut: l.dOut, dIn: l.dIn, rank: l.rank, alpha: l.alpha ?? null, scale: l.scale,

@@ -7,8 +7,10 @@ import path from 'node:path';
 import { openSafetensors, type SafetensorsFile } from '../io/safetensors/index.js';
 import { describeLora } from '../formats/index.js';
 import type { Family, LayerPlan, LayerSpec } from '../formats/layer.js';
-import { FormatError, IoError, NumericError } from '../errors.js';
+import { FormatError, IoError, NolaError, NumericError } from '../errors.js';
 import { mat, type Mat } from '../core/matrix.js';
+import { NOLA_METADATA_KEY } from '../core/constants.js';
+import { assertFactorFits } from './limits.js';
 
 const PREFERRED_NAMES = ['adapter_model.safetensors', 'pytorch_lora_weights.safetensors'];
 
@@ -58,13 +60,21 @@ export async function openLora(input: string, family?: Family): Promise<OpenLora
   const file = await resolveLoraPath(input);
   const reader = await openSafetensors(file);
   try {
+    if (reader.metadata !== null && Object.prototype.hasOwnProperty.call(reader.metadata, NOLA_METADATA_KEY)) {
+      throw new FormatError(`${file}: this is a NOLA file (already compressed); 'nola expand' turns it back into a LoRA`);
+    }
     const config = await readSiblingConfig(file);
     const readScalar = async (name: string): Promise<number> => {
       const v = await reader.readFloat64(name);
       if (v.length !== 1) throw new FormatError(`${file}: "${name}" should hold one number, has ${v.length}`);
       return v[0];
     };
-    const plan = await describeLora({ tensors: [...reader.tensors], metadata: reader.metadata, config, readScalar, family });
+    const plan = await describeLora({ tensors: [...reader.tensors], metadata: reader.metadata, config, readScalar, family })
+      .catch((e: unknown) => {
+        // The format modules judge tensor names, not files: say which file they were looking at.
+        if (e instanceof NolaError && !e.message.startsWith(`${file}: `)) e.message = `${file}: ${e.message}`;
+        throw e;
+      });
     return { file, reader, config, plan };
   } catch (e) {
     await reader.close();
@@ -74,12 +84,14 @@ export async function openLora(input: string, family?: Family): Promise<OpenLora
 
 /** Read a layer's factors as A0 (rank×d_in) and B0 (d_out×rank), refusing NaN/Inf. */
 export async function readFactors(lora: OpenLora, spec: LayerSpec): Promise<{ a0: Mat; b0: Mat }> {
+  assertFactorFits(lora.file, spec.name, 'A', spec.rank, spec.dIn);
+  assertFactorFits(lora.file, spec.name, 'B', spec.dOut, spec.rank);
   const a = await lora.reader.readFloat64(spec.keyA);
   const b = await lora.reader.readFloat64(spec.keyB);
   for (const [key, data] of [[spec.keyA, a], [spec.keyB, b]] as const) {
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {
-        throw new NumericError(`${lora.file}: "${key}" holds ${Number.isNaN(data[i]) ? 'NaN' : 'Inf'} at index ${i}; refusing to compress a broken factor`);
+        throw new NumericError(`${lora.file}: "${key}" holds ${Number.isNaN(data[i]) ? 'NaN' : 'Inf'} at index ${i}; a LoRA factor must be finite (the file is broken: retrain or re-export it)`);
       }
     }
   }

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Writes the bad inputs of issue 5 (and two good controls) into a folder, independently of nola.
+
+    python3 scripts/make-bad-inputs.py OUT_DIR
+
+Standard library only. Every file is built byte by byte here from a small description (safetensors is
+an 8-byte little-endian header length, a JSON header, then the data section); nothing calls nola, so a
+bug in nola's own writer cannot hide a bug in its reader.
+
+OUT_DIR/manifest.json lists every case (adapter_config.json beside them is not a case, just the config of
+the PEFT adapters):
+    {"file": name relative to OUT_DIR, "kind": what is wrong, "class": the error class nola must report
+     ("format", "pairing", "numeric", ...; "ok" for the controls), "nola": true for NOLA containers}
+The controls (class "ok") are a valid PEFT LoRA and a valid NOLA file built the same way as the bad
+ones: they must compress / expand cleanly, which shows the bad cases fail for the defect they carry and
+not because this script writes broken files in general.
+"""
+import json
+import os
+import struct
+import sys
+
+F32 = 'F32'
+DTYPE_SIZE = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1}
+
+# PEFT key style (transformers model wrapped by peft): base_model.model.<module>.lora_A.weight
+PEFT = 'base_model.model.'
+MODULES = ['encoder.layer.0.attn.q', 'encoder.layer.0.attn.v']
+D_IN, D_OUT, RANK = 8, 8, 2
+
+# The NOLA container constants (docs/FORMAT.md): version 1, generator lowbias32-v1, metadata key "nola".
+NOLA_VERSION = 1
+NOLA_GENERATOR = 'lowbias32-v1'
+
+
+def values(seed, n):
+    """n deterministic floats in [-0.5, 0.5): a 32-bit LCG (Numerical Recipes constants)."""
+    out = []
+    s = seed & 0xFFFFFFFF
+    for _ in range(n):
+        s = (1664525 * s + 1013904223) & 0xFFFFFFFF
+        out.append(s / 2.0 ** 32 - 0.5)
+    return out
+
+
+def f32(xs):
+    return struct.pack('<%df' % len(xs), *xs)
+
+
+def frame(header_text, data=b'', pad=True):
+    """u64 LE length + header (space-padded to 8 like the reference writer) + data."""
+    h = header_text.encode('utf-8')
+    if pad:
+        h += b' ' * (-len(h) % 8)
+    return struct.pack('<Q', len(h)) + h + data
+
+
+def safetensors(tensors, metadata=None):
+    """tensors: list of (name, dtype, shape, raw bytes), laid out contiguously in list order."""
+    header = {}
+    if metadata is not None:
+        header['__metadata__'] = metadata
+    data = b''
+    for name, dtype, shape, raw in tensors:
+        header[name] = {'dtype': dtype, 'shape': shape, 'data_offsets': [len(data), len(data) + len(raw)]}
+        data += raw
+    return frame(json.dumps(header, separators=(',', ':')), data)
+
+
+def lora_tensors(rank_b=RANK, drop_b=None, poison=None):
+    """A valid two-layer PEFT LoRA as tensor tuples; the options break it in one place."""
+    out = []
+    for i, m in enumerate(MODULES):
+        a = values(100 + i, RANK * D_IN)
+        b = values(200 + i, D_OUT * rank_b)
+        if poison is not None and i == 1:
+            a[3] = poison
+        out.append((PEFT + m + '.lora_A.weight', F32, [RANK, D_IN], f32(a)))
+        if drop_b != i:
+            out.append((PEFT + m + '.lora_B.weight', F32, [D_OUT, rank_b], f32(b)))
+    return out
+
+
+def nola_file(version=NOLA_VERSION, generator=NOLA_GENERATOR, coeff_dtype=F32, coeff_count=None, drop_tensor=None):
+    """A NOLA container for a one-layer PEFT LoRA (d_in = d_out = 8, rank 2, 16 f32 coefficients per factor)."""
+    k = RANK * D_IN  # 16: the whole factor spanned, always a legal count
+    layer = {
+        'name': MODULES[0], 'kind': 'linear',
+        'key_A': PEFT + MODULES[0] + '.lora_A.weight', 'key_B': PEFT + MODULES[0] + '.lora_B.weight',
+        'dtype_A': F32, 'dtype_B': F32, 'shape_A': [RANK, D_IN], 'shape_B': [D_OUT, RANK],
+        'source_rank': RANK, 'rank': RANK, 'd_in': D_IN, 'd_out': D_OUT,
+        'source_scale': 1, 'scale': 1, 'basis': 'uniform', 'seed_A': 1, 'seed_B': 2,
+        'num_basis_A': k, 'num_basis_B': k, 'quant_A': 'f32', 'quant_B': 'f32',
+        'coeffs_A': 'nola.coeffs.0.A', 'coeffs_B': 'nola.coeffs.0.B', 'error': 0.0,
+    }
+    doc = {
+        'format_version': version, 'generator': generator,
+        'source': {'family': 'peft', 'file': 'adapter_model.safetensors', 'bytes': 0,
+                   'tensors_sha256': '0' * 64, 'metadata': None, 'config': None},
+        'layers': [layer], 'passthrough': [],
+    }
+    n = k if coeff_count is None else coeff_count
+    tensors = []
+    for f, seed in (('A', 300), ('B', 301)):
+        name = 'nola.coeffs.0.' + f
+        if name == drop_tensor:
+            continue
+        if coeff_dtype == F32:
+            raw = f32(values(seed, n))
+        else:
+            raw = bytes(n * DTYPE_SIZE[coeff_dtype])
+        tensors.append((name, coeff_dtype, [n], raw))
+    return safetensors(tensors, {'nola': json.dumps(doc, separators=(',', ':'))})
+
+
+def bad_safetensors_cases():
+    one = f32([1.0, 2.0, 3.0, 4.0])
+    good_header = {'w': {'dtype': F32, 'shape': [2, 2], 'data_offsets': [0, 16]}}
+    full = safetensors(lora_tensors())
+    return [
+        ('empty.safetensors', 'empty file', 'format', b''),
+        ('seven-bytes.safetensors', '7-byte file', 'format', b'\x10\x00\x00\x00\x00\x00\x00'),
+        ('header-past-eof.safetensors', 'header length past the end of the file', 'format',
+         struct.pack('<Q', 4096) + b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' + b'\x00' * 4),
+        ('header-2pow63.safetensors', 'header length 2^63', 'format',
+         struct.pack('<Q', 2 ** 63) + b'{}      '),
+        ('invalid-json.safetensors', 'header is not valid JSON', 'format',
+         frame('{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},}', one)),
+        ('duplicate-key.safetensors', 'duplicate keys in the header', 'format',
+         frame('{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},'
+               '"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}', one)),
+        ('overlapping-offsets.safetensors', 'overlapping data offsets', 'format',
+         frame(json.dumps({'a': {'dtype': F32, 'shape': [2, 2], 'data_offsets': [0, 16]},
+                           'b': {'dtype': F32, 'shape': [2, 2], 'data_offsets': [8, 24]}}), one + one[:8])),
+        ('gapped-offsets.safetensors', 'gap between data offsets', 'format',
+         frame(json.dumps({'a': {'dtype': F32, 'shape': [2], 'data_offsets': [0, 8]},
+                           'b': {'dtype': F32, 'shape': [1], 'data_offsets': [12, 16]}}), one)),
+        ('byte-length-mismatch.safetensors', 'byte length is not dtype size x shape', 'format',
+         frame(json.dumps({'w': {'dtype': F32, 'shape': [2, 3], 'data_offsets': [0, 16]}}), one)),
+        ('trailing-bytes.safetensors', 'trailing bytes after the last tensor', 'format',
+         frame(json.dumps(good_header), one + b'\x00\x00\x00\x00')),
+        ('unknown-dtype.safetensors', 'unknown dtype', 'format',
+         frame(json.dumps({'w': {'dtype': 'F24', 'shape': [2, 2], 'data_offsets': [0, 16]}}), one)),
+        ('non-string-metadata.safetensors', 'non-string metadata value', 'format',
+         frame(json.dumps({'__metadata__': {'format': 'pt', 'rank': 8}, 'w': good_header['w']}), one)),
+        # PyTorch checkpoints: the zip container's local-file magic, and a protocol-2 pickle's opcode.
+        ('zip-checkpoint.bin', 'PyTorch zip checkpoint (.bin)', 'format',
+         b'PK\x03\x04' + b'\x00' * 26 + b'archive/data.pkl' + b'\x00' * 64),
+        ('pickle-checkpoint.bin', 'PyTorch pickle checkpoint (.bin)', 'format',
+         b'\x80\x02}q\x00(X\x06\x00\x00\x00lora_Aq\x01' + b'\x00' * 32 + b'.'),
+        ('truncated.safetensors', 'download cut short (data section truncated)', 'format', full[:len(full) - 20]),
+        ('nan-factor.safetensors', 'NaN in a LoRA factor', 'numeric', safetensors(lora_tensors(poison=float('nan')))),
+        ('inf-factor.safetensors', 'Inf in a LoRA factor', 'numeric', safetensors(lora_tensors(poison=float('inf')))),
+        ('a-without-b.safetensors', 'lora_A without lora_B', 'pairing', safetensors(lora_tensors(drop_b=1))),
+        ('rank-mismatch.safetensors', 'rank of A differs from rank of B', 'pairing', safetensors(lora_tensors(rank_b=RANK + 1))),
+    ]
+
+
+def bad_nola_cases():
+    return [
+        ('unknown-version.nola.safetensors', 'NOLA format_version unknown', 'format', nola_file(version=99)),
+        ('unknown-generator.nola.safetensors', 'NOLA generator unknown', 'format', nola_file(generator='mt19937-v9')),
+        ('coeffs-count-mismatch.nola.safetensors', 'NOLA coefficient tensor shape differs from num_basis', 'format',
+         nola_file(coeff_count=12)),
+        ('coeffs-dtype-mismatch.nola.safetensors', 'NOLA coefficient tensor dtype differs from quant mode', 'format',
+         nola_file(coeff_dtype='F16')),
+        ('coeffs-missing.nola.safetensors', 'NOLA coefficient tensor named in metadata is missing', 'format',
+         nola_file(drop_tensor='nola.coeffs.0.B')),
+    ]
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write('usage: make-bad-inputs.py OUT_DIR\n')
+        return 2
+    out = argv[1]
+    os.makedirs(out, exist_ok=True)
+    manifest = []
+
+    def put(name, kind, cls, data, nola):
+        with open(os.path.join(out, name), 'wb') as f:
+            f.write(data)
+        manifest.append({'file': name, 'kind': kind, 'class': cls, 'nola': nola})
+
+    for name, kind, cls, data in bad_safetensors_cases():
+        put(name, kind, cls, data, False)
+    for name, kind, cls, data in bad_nola_cases():
+        put(name, kind, cls, data, True)
+    os.makedirs(os.path.join(out, 'good'), exist_ok=True)
+    # The LoRA cases are PEFT adapters: give them the config PEFT writes beside the weights (both folders),
+    # so nola has nothing to warn about and its only output on stderr is the error.
+    config = {'peft_type': 'LORA', 'r': RANK, 'lora_alpha': 2 * RANK, 'target_modules': ['q', 'v']}
+    for folder in (out, os.path.join(out, 'good')):
+        with open(os.path.join(folder, 'adapter_config.json'), 'w') as f:
+            json.dump(config, f, indent=2)
+    put('good/lora.safetensors', 'control: valid PEFT LoRA', 'ok', safetensors(lora_tensors()), False)
+    put('good/model.nola.safetensors', 'control: valid NOLA file', 'ok', nola_file(), True)
+    with open(os.path.join(out, 'manifest.json'), 'w') as f:
+        json.dump(manifest, f, indent=1)
+        f.write('\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))

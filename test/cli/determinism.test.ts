@@ -1,0 +1,153 @@
+/**
+ * Issue 5 item 4 through the CLI: the same adapter and flags give byte-identical NOLA files wherever and
+ * whenever they are compressed (no timestamps, host names, paths or unstable order in them); the file
+ * records the SHA-256 of the source's data section; `nola verify NOLA SOURCE` passes on a fresh file and
+ * fails (exit 5, one line) when the source changed or the stored coefficients were tampered with.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EXIT } from '../../src/errors.js';
+import { generateFixtures } from '../../fixtures/generate.js';
+import { makeTempDir } from '../io/helpers.js';
+import { assertCleanRefusal, inBatches, runNola } from './cli-helpers.js';
+
+let tmp: { dir: string; cleanup: () => void };
+let tiny = '';
+before(async () => {
+  tmp = makeTempDir('nola-determinism-');
+  await generateFixtures(path.join(tmp.dir, 'fixtures'));
+  tiny = path.join(tmp.dir, 'fixtures', 'tiny-peft');
+});
+after(() => tmp.cleanup());
+
+/** The safetensors header (parsed) and data section of a file, read with nothing but JSON.parse. */
+function split(file: string): { header: Record<string, unknown>; headerText: string; data: Buffer } {
+  const bytes = readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const headerText = bytes.subarray(8, 8 + n).toString('utf8');
+  return { header: JSON.parse(headerText) as Record<string, unknown>, headerText, data: bytes.subarray(8 + n) };
+}
+
+function nolaDoc(file: string): { source: Record<string, unknown>; layers: Array<Record<string, unknown>> } {
+  return JSON.parse((split(file).header.__metadata__ as Record<string, string>).nola) as ReturnType<typeof nolaDoc>;
+}
+
+test('the same adapter and flags give byte-identical files, from other folders and working directories', { timeout: 120_000 }, async () => {
+  // Two copies of the adapter at different depths, run from different working directories.
+  const a = path.join(tmp.dir, 'a');
+  const b = path.join(tmp.dir, 'b', 'deeper', 'still');
+  cpSync(tiny, path.join(a, 'tiny-peft'), { recursive: true });
+  cpSync(tiny, path.join(b, 'tiny-peft'), { recursive: true });
+  const flagSets = [[], ['--quant', 'int4'], ['--preset', 'paper', '--iters', '5']];
+  const runs = flagSets.flatMap((flags, i) => [
+    () => runNola(['compress', 'tiny-peft', '-o', `first-${i}.nola.safetensors`, ...flags], { cwd: a }),
+    () => runNola(['compress', path.join(b, 'tiny-peft'), '-o', path.join(b, `second-${i}.nola.safetensors`), ...flags], { cwd: os.tmpdir() }),
+  ]);
+  for (const r of await inBatches(runs, 3)) assert.equal(r.code, 0, `nola ${r.args.join(' ')}: ${r.stderr}`);
+  const sizes = new Set<number>();
+  flagSets.forEach((flags, i) => {
+    const first = readFileSync(path.join(a, `first-${i}.nola.safetensors`));
+    const second = readFileSync(path.join(b, `second-${i}.nola.safetensors`));
+    assert.ok(first.length > 1000, `a real file for ${flags.join(' ') || 'defaults'}`);
+    assert.ok(first.equals(second), `flags [${flags.join(' ')}]: the two files differ`);
+    sizes.add(first.length);
+  });
+  assert.equal(sizes.size, 3, 'the three flag sets give three different files (the flags took effect)');
+});
+
+test('the file holds no timestamp, host name, user name or path, and names the source by its base name', async () => {
+  const out = path.join(tmp.dir, 'clean.nola.safetensors');
+  const r = await runNola(['compress', tiny, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const { headerText } = split(out);
+  const header = JSON.parse(headerText) as Record<string, unknown>;
+  const doc = nolaDoc(out);
+  const text = (header.__metadata__ as Record<string, string>).nola;
+  for (const leak of [os.hostname(), tmp.dir, tiny, process.cwd(), os.homedir()]) {
+    assert.ok(!headerText.includes(leak), `header mentions ${leak}`);
+  }
+  const user = os.userInfo().username;
+  if (user.length >= 4) assert.ok(!text.includes(`"${user}"`), `header names the user ${user}`);
+  assert.doesNotMatch(text, /\b(19|20)\d\d-[01]\d-[0-3]\d/, 'an ISO date');
+  // No number that reads as "now" in seconds or milliseconds since the epoch (seeds are u32 draws: skipped).
+  const now = Date.now();
+  const numbers = (v: unknown, key = ''): Array<[string, number]> => {
+    if (typeof v === 'number') return key.startsWith('seed_') ? [] : [[key, v]];
+    if (Array.isArray(v)) return v.flatMap((x) => numbers(x, key));
+    if (v !== null && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => numbers(x, k));
+    return [];
+  };
+  const all = numbers(doc);
+  assert.ok(all.length > 50);
+  for (const [key, v] of all) {
+    assert.ok(Math.abs(v - now) > 864e5 && Math.abs(v - now / 1000) > 86400, `a timestamp-like number ${key}: ${v}`);
+  }
+  assert.equal(doc.source.file, 'adapter_model.safetensors');
+  // Stable JSON: the metadata is exactly JSON.stringify of what it parses to (no whitespace or number spelling left to chance).
+  assert.equal(text, JSON.stringify(JSON.parse(text)));
+});
+
+test('compress records the SHA-256 of the source tensors (the data section after the header)', async () => {
+  const out = path.join(tmp.dir, 'sha.nola.safetensors');
+  const r = await runNola(['compress', tiny, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const source = path.join(tiny, 'adapter_model.safetensors');
+  const expected = createHash('sha256').update(split(source).data).digest('hex');
+  assert.equal(nolaDoc(out).source.tensors_sha256, expected);
+  // The whole file's hash differs (the header is not part of it), so the check above is not trivially the file hash.
+  assert.notEqual(createHash('sha256').update(readFileSync(source)).digest('hex'), expected);
+});
+
+test('verify passes on a fresh file and fails clearly when the source or the coefficients change', { timeout: 120_000 }, async () => {
+  const dir = path.join(tmp.dir, 'verify');
+  mkdirSync(dir);
+  // f32 coefficients, so a tampered value is stored as written (an int code could hit the reserved 0).
+  const nola = path.join(dir, 'f32.nola.safetensors');
+  const c = await runNola(['compress', tiny, '-o', nola, '--quant', 'f32']);
+  assert.equal(c.code, 0, c.stderr);
+  const doc = nolaDoc(nola);
+  const layer0 = doc.layers[0];
+
+  // The source with one value of layer 0's A factor doubled (still finite: only verify can notice).
+  const modified = path.join(dir, 'modified');
+  cpSync(tiny, modified, { recursive: true });
+  const srcFile = path.join(modified, 'adapter_model.safetensors');
+  const src = split(srcFile);
+  const bytes = readFileSync(srcFile);
+  const keyA = layer0.key_A as string;
+  const [begin] = (src.header[keyA] as { data_offsets: [number, number] }).data_offsets;
+  const at = bytes.length - src.data.length + begin + 4 * 5;
+  bytes.writeFloatLE(bytes.readFloatLE(at) * 2 + 0.5, at);
+  writeFileSync(srcFile, bytes);
+
+  // The NOLA file with one coefficient of layer 0's A shifted by a large amount.
+  const tampered = path.join(dir, 'tampered.nola.safetensors');
+  const nb = readFileSync(nola);
+  const ns = split(nola);
+  const [cb] = (ns.header[layer0.coeffs_A as string] as { data_offsets: [number, number] }).data_offsets;
+  const cat = nb.length - ns.data.length + cb + 4 * 3;
+  nb.writeFloatLE(nb.readFloatLE(cat) + 10, cat);
+  writeFileSync(tampered, nb);
+
+  const [fresh, changedSource, changedCoeffs] = await inBatches([
+    () => runNola(['verify', nola, tiny]),
+    () => runNola(['verify', nola, modified]),
+    () => runNola(['verify', tampered, tiny]),
+  ]);
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.match(fresh.stdout, /source checksum: match\n {2}verify: ok\n$/);
+
+  assert.deepEqual(assertCleanRefusal({ ...changedSource, stdout: '' }, EXIT.numeric, nola), []);
+  assert.equal(changedSource.stderr, `nola: error: ${nola}: verification failed\n`);
+  assert.match(changedSource.stdout, /source checksum: mismatch/);
+  assert.match(changedSource.stdout, new RegExp(`FAIL ${String(layer0.name).replace(/\./g, '\\.')}: claimed`));
+
+  assert.deepEqual(assertCleanRefusal({ ...changedCoeffs, stdout: '' }, EXIT.numeric, tampered), []);
+  assert.match(changedCoeffs.stdout, /source checksum: match/);
+  assert.match(changedCoeffs.stdout, new RegExp(`FAIL ${String(layer0.name).replace(/\./g, '\\.')}: claimed`));
+  assert.match(changedCoeffs.stdout, /verify: FAILED \(1 layers\)/);
+});

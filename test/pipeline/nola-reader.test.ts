@@ -1,0 +1,186 @@
+/**
+ * The NOLA reader under damaged input (issue 5 items 5 and 6): a bounded fuzz run over NOLA files the
+ * compress pipeline wrote (see nola-fuzz-target.ts), and one regression case per bug the fuzzer found or
+ * the review around it turned up. Each case is the seed file with one deliberate edit; the expected
+ * class and message are what parseDocument / expand must say (src/errors.ts classes: FormatError for a
+ * damaged document, NumericError for values the output cannot hold, IoError for the memory limit).
+ * A longer run: npm run fuzz -- --target nola --cases 100000.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { FormatError, IoError, NolaError, NumericError } from '../../src/errors.js';
+import { MAX_FACTOR_ENTRIES } from '../../src/container/document.js';
+import { expand } from '../../src/pipeline/expand.js';
+import { inspect } from '../../src/pipeline/inspect.js';
+import { assertFactorFits, maxFactorBytes } from '../../src/pipeline/limits.js';
+import { formatSummary, runFuzz } from '../io/fuzz-core.js';
+import { makeTempDir } from '../io/helpers.js';
+import { NOLA_MUTATORS, makeNolaCheck, nolaSeeds, withEditedDoc, type Doc, type NolaSeed } from './nola-fuzz-target.js';
+
+let tmp: { dir: string; cleanup: () => void };
+let seeds: NolaSeed[] = [];
+const seed = (name: string): Uint8Array => {
+  const s = seeds.find((x) => x.name === name);
+  if (!s) throw new Error(`no seed ${name}`);
+  return s.bytes;
+};
+
+before(async () => {
+  tmp = makeTempDir('nola-reader-');
+  seeds = await nolaSeeds(tmp.dir);
+});
+after(() => tmp.cleanup());
+
+test('every seed expands cleanly (the fuzz run starts from valid files)', async () => {
+  assert.deepEqual(seeds.map((s) => s.name), ['tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv']);
+  const check = makeNolaCheck(path.join(tmp.dir));
+  for (const s of seeds) assert.equal(await check(s.bytes), 'ok', s.name);
+});
+
+test('the check fails on what is not a clean refusal (so a clean run means something)', async () => {
+  // A document edit that expand cannot survive must come back 'clean-error', never 'ok'...
+  const check = makeNolaCheck(tmp.dir);
+  assert.equal(await check(withEditedDoc(seed('tiny-budget'), (d) => { d.format_version = 2; })), 'clean-error');
+  // ...and an error that is not a NolaError is a failure with its case number.
+  const s = await runFuzz({ seeds: [seed('tiny-budget')], cases: 2, seed: 1, check: async () => { throw new RangeError('boom'); } });
+  assert.deepEqual(s.failures.map((f) => f.error), ['RangeError: boom', 'RangeError: boom']);
+});
+
+test('400 mutated NOLA files: each expands cleanly or is refused with a one-line NolaError naming the file', { timeout: 120_000 }, async () => {
+  const fuzzSeed = 20250105;
+  const summary = await runFuzz({
+    seeds: seeds.map((s) => s.bytes), cases: 400, seed: fuzzSeed, mutators: NOLA_MUTATORS, check: makeNolaCheck(tmp.dir),
+  });
+  const detail = summary.failures.map((f) => `case ${f.caseIndex} [${f.mutations.join(',')}]: ${f.error}`).join('\n');
+  assert.equal(summary.failures.length, 0, `${formatSummary('nola-reader', fuzzSeed, summary)}\n${detail}`);
+  // Both outcomes must occur, or the mutations are too timid / too destructive to test anything.
+  assert.ok(summary.ok > 20 && summary.cleanErrors > 200, formatSummary('nola-reader', fuzzSeed, summary));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Regressions: one per bug
+
+let k = 0;
+/** Writes the case, runs inspect then expand in-process; returns the refusal (or null) and what was written. */
+async function refusal(bytes: Uint8Array): Promise<{ error: NolaError | null; file: string; written: string[] }> {
+  const dir = path.join(tmp.dir, `reg${k++}`);
+  const out = path.join(dir, 'out');
+  await mkdir(out, { recursive: true });
+  const file = path.join(dir, 'case.nola.safetensors');
+  await writeFile(file, bytes);
+  let error: NolaError | null = null;
+  try {
+    await inspect(file);
+    await expand({ input: file, output: `${out}/` });
+  } catch (e) {
+    if (!(e instanceof NolaError)) throw e;
+    error = e;
+  }
+  return { error, file, written: readdirSync(out) };
+}
+
+async function assertRefused(bytes: Uint8Array, cls: new (m: string) => NolaError, message: RegExp): Promise<void> {
+  const r = await refusal(bytes);
+  assert.ok(r.error instanceof cls, `expected ${cls.name}, got ${r.error ? `${r.error.name}: ${r.error.message}` : 'success'}`);
+  assert.ok(r.error.message.startsWith(`${r.file}: `), r.error.message);
+  assert.match(r.error.message, message);
+  assert.ok(!r.error.message.includes('\n'));
+  assert.deepEqual(r.written, []);
+}
+
+const layer0 = (d: Doc): Doc => (d.layers as Doc[])[0];
+
+test('regression: a factor dtype the writer cannot encode (was a plain Error from the writer)', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { layer0(d).dtype_A = 'int4'; }), FormatError, /layer 0: dtype_A "int4" is not F64, F32, F16 or BF16/);
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { layer0(d).dtype_B = 'toString'; }), FormatError, /dtype_B "toString"/);
+});
+
+test('regression: source shapes that contradict rank / d_in / d_out (was "produce returned N values" from the writer)', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { layer0(d).shape_A = [4, 32]; }), FormatError, /layer 0: shape_A \[4,32\] and shape_B \[64,4\] do not match linear source_rank 4, d_in 64, d_out 64/);
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { layer0(d).source_rank = 3; }), FormatError, /do not match/);
+  await assertRefused(withEditedDoc(seed('peft-dora-conv'), (d) => { (d.layers as Doc[]).find((l) => l.kind === 'conv')!.kind = 'linear'; }), FormatError, /do not match linear/);
+});
+
+test('regression: a negative axis length (was a plain Error from the writer)', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { layer0(d).shape_A = [4, -64]; }), FormatError, /lists of 2 to 8 positive integers/);
+});
+
+test('regression: a reserved int code in a coefficient block names the file and the layer (message had neither)', async () => {
+  const bytes = new Uint8Array(seed('tiny-int4'));
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+  const [begin] = header['nola.coeffs.0.A'].data_offsets;
+  bytes[8 + n + begin] = 0x00; // two int4 codes of 0: reserved (docs: u = 0 is invalid)
+  await assertRefused(bytes, FormatError, /: layer "transformer\.layer\.0\.attention\.q_lin": int4 block: code 0 at index 0 is reserved/);
+});
+
+test('regression: a stored adapter config that contradicts the layer ranks (was "internal: adjusted adapter_config.json")', async () => {
+  // Without "r", PEFT's default r = 8 applies; the layers have rank 4.
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { delete ((d.source as Doc).config as Doc).r; }), FormatError,
+    /gives module 'transformer\.layer\.0\.attention\.q_lin' rank 8, but its source factors have rank 4/);
+});
+
+test('regression: an alpha its dtype cannot hold (was written as Inf, or wrapped around in an integer dtype)', async () => {
+  const kohya = seed('kohya-sdxl');
+  await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).alpha = 1e300; }), NumericError, /alpha 1e\+300 does not fit its BF16 tensor/);
+  await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).dtype_alpha = 'I8'; layer0(d).alpha = 1000; }), NumericError, /alpha 1000 does not fit its I8 tensor/);
+});
+
+test('regression: a scale that makes the factors overflow their dtype (was written as Inf)', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { layer0(d).scale = 1e300; }), NumericError,
+    /layer "transformer\.layer\.0\.attention\.q_lin": factor B synthesizes to values \(max \|x\| = [^)]+\) that F32 cannot hold/);
+});
+
+test('regression: two tensors of the expanded file under one name (was a UsageError, exit 2, from the expand plan)', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { (d.layers as Doc[])[1].key_B = layer0(d).key_A; }), FormatError, /layer 1: tensor name ".*q_lin\.lora_A\.weight" is used twice/);
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { layer0(d).key_A = '__metadata__'; }), FormatError, /"__metadata__" cannot be a tensor name/);
+});
+
+test('regression: a passthrough entry pointing at a coefficient tensor', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { (d.passthrough as Doc[]).push({ name: 'extra', tensor: 'nola.coeffs.0.A' }); }), FormatError,
+    /passthrough 0: tensor "nola\.coeffs\.0\.A" is referenced twice/);
+});
+
+test('regression: source.file is a bare name; a path would let expand write outside the folder it was given', async () => {
+  const r = await refusal(withEditedDoc(seed('tiny-budget'), (d) => { (d.source as Doc).file = '../escaped.safetensors'; }));
+  assert.ok(r.error instanceof FormatError && /source\.file must be a plain file name, got "\.\.\/escaped\.safetensors"/.test(r.error.message), String(r.error));
+  assert.equal(existsSync(path.join(path.dirname(r.file), 'escaped.safetensors')), false);
+});
+
+test('regression: seeds are u32 (2^32 was accepted and aliased seed 0 in the uniform basis)', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-paper'), (d) => { layer0(d).seed_A = 2 ** 32; }), FormatError, /"seed_A" must be an integer in 0\.\.4294967295, got 4294967296/);
+});
+
+test('regression: non-string source metadata (was a plain Error from the writer)', async () => {
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { (d.source as Doc).metadata = { format: 5 }; }), FormatError, /source\.metadata must be null or an object of strings/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Limits (issue 5 item 6)
+
+test('limit: a factor above MAX_FACTOR_ENTRIES values is refused before anything is allocated', async () => {
+  const big = Math.ceil((MAX_FACTOR_ENTRIES + 1) / 4);
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { Object.assign(layer0(d), { d_in: big, shape_A: [4, big] }); }), FormatError,
+    new RegExp(`layer 0: factors of 4 x ${big} and 64 x 4 values exceed the limit of ${MAX_FACTOR_ENTRIES} values per factor`));
+});
+
+test('limit: a factor over a quarter of the machine memory is refused with a line naming the layer', async (t) => {
+  // The message and bound, with the limit given explicitly (the rule: 8 bytes per value against the limit).
+  assert.throws(() => assertFactorFits('x.nola.safetensors', 'blocks.0', 'A', 4, 1 << 20, 8 * 4 * (1 << 20) - 1),
+    (e) => e instanceof IoError && e.message === 'x.nola.safetensors: layer "blocks.0" factor A is 4 x 1048576 values (32.0 MiB as float64), more than this machine allows for one factor (32.0 MiB, a quarter of its memory)');
+  assertFactorFits('x', 'y', 'B', 4, 1 << 20, 8 * 4 * (1 << 20));
+  assert.equal(maxFactorBytes(), Math.floor(os.totalmem() / 4));
+  // End to end through expand, where this machine's bound is below the format's entry cap.
+  const entries = Math.floor(maxFactorBytes() / 8) + 1;
+  const dIn = Math.ceil(entries / 4);
+  if (4 * dIn > MAX_FACTOR_ENTRIES) {
+    t.skip(`this machine has ${os.totalmem()} bytes: its bound is above the format's cap, checked above`);
+    return;
+  }
+  await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { Object.assign(layer0(d), { d_in: dIn, shape_A: [4, dIn] }); }), IoError,
+    /layer "transformer\.layer\.0\.attention\.q_lin" factor A is 4 x \d+ values \([\d.]+ [GM]iB as float64\), more than this machine allows/);
+});
