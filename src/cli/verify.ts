@@ -13,7 +13,8 @@ export async function runVerify(ctx: Ctx, file: string, source: string | undefin
       `${result.file}: ${result.layers.length} layers rebuilt${result.source ? ` and compared with ${result.source}` : ''}`,
       `  source checksum: ${result.checksum}`,
       ...bad.slice(0, 10).map((l) => `  FAIL ${l.name}: claimed ${l.claimed.toFixed(6)}, measured ${l.measured === null ? 'n/a' : l.measured.toFixed(6)}${l.finite ? '' : ', non-finite values'}`),
-      result.ok ? '  verify: ok' : `  verify: FAILED (${bad.length} layers${result.checksum === 'mismatch' ? ', source checksum differs' : ''})`,
+      ...result.missing.slice(0, 10).map((name) => `  FAIL ${name}: in the source, missing from the NOLA file`),
+      result.ok ? '  verify: ok' : `  verify: FAILED (${bad.length + result.missing.length} layers${result.checksum === 'mismatch' ? ', source checksum differs' : ''})`,
     ].join('\n'));
   }
   if (!result.ok) throw new NumericError(`${file}: verification failed`);

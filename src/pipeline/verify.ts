@@ -12,6 +12,8 @@ export interface VerifyResult {
   source: string | null;
   checksum: 'match' | 'mismatch' | 'not-checked';
   layers: Array<{ name: string; claimed: number; measured: number | null; finite: boolean; ok: boolean }>;
+  /** Layers of the source that the NOLA file does not describe (a dropped layer is a failure, never silent). */
+  missing: string[];
   ok: boolean;
 }
 
@@ -37,7 +39,12 @@ export async function verify(file: string, source: string | undefined, tolerance
       const ok = finite && (lora === undefined || (measured !== null && Math.abs(measured - entry.error) <= tolerance));
       layers.push({ name: entry.name, claimed: entry.error, measured, finite, ok });
     }
-    return { file, source: lora?.file ?? null, checksum, layers, ok: checksum !== 'mismatch' && layers.every((l) => l.ok) };
+    const described = new Set(nola.doc.layers.map((e) => e.name));
+    const missing = [...specs.keys()].filter((name) => !described.has(name));
+    return {
+      file, source: lora?.file ?? null, checksum, layers, missing,
+      ok: checksum !== 'mismatch' && missing.length === 0 && layers.every((l) => l.ok),
+    };
   } finally {
     await nola.reader.close();
     await lora?.reader.close();

@@ -34,12 +34,14 @@ before(async () => {
   await generateFixtures(path.join(tmp.dir, 'fixtures'));
   tiny = path.join(tmp.dir, 'fixtures', 'tiny-peft');
   nolaFile = path.join(folder(), 'tiny.nola.safetensors');
-  const r = await runNola(['compress', tiny, '-o', nolaFile]);
+  const r = await runNola(['compress', tiny, '-o', nolaFile, ...ONE]);
   assert.equal(r.code, 0, r.stderr);
 });
 after(() => tmp.cleanup());
 
 const exists = (file: string): string => `nola: error: ${file} exists; pass --force to overwrite`;
+/** Fitting on one thread: worker start-up would only add CPU time here (output bytes do not depend on it). */
+const ONE = ['--threads', '1'];
 
 test('an existing output (or sidecar) is never replaced without --force, and is replaced with it', { timeout: 60_000 }, async () => {
   const [c1, c2, e1, e2] = [folder(), folder(), folder(), folder()];
@@ -53,8 +55,8 @@ test('an existing output (or sidecar) is never replaced without --force, and is 
   writeFileSync(config, 'old');
 
   const refused = await inBatches([
-    () => runNola(['compress', tiny, '-o', out]),
-    () => runNola(['compress', tiny, '-o', path.join(c2, 'y.nola.safetensors'), '--report', report]),
+    () => runNola(['compress', tiny, '-o', out, ...ONE]),
+    () => runNola(['compress', tiny, '-o', path.join(c2, 'y.nola.safetensors'), '--report', report, ...ONE]),
     () => runNola(['expand', nolaFile, '-o', `${e1}/`]),
     () => runNola(['expand', nolaFile, '-o', `${e2}/`]),
   ]);
@@ -68,8 +70,8 @@ test('an existing output (or sidecar) is never replaced without --force, and is 
   assert.deepEqual([c1, c2, e1, e2].map(listing), [['x.nola.safetensors'], ['report.json'], ['adapter_model.safetensors'], ['adapter_config.json']]);
 
   const forced = await inBatches([
-    () => runNola(['compress', tiny, '-o', out, '--force']),
-    () => runNola(['compress', tiny, '-o', path.join(c2, 'y.nola.safetensors'), '--report', report, '--force']),
+    () => runNola(['compress', tiny, '-o', out, '--force', ...ONE]),
+    () => runNola(['compress', tiny, '-o', path.join(c2, 'y.nola.safetensors'), '--report', report, '--force', ...ONE]),
     () => runNola(['expand', nolaFile, '-o', `${e1}/`, '--force']),
     () => runNola(['expand', nolaFile, '-o', `${e2}/`, '--force']),
   ]);
@@ -88,7 +90,7 @@ test('an existing output (or sidecar) is never replaced without --force, and is 
 /** Starts a compress held mid-write, waits for its temp file to hold the data, sends `signal`. */
 async function interruptCompress(out: string, signal: NodeJS.Signals, extra: string[] = []) {
   const dir = path.dirname(out);
-  const run = startNola(['compress', tiny, '-o', out, ...extra], { env: { NOLA_TEST_WRITE_DELAY_MS: '20000' } });
+  const run = startNola(['compress', tiny, '-o', out, ...ONE, ...extra], { env: { NOLA_TEST_WRITE_DELAY_MS: '20000' } });
   const temp = new RegExp(`^\\.${path.basename(out).replace(/\./g, '\\.')}\\.\\d+\\.[0-9a-f]{12}\\.tmp$`);
   const tempName = await waitFor(() => listing(dir).find((f) => temp.test(f) && statSync(path.join(dir, f)).size > 0), 15_000, `a temp file for ${out}`);
   run.child.kill(signal);
@@ -103,7 +105,7 @@ test('a compress killed with SIGKILL while writing leaves no file at the output 
   // Nothing at the output path; the temp file stays (no process survives SIGKILL to remove it), hidden
   // and named after its pid, and a later compress to the same output is not disturbed by it.
   assert.deepEqual(listing(dir), [tempName]);
-  const again = await runNola(['compress', tiny, '-o', out]);
+  const again = await runNola(['compress', tiny, '-o', out, ...ONE]);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(readFileSync(out), readFileSync(nolaFile));
 });
@@ -149,8 +151,8 @@ test('disk full, permission denied and a missing folder: exit 7, one line naming
   const fullOut = path.join(full, 'x.nola.safetensors');
   const missing = path.join(tmp.dir, 'no-such-folder', 'x.nola.safetensors');
   const [enospc, noFolder] = await inBatches([
-    () => runNola(['compress', tiny, '-o', fullOut], { nodeArgs: ['--import', pathToFileURL(preload).href] }),
-    () => runNola(['compress', tiny, '-o', missing]),
+    () => runNola(['compress', tiny, '-o', fullOut, ...ONE], { nodeArgs: ['--import', pathToFileURL(preload).href] }),
+    () => runNola(['compress', tiny, '-o', missing, ...ONE]),
   ]);
   assert.deepEqual(assertCleanRefusal(enospc, EXIT.io, fullOut), []);
   assert.equal(enospc.stderr, `nola: error: cannot write ${fullOut}: no space left on device\n`);
@@ -166,7 +168,7 @@ test('disk full, permission denied and a missing folder: exit 7, one line naming
   chmodSync(locked, 0o555);
   try {
     const out = path.join(locked, 'x.nola.safetensors');
-    const r = await runNola(['compress', tiny, '-o', out]);
+    const r = await runNola(['compress', tiny, '-o', out, ...ONE]);
     assert.deepEqual(assertCleanRefusal(r, EXIT.io, out), []);
     assert.equal(r.stderr, `nola: error: cannot write ${out}: permission denied in ${locked}\n`);
     assert.deepEqual(listing(locked), []);

@@ -17,10 +17,19 @@ import { assertCleanRefusal, inBatches, runNola } from './cli-helpers.js';
 
 let tmp: { dir: string; cleanup: () => void };
 let tiny = '';
+/** A second copy of the adapter, deeper in another folder. */
+let copy = '';
+/** `nola compress` of `copy` with default settings on one thread (the other runs use the default threads). */
+let base = '';
 before(async () => {
   tmp = makeTempDir('nola-determinism-');
   await generateFixtures(path.join(tmp.dir, 'fixtures'));
   tiny = path.join(tmp.dir, 'fixtures', 'tiny-peft');
+  copy = path.join(tmp.dir, 'b', 'deeper', 'still', 'tiny-peft');
+  cpSync(tiny, copy, { recursive: true });
+  base = path.join(path.dirname(copy), 'second-0.nola.safetensors');
+  const r = await runNola(['compress', copy, '-o', base, '--threads', '1'], { cwd: os.tmpdir() });
+  assert.equal(r.code, 0, r.stderr);
 });
 after(() => tmp.cleanup());
 
@@ -36,17 +45,18 @@ function nolaDoc(file: string): { source: Record<string, unknown>; layers: Array
   return JSON.parse((split(file).header.__metadata__ as Record<string, string>).nola) as ReturnType<typeof nolaDoc>;
 }
 
-test('the same adapter and flags give byte-identical files, from other folders and working directories', { timeout: 120_000 }, async () => {
-  // Two copies of the adapter at different depths, run from different working directories.
+test('the same adapter and flags give byte-identical files, from other folders, working directories and thread counts', { timeout: 120_000 }, async () => {
+  // The first copy is compressed from its own folder with a relative path and the default thread count;
+  // the second (set up in before()) by absolute path from another working directory on one thread.
   const a = path.join(tmp.dir, 'a');
-  const b = path.join(tmp.dir, 'b', 'deeper', 'still');
   cpSync(tiny, path.join(a, 'tiny-peft'), { recursive: true });
-  cpSync(tiny, path.join(b, 'tiny-peft'), { recursive: true });
+  const b = path.dirname(copy);
   const flagSets = [[], ['--quant', 'int4'], ['--preset', 'paper', '--iters', '5']];
-  const runs = flagSets.flatMap((flags, i) => [
-    () => runNola(['compress', 'tiny-peft', '-o', `first-${i}.nola.safetensors`, ...flags], { cwd: a }),
-    () => runNola(['compress', path.join(b, 'tiny-peft'), '-o', path.join(b, `second-${i}.nola.safetensors`), ...flags], { cwd: os.tmpdir() }),
-  ]);
+  const runs = [
+    ...flagSets.map((flags, i) => () => runNola(['compress', 'tiny-peft', '-o', `first-${i}.nola.safetensors`, ...flags], { cwd: a })),
+    ...flagSets.slice(1).map((flags, j) => () => runNola(
+      ['compress', copy, '-o', path.join(b, `second-${j + 1}.nola.safetensors`), '--threads', '1', ...flags], { cwd: os.tmpdir() })),
+  ];
   for (const r of await inBatches(runs, 3)) assert.equal(r.code, 0, `nola ${r.args.join(' ')}: ${r.stderr}`);
   const sizes = new Set<number>();
   flagSets.forEach((flags, i) => {
@@ -60,14 +70,12 @@ test('the same adapter and flags give byte-identical files, from other folders a
 });
 
 test('the file holds no timestamp, host name, user name or path, and names the source by its base name', async () => {
-  const out = path.join(tmp.dir, 'clean.nola.safetensors');
-  const r = await runNola(['compress', tiny, '-o', out]);
-  assert.equal(r.code, 0, r.stderr);
+  const out = base;
   const { headerText } = split(out);
   const header = JSON.parse(headerText) as Record<string, unknown>;
   const doc = nolaDoc(out);
   const text = (header.__metadata__ as Record<string, string>).nola;
-  for (const leak of [os.hostname(), tmp.dir, tiny, process.cwd(), os.homedir()]) {
+  for (const leak of [os.hostname(), tmp.dir, copy, os.tmpdir(), process.cwd(), os.homedir()]) {
     assert.ok(!headerText.includes(leak), `header mentions ${leak}`);
   }
   const user = os.userInfo().username;
@@ -92,12 +100,9 @@ test('the file holds no timestamp, host name, user name or path, and names the s
 });
 
 test('compress records the SHA-256 of the source tensors (the data section after the header)', async () => {
-  const out = path.join(tmp.dir, 'sha.nola.safetensors');
-  const r = await runNola(['compress', tiny, '-o', out]);
-  assert.equal(r.code, 0, r.stderr);
-  const source = path.join(tiny, 'adapter_model.safetensors');
+  const source = path.join(copy, 'adapter_model.safetensors');
   const expected = createHash('sha256').update(split(source).data).digest('hex');
-  assert.equal(nolaDoc(out).source.tensors_sha256, expected);
+  assert.equal(nolaDoc(base).source.tensors_sha256, expected);
   // The whole file's hash differs (the header is not part of it), so the check above is not trivially the file hash.
   assert.notEqual(createHash('sha256').update(readFileSync(source)).digest('hex'), expected);
 });
@@ -107,7 +112,7 @@ test('verify passes on a fresh file and fails clearly when the source or the coe
   mkdirSync(dir);
   // f32 coefficients, so a tampered value is stored as written (an int code could hit the reserved 0).
   const nola = path.join(dir, 'f32.nola.safetensors');
-  const c = await runNola(['compress', tiny, '-o', nola, '--quant', 'f32']);
+  const c = await runNola(['compress', tiny, '-o', nola, '--quant', 'f32', '--threads', '1']);
   assert.equal(c.code, 0, c.stderr);
   const doc = nolaDoc(nola);
   const layer0 = doc.layers[0];

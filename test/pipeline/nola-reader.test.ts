@@ -16,6 +16,7 @@ import { FormatError, IoError, NolaError, NumericError } from '../../src/errors.
 import { MAX_FACTOR_ENTRIES } from '../../src/container/document.js';
 import { expand } from '../../src/pipeline/expand.js';
 import { inspect } from '../../src/pipeline/inspect.js';
+import { verify } from '../../src/pipeline/verify.js';
 import { assertFactorFits, maxFactorBytes } from '../../src/pipeline/limits.js';
 import { formatSummary, runFuzz } from '../io/fuzz-core.js';
 import { makeTempDir } from '../io/helpers.js';
@@ -157,6 +158,43 @@ test('regression: seeds are u32 (2^32 was accepted and aliased seed 0 in the uni
 
 test('regression: non-string source metadata (was a plain Error from the writer)', async () => {
   await assertRefused(withEditedDoc(seed('tiny-budget'), (d) => { (d.source as Doc).metadata = { format: 5 }; }), FormatError, /source\.metadata must be null or an object of strings/);
+});
+
+test('regression: verify with the source fails when the NOLA file lacks one of its layers (it passed: the layer was not looked at)', async () => {
+  // The tiny-budget seed with its last layer and that layer's tensors removed, re-laid out by hand.
+  const bytes = seed('tiny-budget');
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, unknown>;
+  const doc = JSON.parse((header.__metadata__ as Record<string, string>).nola) as Doc;
+  const dropped = (doc.layers as Doc[]).pop()!;
+  const gone = new Set([dropped.coeffs_A, dropped.coeffs_B, dropped.scales_A, dropped.scales_B]);
+  const data: Buffer[] = [];
+  let offset = 0;
+  const out: Record<string, unknown> = { __metadata__: { nola: JSON.stringify(doc) } };
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__' || gone.has(name)) continue;
+    const { dtype, shape, data_offsets: [b, e] } = t as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    out[name] = { dtype, shape, data_offsets: [offset, offset + e - b] };
+    data.push(Buffer.from(bytes.subarray(8 + n + b, 8 + n + e)));
+    offset += e - b;
+  }
+  const headerBytes = Buffer.from(JSON.stringify(out));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+  const file = path.join(tmp.dir, 'dropped.nola.safetensors');
+  await writeFile(file, Buffer.concat([len, headerBytes, ...data]));
+  const source = path.join(tmp.dir, 'fixtures', 'tiny-peft');
+  const r = await verify(file, source, 1e-4);
+  assert.equal(r.checksum, 'match');
+  assert.equal(r.layers.length, 3);
+  assert.ok(r.layers.every((l) => l.ok));
+  assert.deepEqual(r.missing, [dropped.name]);
+  assert.equal(r.ok, false);
+  // The untouched seed verifies, so the failure above is the missing layer.
+  const intact = path.join(tmp.dir, 'intact.nola.safetensors');
+  await writeFile(intact, bytes);
+  const ok = await verify(intact, source, 1e-4);
+  assert.deepEqual([ok.ok, ok.missing], [true, []]);
 });
 
 // ---------------------------------------------------------------------------------------------
