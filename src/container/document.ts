@@ -138,6 +138,9 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     throw new FormatError(`${file}: the "nola" metadata is not valid JSON (${(e as Error).message})`);
   }
   const fail = (what: string): never => { throw new FormatError(`${file}: ${what}`); };
+  // JSON.parse keeps the last of duplicate keys: a document that says two things is refused instead.
+  const duplicate = duplicateKey(json);
+  if (duplicate !== null) fail(`the "nola" metadata has duplicate key ${JSON.stringify(duplicate)}`);
   if (!isObject(raw)) fail('the "nola" metadata is not a JSON object');
   const doc = raw as Record<string, unknown>;
   if (doc.format_version !== FORMAT_VERSION) fail(`unknown NOLA format_version ${JSON.stringify(doc.format_version)} (this nola reads version ${FORMAT_VERSION}; upgrade nola)`);
@@ -259,6 +262,41 @@ function checkShapes(e: Record<string, unknown>, where: string, fail: (what: str
     || b.slice(2).some((d) => d !== 1) || (conv && a.length !== b.length) || conv !== (e.kind === 'conv')) {
     fail(`${where}: shape_A [${a}] and shape_B [${b}] do not match ${e.kind} source_rank ${e.source_rank}, d_in ${e.d_in}, d_out ${e.d_out}`);
   }
+}
+
+/**
+ * The first key that appears twice in one object of `json` (text JSON.parse has already accepted), or
+ * null. A scan, not a parser: it tracks which strings are keys (the first string in an object and each
+ * string after a ',' at object level) with one set of seen keys per open object.
+ */
+function duplicateKey(json: string): string | null {
+  const stack: Array<Set<string> | null> = []; // null: an array
+  let expectKey = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      if (expectKey) {
+        const key = JSON.parse(json.slice(i, j + 1)) as string;
+        const seen = stack[stack.length - 1]!;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{') {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (c === '[') {
+      stack.push(null);
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ',') {
+      expectKey = stack.length > 0 && stack[stack.length - 1] !== null;
+    }
+  }
+  return null;
 }
 
 function isCount(v: unknown, max: number): v is number {

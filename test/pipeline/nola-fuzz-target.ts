@@ -85,6 +85,11 @@ export function withEditedDoc(bytes: Uint8Array, edit: (doc: Doc) => void): Uint
   return docObjectMutator('edit', (doc) => edit(doc)).apply(bytes, new Random(0));
 }
 
+/** `bytes` (a NOLA file) with the text of its document replaced by `edit(text)`. */
+export function withDocText(bytes: Uint8Array, edit: (text: string) => string): Uint8Array {
+  return docMutator('edit-text', (text) => edit(text)).apply(bytes, new Random(0));
+}
+
 /** Same, on the parsed document (text that no longer parses is left to the raw-text mutator). */
 function docObjectMutator(name: string, edit: (doc: Doc, rng: Random) => void): Mutator {
   return docMutator(name, (text, rng) => {

@@ -20,7 +20,7 @@ import { verify } from '../../src/pipeline/verify.js';
 import { assertFactorFits, maxFactorBytes } from '../../src/pipeline/limits.js';
 import { formatSummary, runFuzz } from '../io/fuzz-core.js';
 import { makeTempDir } from '../io/helpers.js';
-import { NOLA_MUTATORS, makeNolaCheck, nolaSeeds, withEditedDoc, type Doc, type NolaSeed } from './nola-fuzz-target.js';
+import { NOLA_MUTATORS, makeNolaCheck, nolaSeeds, withDocText, withEditedDoc, type Doc, type NolaSeed } from './nola-fuzz-target.js';
 
 let tmp: { dir: string; cleanup: () => void };
 let seeds: NolaSeed[] = [];
@@ -154,6 +154,15 @@ test('regression: source.file is a bare name; a path would let expand write outs
 
 test('regression: seeds are u32 (2^32 was accepted and aliased seed 0 in the uniform basis)', async () => {
   await assertRefused(withEditedDoc(seed('tiny-paper'), (d) => { layer0(d).seed_A = 2 ** 32; }), FormatError, /"seed_A" must be an integer in 0\.\.4294967295, got 4294967296/);
+});
+
+test('regression: duplicate keys in the document (JSON.parse silently kept the last one)', async () => {
+  const tiny = seed('tiny-budget');
+  await assertRefused(withDocText(tiny, (t) => t.replace('"layers":', '"layers":[],"layers":')), FormatError, /the "nola" metadata has duplicate key "layers"$/);
+  await assertRefused(withDocText(tiny, (t) => t.replace('"rank":', '"rank":1,"rank":')), FormatError, /duplicate key "rank"$/);
+  // The same key in different objects (every layer has "rank") and key-like text inside strings are fine:
+  // the kohya seed's metadata holds escaped JSON ({\"conv_dim\":...}) and still expands.
+  assert.equal(await makeNolaCheck(tmp.dir)(seed('kohya-sdxl')), 'ok');
 });
 
 test('regression: non-string source metadata (was a plain Error from the writer)', async () => {
