@@ -11,6 +11,8 @@ Written from the specification in docs/FORMAT.md, not from the TypeScript code:
 Usage:
   nola_ref.py check NOLA SOURCE [EXPANDED]   -> JSON: per layer claimed/recomputed error, expanded-vs-NOLA diff
   nola_ref.py als NOLA SOURCE ROUNDS         -> JSON: per layer, the error of dense ALS with the same bases
+  nola_ref.py als-gram NOLA SOURCE ROUNDS    -> JSON: the same fit through the k x k normal equations (fast enough for d = 4096), with timings
+  nola_ref.py expand NOLA OUT                -> writes the factors (F32 safetensors, source key names); JSON timings
   nola_ref.py basis uniform|orthogonal SEED K N  -> JSON: the basis matrix (k x n) for small sizes
 """
 import json
@@ -224,11 +226,110 @@ def als_layer(A0, B0, s0, r, SA, SB, rounds):
     return hist
 
 
+def balanced_start(A0, B0, s0, r):
+    """Best rank-r split of T = s0 B0 A0 through thin QRs of the factors (T is never formed)."""
+    Qb, Rb = np.linalg.qr(s0 * B0)
+    Qa, Ra = np.linalg.qr(A0.T)
+    U, S, Vt = np.linalg.svd(Rb @ Ra.T)
+    w = np.sqrt(S[:r] / abs(s0))
+    return (Qb @ U[:, :r]) * w, w[:, None] * (Qa @ Vt.T[:, :r]).T
+
+
+def als_gram_layer(A0, B0, s0, r, SA, SB, rounds):
+    """Dense least squares by 5 ALS rounds like als_layer, each solve through its k x k normal
+    equations G c = S vec(rhs), G = S (M (x) I) S^T built with one matrix product over the basis.
+    Same start, same objective, same bases; SA: k x (r*din), SB: l x (dout*r)."""
+    din, dout = A0.shape[1], B0.shape[0]
+    k, l = SA.shape[0], SB.shape[0]
+    Bs, As = balanced_start(A0, B0, s0, r)
+    beta = np.linalg.solve(SB @ SB.T, SB @ Bs.ravel())
+    alpha = np.linalg.solve(SA @ SA.T, SA @ As.ravel())
+    UA = SA.reshape(k, r, din)
+    UB = SB.reshape(l, dout, r)
+    hist = []
+    for _ in range(rounds):
+        B = (SB.T @ beta).reshape(dout, r)
+        M = s0 * s0 * (B.T @ B)
+        G = SA @ np.einsum('pq,kqd->kpd', M, UA).reshape(k, -1).T
+        alpha = np.linalg.lstsq(G, SA @ (s0 * s0 * (B.T @ B0) @ A0).ravel(), rcond=None)[0]
+        A = (SA.T @ alpha).reshape(r, din)
+        N = s0 * s0 * (A @ A.T)
+        G = SB @ (UB @ N).reshape(l, -1).T
+        beta = np.linalg.lstsq(G, SB @ (s0 * s0 * B0 @ (A0 @ A.T)).ravel(), rcond=None)[0]
+        B = (SB.T @ beta).reshape(dout, r)
+        hist.append(lowrank_rel_error(s0, B0, A0, s0, B, A))
+    return hist, alpha, beta
+
+
+def als_gram_reference(nola_path, source_path, rounds):
+    import time
+    t0 = time.perf_counter()
+    meta, _ = read_safetensors(nola_path)
+    doc = json.loads(meta['nola'])
+    _, src = read_safetensors(source_path)
+    out = []
+    gen = fit = 0.0
+    for e in doc['layers']:
+        if e['basis'] != 'uniform':
+            continue
+        r, din, dout = e['rank'], e['d_in'], e['d_out']
+        A0, B0 = factor_mats(src[e['key_A']], src[e['key_B']])
+        t = time.perf_counter()
+        SA = uniform_basis(e['seed_A'], e['num_basis_A'], r * din)
+        SB = uniform_basis(e['seed_B'], e['num_basis_B'], dout * r)
+        t1 = time.perf_counter()
+        hist, _, _ = als_gram_layer(A0, B0, e['source_scale'], r, SA, SB, rounds)
+        t2 = time.perf_counter()
+        gen += t1 - t
+        fit += t2 - t1
+        out.append({'name': e['name'], 'als': hist[-1], 'nola': e['error'],
+                    'energy': float(np.sum(np.linalg.svd(np.linalg.qr(e['source_scale'] * B0)[1] @ np.linalg.qr(A0.T)[1].T, compute_uv=False) ** 2))})
+    return {'layers': out, 'seconds': time.perf_counter() - t0, 'basis_seconds': gen, 'fit_seconds': fit}
+
+
+def write_safetensors(path, tensors):
+    """tensors: list of (name, float32 array); no metadata; sorted by name like the reference writer."""
+    header, offset, blobs = {}, 0, []
+    for name, arr in sorted(tensors, key=lambda t: t[0].encode()):
+        raw = np.ascontiguousarray(arr, '<f4').tobytes()
+        header[name] = {'dtype': 'F32', 'shape': list(arr.shape), 'data_offsets': [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs.append(raw)
+    h = json.dumps(header, separators=(',', ':')).encode()
+    h += b' ' * (-len(h) % 8)
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def expand_reference(nola_path, out_path):
+    """Straightforward expand: dequantize, synthesize each factor from its explicit basis matrix, write F32."""
+    import time
+    t0 = time.perf_counter()
+    meta, tens = read_safetensors(nola_path)
+    doc = json.loads(meta['nola'])
+    out = []
+    for e in doc['layers']:
+        r, din, dout = e['rank'], e['d_in'], e['d_out']
+        ca = dequantize(e['quant_A'], e['num_basis_A'], tens[e['coeffs_A']][2], tens[e['scales_A']][2] if 'scales_A' in e else b'')
+        cb = dequantize(e['quant_B'], e['num_basis_B'], tens[e['coeffs_B']][2], tens[e['scales_B']][2] if 'scales_B' in e else b'')
+        out.append((e['key_A'], synthesize(e['basis'], e['seed_A'], e['num_basis_A'], r * din, ca).reshape(r, din)))
+        out.append((e['key_B'], synthesize(e['basis'], e['seed_B'], e['num_basis_B'], dout * r, cb).reshape(dout, r)))
+    write_safetensors(out_path, out)
+    return {'seconds': time.perf_counter() - t0, 'layers': len(doc['layers'])}
+
+
 def main(argv):
     if argv[1] == 'check':
         print(json.dumps(check(argv[2], argv[3], argv[4] if len(argv) > 4 else None)))
     elif argv[1] == 'als':
         print(json.dumps(als_reference(argv[2], argv[3], int(argv[4]))))
+    elif argv[1] == 'als-gram':
+        print(json.dumps(als_gram_reference(argv[2], argv[3], int(argv[4]))))
+    elif argv[1] == 'expand':
+        print(json.dumps(expand_reference(argv[2], argv[3])))
     elif argv[1] == 'basis':
         kind, seed, k, n = argv[2], int(argv[3]), int(argv[4]), int(argv[5])
         if kind == 'uniform':

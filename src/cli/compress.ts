@@ -3,6 +3,7 @@ import { resolveStrategy, parseFamily, parseInteger } from './options.js';
 import { createProgress } from './progress.js';
 import { compress } from '../pipeline/compress.js';
 import { defaultThreads } from '../pipeline/parallel.js';
+import { parseDevice } from '../backends/index.js';
 import { renderCompressText } from '../report/report.js';
 import { writeTextAtomic, assertWritable } from '../io/index.js';
 
@@ -22,6 +23,7 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const refineIters = parseInteger('--iters', String(o.iters), 0, 100000);
   const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);
   const threads = o.threads === undefined ? defaultThreads() : parseInteger('--threads', String(o.threads), 1, 1024);
+  const device = parseDevice(o.device === undefined ? 'cpu' : String(o.device));
   const force = o.force === true;
   if (typeof o.report === 'string') await assertWritable(o.report, force);
   const progress = createProgress('compress');
@@ -34,6 +36,7 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
     onProgress: (d, t, name) => progress.update(d, t, name),
     log: ctx.log,
     threads,
+    device,
   }).finally(() => progress.done());
   if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
   ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));

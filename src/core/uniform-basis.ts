@@ -17,8 +17,22 @@ import { uniformKernels, type UniformKernels } from './kernels/index.js';
 /** Bases with at most this many entries (k·n) are cached when only the TypeScript kernels run: 8 Mi entries = 32 MiB. */
 export const UNIFORM_CACHE_ENTRIES = 8 * 1024 * 1024;
 
+/** Makes a basis on a compute device (src/backends), or returns undefined to keep the CPU kernels. */
+export type DeviceBasisFactory = (seed: number, k: number, n: number) => Basis | undefined;
+let deviceFactory: DeviceBasisFactory | undefined;
+
+/**
+ * Routes new uniform bases of this thread through a device backend until reset with undefined.
+ * Set by the compress pipeline for --device gpu only (bases made for expand stay on the CPU).
+ */
+export function setUniformBasisDevice(f: DeviceBasisFactory | undefined): void {
+  deviceFactory = f;
+}
+
 export function createUniformBasis(seed: number, k: number, n: number, cacheEntries = UNIFORM_CACHE_ENTRIES): Basis & { kernels: string } {
   if (!(k >= 1 && n >= 1)) throw new RangeError(`basis needs k >= 1 and n >= 1, got k=${k} n=${n}`);
+  const onDevice = deviceFactory?.(seed, k, n);
+  if (onDevice !== undefined) return { ...onDevice, kernels: 'device' };
   const norm = 1 / Math.sqrt(k);
   const keys = colKeys(n);
   const rowKeys = new Int32Array(k);

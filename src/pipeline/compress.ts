@@ -12,6 +12,7 @@ import { truncationError } from '../core/lowrank.js';
 import { allocateBudget } from '../core/allocate.js';
 import { settingsBytes } from './layer-strategy.js';
 import { createFitPool, mapLayers, type FitOutcome, type FitTask } from './parallel.js';
+import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
   coeffTensorLayout, coeffTensorName, passthroughTensorName, scalesTensorName, serializeDocument,
@@ -33,6 +34,8 @@ export interface CompressRequest {
   log?: Logger;
   /** Worker threads fitting layers (default 1: in this thread). Output bytes do not depend on it. */
   threads?: number;
+  /** Compute device for the fit (default cpu); gpu/tfjs-cpu fit in this thread. */
+  device?: Device;
 }
 
 export function defaultNolaPath(file: string): string {
@@ -93,7 +96,8 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const { strategy, seed, fit } = req.settings;
   const layers = lora.plan.layers;
   const total = layers.length;
-  const pool = createFitPool(Math.min(req.threads ?? 1, Math.max(1, total)));
+  const backend = req.device === undefined || req.device === 'cpu' ? undefined : await loadBackend(req.device, (m) => req.log?.warn(m));
+  const pool = createFitPool(Math.min(req.threads ?? 1, Math.max(1, total)), backend);
   const readTask = async (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => {
     const { a0, b0 } = await readFactors(lora, spec);
     return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };

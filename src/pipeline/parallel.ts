@@ -9,6 +9,8 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerSettings } from '../core/compress-layer.js';
 import { targetSvd } from '../core/fit.js';
+import { setUniformBasisDevice } from '../core/uniform-basis.js';
+import type { ComputeBackend } from '../backends/index.js';
 import { mat } from '../core/matrix.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
@@ -96,8 +98,26 @@ export interface FitPool {
   close(): Promise<void>;
 }
 
-/** threads ≤ 1: runs tasks inline on the calling thread (no worker). */
-export function createFitPool(threads: number): FitPool {
+/**
+ * threads ≤ 1, or a device backend: runs tasks inline on the calling thread (no worker; a device
+ * backend holds one context, in this thread, and its bases are freed after each layer).
+ */
+export function createFitPool(threads: number, backend?: ComputeBackend): FitPool {
+  if (backend !== undefined && backend.name !== 'cpu') {
+    return {
+      threads: 1,
+      run: async (task) => {
+        setUniformBasisDevice((seed, k, n) => backend.uniformBasis(seed, k, n));
+        try {
+          return runFitTask(task);
+        } finally {
+          setUniformBasisDevice(undefined);
+          backend.releaseLayer();
+        }
+      },
+      close: async () => {},
+    };
+  }
   if (threads <= 1) {
     return {
       threads: 1,

@@ -1,0 +1,40 @@
+/**
+ * Single-thread throughput of the uniform-basis kernels, in basis values per second: one
+ * synthesis and one analysis over a k×n basis, best of a few repetitions, for every kernel
+ * implementation this runtime has.
+ */
+import { colKeys, rowKey } from '../src/core/generator.js';
+import { tsKernels, wasmKernels, type UniformKernels } from '../src/core/kernels/index.js';
+
+export interface KernelRate {
+  kernels: string;
+  k: number;
+  n: number;
+  synthPerSecond: number;
+  analyzePerSecond: number;
+}
+
+export function measureKernels(sizes: Array<[number, number]>, reps = 3): KernelRate[] {
+  const impls: UniformKernels[] = [wasmKernels(), tsKernels].filter((x): x is UniformKernels => x !== null);
+  const out: KernelRate[] = [];
+  for (const [k, n] of sizes) {
+    const rk = Int32Array.from({ length: k }, (_, i) => rowKey(12345, i));
+    const ck = colKeys(n);
+    const c = Float64Array.from({ length: k }, (_, i) => Math.sin(i + 1));
+    const x = Float64Array.from({ length: n }, (_, j) => Math.cos(j));
+    for (const impl of impls) {
+      const o = new Float64Array(n), lanes = new Float64Array(4 * k);
+      let s = Infinity, a = Infinity;
+      for (let r = 0; r < (impl.name === 'ts' ? 1 : reps); r++) {
+        let t = performance.now();
+        impl.synth(rk, c, ck, o);
+        s = Math.min(s, performance.now() - t);
+        t = performance.now();
+        impl.analyze(rk, ck, x, lanes);
+        a = Math.min(a, performance.now() - t);
+      }
+      out.push({ kernels: impl.name, k, n, synthPerSecond: (k * n) / (s / 1000), analyzePerSecond: (k * n) / (a / 1000) });
+    }
+  }
+  return out;
+}
