@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeSyntheticAdapter } from './synthetic-adapter.js';
@@ -160,7 +160,7 @@ async function benchCase(
 function printCase(r: CaseResult): void {
   const np = r.numpy;
   process.stdout.write(
-    `${r.name}: ${r.layers} layers | compress ${r.compressSeconds.toFixed(1)} s, peak ${r.compressPeakRssMB} MB, error ${r.error.toFixed(5)} (max ${r.maxError.toFixed(5)})` +
+    `${r.name}: ${r.layers} layers (load ${loadavg()[0].toFixed(1)}) | compress ${r.compressSeconds.toFixed(1)} s, peak ${r.compressPeakRssMB} MB, error ${r.error.toFixed(5)} (max ${r.maxError.toFixed(5)})` +
       ` | expand ${r.expandSeconds.toFixed(2)} s` +
       (np ? ` | numpy: ALS ${np.alsSeconds.toFixed(1)} s (bases ${np.basisSeconds.toFixed(1)} s), error ${np.error.toFixed(5)}, expand ${np.expandSeconds.toFixed(2)} s` +
         ` | nola ${np.compressSpeedup.toFixed(1)}x faster compress, ${np.expandSpeedup.toFixed(1)}x faster expand, error no worse on every layer: ${np.errorNoWorse}` : '') +
@@ -171,8 +171,11 @@ function printCase(r: CaseResult): void {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const numpyVersion = o.numpy ? await numpyAvailable() : null;
-  const machine = { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version, numpy: numpyVersion };
-  process.stdout.write(`machine: ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, numpy ${numpyVersion ?? 'absent'}; nola threads ${o.threads}\n`);
+  const machine = { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version, numpy: numpyVersion, loadAverageAtStart: loadavg()[0] };
+  process.stdout.write(
+    `machine: ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, numpy ${numpyVersion ?? 'absent'}; nola threads ${o.threads}; ` +
+      `load average ${machine.loadAverageAtStart.toFixed(1)} (other processes slow every number below)\n`,
+  );
   if (o.numpy && numpyVersion === null) process.stdout.write('note: python3 with numpy not found; the numpy reference is skipped\n');
   const withNumpy = numpyVersion !== null;
   const tmp = await mkdtemp(path.join(tmpdir(), 'nola-bench-'));

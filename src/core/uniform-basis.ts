@@ -41,7 +41,20 @@ export function createUniformBasis(seed: number, k: number, n: number, cacheEntr
   const cache = kernels.name === 'ts' && k * n <= cacheEntries ? materialize(rowKeys, keys) : undefined;
   const lanes = new Float64Array(4 * k);
 
+  // The fit often synthesizes the same coefficients twice in a row (a factor after its solve, then
+  // the next solve's starting point): remember the last result and copy it instead of a pass.
+  let lastC: Float64Array | undefined, lastOut: Float64Array | undefined;
   function synthesize(c: ArrayLike<number>, out: Float64Array): void {
+    if (lastC !== undefined && lastOut !== undefined && sameValues(lastC, c)) {
+      out.set(lastOut);
+      return;
+    }
+    synthesizeFresh(c, out);
+    lastC = Float64Array.from(c as ArrayLike<number>);
+    (lastOut ??= new Float64Array(n)).set(out);
+  }
+
+  function synthesizeFresh(c: ArrayLike<number>, out: Float64Array): void {
     out.fill(0);
     // Zero coefficients add nothing (and one-hot vectors are common in dense solves): skip them.
     let m = 0;
@@ -71,6 +84,13 @@ export function createUniformBasis(seed: number, k: number, n: number, cacheEntr
   }
 
   return { family: 'uniform', k, n, orthonormal: false, synthesize, analyze, kernels: cache === undefined ? kernels.name : 'ts-cached' };
+}
+
+/** Bitwise equality of coefficient vectors (Object.is: -0 and NaN are told apart and matched exactly). */
+function sameValues(a: Float64Array, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
 }
 
 /** The basis values before their 2^-23 scale (integers below 2^23 in magnitude: exact in float32). */
