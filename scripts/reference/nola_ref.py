@@ -94,23 +94,29 @@ def dct2_ortho(x):
 
 def orthogonal_parts(seed, k, n):
     signs = np.where(u32(seed, 0, np.arange(n)) >= 0x80000000, -1.0, 1.0)
-    p = list(range(n))
-    draws = u32(seed, 1, np.arange(k))
+    p = np.arange(n)
+    draws = u32(seed, 1, np.arange(k)).astype(np.int64)
     for t in range(k):
         r = t + int(draws[t]) % (n - t)
         p[t], p[r] = p[r], p[t]
-    return signs, np.array(p[:k])
+    return signs, p[:k].copy()
+
+
+def idct2_ortho(z):
+    """C^T z for the orthonormal DCT-II C (i.e. the orthonormal DCT-III), in O(n log n):
+    x_j = sum_m s_m z_m cos(pi (2j+1) m / (2n)) = Re( sum_m s_m z_m e^{i pi m/(2n)} e^{2 pi i m j/(2n)} )."""
+    n = z.shape[-1]
+    s = np.full(n, np.sqrt(2.0 / n))
+    s[0] = np.sqrt(1.0 / n)
+    w = s * z * np.exp(1j * np.pi * np.arange(n) / (2 * n))
+    return np.real(np.fft.ifft(w, n=2 * n) * (2 * n))[:n]
 
 
 def orthogonal_synthesize(seed, k, n, c):
     signs, sel = orthogonal_parts(seed, k, n)
-    # b_i = D C^T e_sel(i): build the spectrum and apply C^T (the inverse DCT) densely through the
-    # identity C^T z = (C applied to rows of I)^T z, computed as DCT-II of the identity's rows.
     z = np.zeros(n)
     z[sel] = c
-    # C^T z = sum_m z_m C[m, :]; rows C[m, :] = dct2_ortho(e_j) columns... use C = dct2_ortho(I).T
-    C = dct2_ortho(np.eye(n)).T  # C[m, j]
-    return signs * (C.T @ z)
+    return signs * idct2_ortho(z)
 
 
 def synthesize(basis, seed, k, n, c):

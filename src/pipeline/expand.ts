@@ -4,11 +4,11 @@
  * rank changed. Factors are synthesized one layer at a time as the writer asks for them.
  */
 import path from 'node:path';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { assertLayersFit, openNola, synthesizeLayer, type OpenNola } from './nola-source.js';
 import type { Mat } from '../core/matrix.js';
 import { planOutput, representable, type OutputPlan } from '../formats/index.js';
-import { NolaError, NumericError } from '../errors.js';
+import { IoError, NolaError, NumericError } from '../errors.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { Family, LayerSpec } from '../formats/layer.js';
 import type { NolaLayerEntry } from '../container/document.js';
@@ -51,7 +51,14 @@ export async function resolveExpandOutput(input: string, output: string | undefi
     const base = input.replace(/\.nola\.safetensors$/, '').replace(/\.safetensors$/, '');
     return `${base}.expanded.safetensors`;
   }
-  const isDir = output.endsWith('/') || (await stat(output).then((s) => s.isDirectory(), () => false));
+  // `-o out/` names a folder, created if needed (a PEFT adapter is a folder).
+  if (output.endsWith('/') || output.endsWith(path.sep)) {
+    await mkdir(output, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      throw new IoError(`cannot create folder ${output}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`);
+    });
+    return path.join(output, sourceFile);
+  }
+  const isDir = await stat(output).then((s) => s.isDirectory(), () => false);
   return isDir ? path.join(output, sourceFile) : output;
 }
 
