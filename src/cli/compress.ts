@@ -6,8 +6,13 @@ import { defaultThreads } from '../pipeline/parallel.js';
 import { parseDevice } from '../backends/index.js';
 import { renderCompressText } from '../report/report.js';
 import { writeTextAtomic, assertWritable } from '../io/index.js';
+import { sweep } from '../pipeline/sweep.js';
+import { renderSweepSvg, renderSweepText } from '../report/sweep-render.js';
+import { UsageError } from '../errors.js';
 
 export async function runCompress(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
+  if (o.sweep === true) return runSweep(ctx, input, o);
+  if (o.svg !== undefined) throw new UsageError('--svg draws the --sweep trade-off; add --sweep');
   const strategy = resolveStrategy({
     preset: o.preset as string | undefined,
     maxError: o.maxError as string | undefined,
@@ -40,4 +45,22 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   }).finally(() => progress.done());
   if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
   ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
+}
+
+async function runSweep(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
+  for (const flag of ['output', 'report', 'maxError', 'ratio', 'preset', 'coeffs', 'coeffsA', 'coeffsB', 'quant', 'rank', 'basis'] as const) {
+    if (o[flag] !== undefined) throw new UsageError(`--sweep tries its own settings and writes no NOLA file; drop --${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  }
+  const svg = o.svg as string | undefined;
+  if (svg !== undefined) await assertWritable(svg, o.force === true);
+  const progress = createProgress('sweep');
+  const result = await sweep({
+    input,
+    family: parseFamily('--format', o.format as string | undefined),
+    seed: parseInteger('--seed', String(o.seed), 0, 0xffffffff),
+    includePaper: o.paper !== false,
+    onProgress: (d, t, name) => progress.update(d, t, name),
+  }).finally(() => progress.done());
+  if (svg !== undefined) await writeTextAtomic(svg, renderSweepSvg(result), { force: o.force === true });
+  ctx.out(o.json === true ? JSON.stringify(result, null, 2) : renderSweepText(result) + (svg ? `\n  picture: ${svg}` : ''));
 }

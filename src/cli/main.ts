@@ -94,6 +94,9 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('--threads <N>', 'worker threads fitting layers (default: all cores); the output does not depend on it')
     .option('--report <file>', 'write the full report as JSON to this file')
     .option('--json', 'print the report as JSON on stdout instead of the summary')
+    .option('--sweep', 'print the size/error trade-off at several settings (writes no NOLA file)')
+    .option('--svg <file>', 'with --sweep: also draw the trade-off as an SVG picture')
+    .option('--no-paper', 'with --sweep: skip the (slow) paper-preset point')
     .action(async (lora: string, opts: Record<string, string | boolean | undefined>) => runCompress(ctx(), lora, opts));
 
   program
