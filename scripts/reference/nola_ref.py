@@ -49,6 +49,9 @@ def to_float(dtype, shape, raw):
     elif dtype == 'BF16':
         u = np.frombuffer(raw, '<u2').astype(np.uint32) << 16
         a = u.view(np.float32).astype(np.float64)
+    elif dtype in ('I64', 'I32', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64'):
+        # integer alphas (kohya writes them in any dtype)
+        a = np.frombuffer(raw, '<' + {'I64': 'i8', 'I32': 'i4', 'I16': 'i2', 'I8': 'i1', 'U8': 'u1', 'U16': 'u2', 'U32': 'u4', 'U64': 'u8'}[dtype]).astype(np.float64)
     else:
         raise ValueError('not a float dtype: ' + dtype)
     return a.reshape(shape) if shape else a.reshape(())
