@@ -44,7 +44,7 @@ async function main(): Promise<number> {
       const t = performance.now();
       const { report } = await compress({
         input: src, output: path.join(dir, `${d}.nola.safetensors`), settings: { strategy, seed: 0, fit: {} },
-        device: d, threads: d === 'cpu' ? defaultThreads() : 1,
+        device: d, threads: d === 'cpu' ? defaultThreads() : 1, forceThreads: true,
       });
       runs.push({ seconds: (performance.now() - t) / 1000, errors: report.layers.map((l) => l.error) });
     }

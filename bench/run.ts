@@ -9,7 +9,9 @@
  *   --modules q,k,v,o      synthetic modules per block (quick: q,v)
  *   --d 4096 --rank 16 --coeffs 512
  *   --threads N            nola worker threads (default: all cores)
- *   --no-numpy --no-real --no-memory --no-kernels
+ *   --no-numpy --no-synthetic --no-real --no-memory --no-kernels
+ *   --numpy-real all       numpy also on the two Stable Diffusion files (88 layers each; default only
+ *                          with --full: at k = 1024 the numpy fit takes tens of minutes on 2 cores)
  *   --json FILE            also write every number as JSON
  */
 import { spawn } from 'node:child_process';
@@ -40,7 +42,9 @@ interface Options {
   coeffs: number;
   threads: number;
   numpy: boolean;
+  synthetic: boolean;
   real: boolean;
+  numpyAllReal: boolean;
   memory: boolean;
   kernels: boolean;
   json?: string;
@@ -66,7 +70,9 @@ function parseArgs(argv: string[]): Options {
     coeffs: Number(str('coeffs', '512')),
     threads: Number(str('threads', String(availableParallelism()))),
     numpy: !flags.has('no-numpy'),
+    synthetic: !flags.has('no-synthetic'),
     real: !flags.has('no-real'),
+    numpyAllReal: full || flags.get('numpy-real') === 'all',
     memory: !flags.has('no-memory'),
     kernels: !flags.has('no-kernels'),
     ...(typeof flags.get('json') === 'string' ? { json: flags.get('json') as string } : {}),
@@ -189,7 +195,7 @@ async function main(): Promise<void> {
         process.stdout.write(`kernel ${k.kernels} k=${k.k} n=${k.n}: synthesis ${(k.synthPerSecond / 1e9).toFixed(2)} G basis values/s/core, analysis ${(k.analyzePerSecond / 1e9).toFixed(2)} G/s/core\n`);
       }
     }
-    for (const blocks of o.layers) {
+    for (const blocks of o.synthetic ? o.layers : []) {
       const name = `llama-${o.modules.map((m) => m[0]).join('')}-x${blocks}-d${o.d}-r${o.rank}-k${o.coeffs}`;
       const dir = await writeSyntheticAdapter(path.join(tmp, name), { layers: blocks, d: o.d, rank: o.rank, modules: o.modules });
       const r = await benchCase(o, shim, tmp, name, dir, path.join(dir, 'adapter_model.safetensors'), ['--coeffs', String(o.coeffs)], withNumpy);
@@ -200,7 +206,9 @@ async function main(): Promise<void> {
       for (const folder of ['peft-distilbert-imdb', 'diffusers-sd15', 'diffusers-sd2-bf16']) {
         const dir = path.join(realRoot, folder);
         const file = folder.startsWith('peft') ? path.join(dir, 'adapter_model.safetensors') : path.join(dir, 'pytorch_lora_weights.safetensors');
-        const paper = await benchCase(o, shim, tmp, `${folder}-paper`, dir, file, ['--preset', 'paper'], withNumpy);
+        const numpyHere = withNumpy && (o.numpyAllReal || folder.startsWith('peft'));
+        const paper = await benchCase(o, shim, tmp, `${folder}-paper`, dir, file, ['--preset', 'paper'], numpyHere);
+        if (withNumpy && !numpyHere) paper.note = 'numpy reference skipped (--numpy-real all to include it)';
         results.cases.push(paper);
         printCase(paper);
         const budget = await benchCase(o, shim, tmp, `${folder}-default`, dir, file, [], false);

@@ -11,7 +11,7 @@ import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget } from '../core/allocate.js';
 import { settingsBytes } from './layer-strategy.js';
-import { createFitPool, mapLayers, type FitOutcome, type FitTask } from './parallel.js';
+import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitTask } from './parallel.js';
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
@@ -32,8 +32,12 @@ export interface CompressRequest {
   settings: CompressSettings;
   onProgress?: (done: number, total: number, layer: string) => void;
   log?: Logger;
-  /** Worker threads fitting layers (default 1: in this thread). Output bytes do not depend on it. */
+  /**
+   * Worker threads fitting layers (default 1: in this thread). Output bytes do not depend on it.
+   * Fits too short to repay the workers' start-up run in this thread unless `forceThreads`.
+   */
   threads?: number;
+  forceThreads?: boolean;
   /** Compute device for the fit (default cpu); gpu/tfjs-cpu fit in this thread. */
   device?: Device;
 }
@@ -97,7 +101,8 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const layers = lora.plan.layers;
   const total = layers.length;
   const backend = req.device === undefined || req.device === 'cpu' ? undefined : await loadBackend(req.device, (m) => req.log?.warn(m));
-  const pool = createFitPool(Math.min(req.threads ?? 1, Math.max(1, total)), backend);
+  const threads = req.forceThreads ? Math.min(req.threads ?? 1, Math.max(1, total)) : chooseThreads(req.threads ?? 1, layers, strategy);
+  const pool = createFitPool(threads, backend);
   const readTask = async (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => {
     const { a0, b0 } = await readFactors(lora, spec);
     return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };

@@ -14,12 +14,38 @@ import type { ComputeBackend } from '../backends/index.js';
 import { mat } from '../core/matrix.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
-import type { BudgetStrategy, CompressSettings } from './settings.js';
+import type { BudgetStrategy, CompressSettings, Strategy } from './settings.js';
 import { candidateTable, chooseLayer } from './layer-strategy.js';
 import { BackendUnavailableError, FormatError, IoError, NolaError, NumericError, PairingError, UsageError } from '../errors.js';
 
 export function defaultThreads(): number {
   return availableParallelism();
+}
+
+/**
+ * Rough single-thread seconds to fit a plan, from measured rates on a 2-core EPYC (docs/PERFORMANCE.md):
+ * the uniform basis costs ~300 passes over k·n values at ~2e9 values/s; the budget strategy
+ * (orthogonal basis, fast transforms) ~8 µs per factor entry. Only used to decide whether worker
+ * threads pay for their start-up (~0.3 s of CPU each); results never depend on it.
+ */
+export function estimateFitSeconds(layers: readonly LayerSpec[], strategy: Strategy): number {
+  let s = 0;
+  for (const l of layers) {
+    const entries = l.rank * (l.dIn + l.dOut);
+    if (strategy.kind === 'fixed' && strategy.basis === 'uniform') {
+      const k = Math.min(strategy.coeffsA, l.rank * l.dIn), kb = Math.min(strategy.coeffsB, l.dOut * l.rank);
+      s += (300 * (k * l.rank * l.dIn + kb * l.dOut * l.rank)) / 2e9;
+    } else {
+      s += 8e-6 * entries;
+    }
+  }
+  return s;
+}
+
+/** Worker threads to use: none (inline) when the whole fit is shorter than their start-up would be worth. */
+export function chooseThreads(requested: number, layers: readonly LayerSpec[], strategy: Strategy): number {
+  if (requested <= 1 || layers.length <= 1) return 1;
+  return estimateFitSeconds(layers, strategy) < 2 ? 1 : Math.min(requested, layers.length);
 }
 
 /** One layer's factors as read from the file, plus what to do with them. */

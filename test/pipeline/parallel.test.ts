@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compress } from '../../src/pipeline/compress.js';
 import { resolveStrategy } from '../../src/cli/options.js';
-import { deserializeError, serializeError } from '../../src/pipeline/parallel.js';
+import { chooseThreads, deserializeError, serializeError } from '../../src/pipeline/parallel.js';
+import type { LayerSpec } from '../../src/formats/layer.js';
 import { NumericError } from '../../src/errors.js';
 import { writeSyntheticAdapter } from '../../bench/synthetic-adapter.js';
 
@@ -28,7 +29,7 @@ test('threads = 2 writes byte-identical files to threads = 1', async () => {
       const reports: number[][] = [];
       for (const threads of [1, 2]) {
         const output = path.join(dir, `out-${s}-${threads}.nola.safetensors`);
-        const { report } = await compress({ input: src, output, settings: { strategy, seed: 5, fit: { refineIters: 5 } }, threads });
+        const { report } = await compress({ input: src, output, settings: { strategy, seed: 5, fit: { refineIters: 5 } }, threads, forceThreads: true });
         files.push(await readFile(output));
         reports.push(report.layers.map((l) => l.error));
         assert.ok(report.totals.peakRssBytes > 0);
@@ -39,6 +40,16 @@ test('threads = 2 writes byte-identical files to threads = 1', async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('short fits stay in this thread; long ones get workers', () => {
+  const layer = { rank: 16, dIn: 4096, dOut: 4096 } as LayerSpec;
+  const paper = resolveStrategy({ coeffs: '512' });
+  assert.equal(chooseThreads(8, [layer], paper), 1, 'one layer: nothing to spread');
+  assert.equal(chooseThreads(8, [layer, layer, layer], paper), 3);
+  assert.equal(chooseThreads(1, [layer, layer], paper), 1);
+  const small = { rank: 8, dIn: 768, dOut: 768 } as LayerSpec;
+  assert.equal(chooseThreads(2, Array(12).fill(small), resolveStrategy({})), 1, 'budget mode on a small adapter');
 });
 
 test('typed errors cross the thread boundary with their exit code', () => {
