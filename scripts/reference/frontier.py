@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit('/', 1)[0])
-from nola_ref import read_safetensors, to_float  # noqa: E402
+from nola_ref import lowrank_rel_error, read_safetensors, to_float  # noqa: E402
 
 
 def quant(x, bits, group=64):
@@ -30,6 +30,18 @@ def quant(x, bits, group=64):
     return q.ravel()[: len(flat)].reshape(x.shape), len(flat) * bits / 8 + 2 * g.shape[0]
 
 
+_ROT = {}
+
+
+def rotation(n):
+    """One random orthogonal matrix per dimension (QR of a Gaussian), cached; None above 2048."""
+    if n > 2048:
+        return None
+    if n not in _ROT:
+        _ROT[n], _ = np.linalg.qr(np.random.default_rng(n).standard_normal((n, n)))
+    return _ROT[n]
+
+
 def pairs(tensors):
     names = list(tensors)
     for n in names:
@@ -41,27 +53,28 @@ def pairs(tensors):
 def main():
     path = sys.argv[1]
     E = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
-    rng = np.random.default_rng(0)
     _, tens = read_safetensors(path)
     total = fp16 = 0
     for ka, kb in pairs(tens):
         A0 = to_float(*tens[ka]); B0 = to_float(*tens[kb])
         r = A0.shape[0]; A0 = A0.reshape(r, -1); B0 = B0.reshape(B0.shape[0], r)
-        T = B0 @ A0
-        U, S, Vt = np.linalg.svd(T, full_matrices=False)
-        nT = np.linalg.norm(S)
+        # SVD of T = B0 A0 through thin QRs of both factors (T is never formed).
+        Qb, Rb = np.linalg.qr(B0)
+        Qa, Ra = np.linalg.qr(A0.T)
+        Uc, S, Vct = np.linalg.svd(Rb @ Ra.T)
+        U, Vt = Qb @ Uc, (Qa @ Vct.T).T
         fp16 += 2 * r * (A0.shape[1] + B0.shape[0])
         best = None
         for t in range(1, r + 1):
             B = U[:, :t] * np.sqrt(S[:t]); A = np.sqrt(S[:t])[:, None] * Vt[:t]
-            QA, _ = np.linalg.qr(rng.standard_normal((A.shape[1], A.shape[1]))) if A.shape[1] <= 2048 else (None, None)
+            QA = rotation(A.shape[1])
             for bits in range(3, 9):
                 if QA is not None:
                     Aq, ba = quant(A @ QA, bits); Aq = Aq @ QA.T
                 else:
                     Aq, ba = quant(A, bits)
                 Bq, bb = quant(B, bits)
-                err = np.linalg.norm(T - Bq @ Aq) / nT
+                err = lowrank_rel_error(1.0, B0, A0, 1.0, Bq, Aq)
                 if err <= E and (best is None or ba + bb < best):
                     best = ba + bb
         total += best if best is not None else 2 * r * (A0.shape[1] + B0.shape[0])
