@@ -9,8 +9,10 @@
  *   synth:   out[j] += Σ_i c[i] · v(i, j)    i ascending, one f64 multiply then one f64 add per term
  *   analyze: acc[4i + (j mod 4)] += v(i, j) · x[j]   j ascending within each of the 4 lanes
  * with v(i, j) = int32(mix32(rk[i] ^ ck[j])) >> 8, the lowbias32-v1 value before its 2^-23 scale.
+ * The module takes pre-mixed keys (k ^ (k >>> 16), see hash below); wasm-kernels.ts mixes them.
  * Lengths are padded to a multiple of 4 by the caller (padding x entries are 0).
  */
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +23,14 @@ const CHUNK = 1024;
 
 const i32 = (v: number): string => String(v | 0);
 
-/** x ← lowbias32(rk ^ key) >> 8 on four lanes. */
+/**
+ * x ← lowbias32(rk ^ key) >> 8 on four lanes, from pre-mixed keys rk' = rk ^ (rk >>> 16) and
+ * key' = key ^ (key >>> 16): the first xor-shift distributes over the xor of the two keys, so the
+ * callers apply it once per row and once per column instead of once per entry.
+ */
 function hash(x: string, rk: string, key: string): string {
   return [
     `(local.set ${x} (v128.xor (local.get ${rk}) (local.get ${key})))`,
-    `(local.set ${x} (v128.xor (local.get ${x}) (i32x4.shr_u (local.get ${x}) (i32.const 16))))`,
     `(local.set ${x} (i32x4.mul (local.get ${x}) (local.get $m1)))`,
     `(local.set ${x} (v128.xor (local.get ${x}) (i32x4.shr_u (local.get ${x}) (i32.const 15))))`,
     `(local.set ${x} (i32x4.mul (local.get ${x}) (local.get $m2)))`,
@@ -165,7 +170,9 @@ export async function compileWat(text: string): Promise<Uint8Array> {
 }
 
 async function main(): Promise<void> {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  // The checkout: the first folder above the compiled script that holds package.json.
+  let root = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(root, 'package.json')) && root !== path.dirname(root)) root = path.dirname(root);
   const dir = path.join(root, 'src/core/kernels');
   const text = kernelsWat();
   const bytes = await compileWat(text);

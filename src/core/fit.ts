@@ -13,7 +13,9 @@
  * All arithmetic is float64; no d_out×d_in matrix is ever formed.
  */
 import type { Basis } from './basis.js';
-import { mat, matmul, matmulNT, matmulTN, frobDot, type Mat } from './matrix.js';
+import { mat, frobDot, type Mat } from './matrix.js';
+// Same arithmetic as matrix.ts's products (bit-identical), faster for the tall d×r factors.
+import { matmul, matmulNT, matmulTN } from './kernels/dense.js';
 import { lowRankSvd, relativeError, type LowRankSvd } from './lowrank.js';
 import { solveNormal } from './solve.js';
 import { Matrix, pseudoInverse } from 'ml-matrix';

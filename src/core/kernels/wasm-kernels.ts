@@ -36,9 +36,10 @@ export function createWasmKernels(): UniformKernels {
     return { rk, ck, vec, out };
   }
 
-  function copyKeys(at: number, keys: Int32Array, n4: number): void {
-    const view = new Int32Array(ex.memory.buffer, at, n4);
-    view.set(keys);
+  /** Keys pre-mixed with the generator's first xor-shift (the module expects them so: one step fewer per entry). */
+  function copyKeys(at: number, keys: Int32Array, len: number): void {
+    const view = new Int32Array(ex.memory.buffer, at, len);
+    for (let i = 0; i < keys.length; i++) view[i] = keys[i] ^ (keys[i] >>> 16);
     view.fill(0, keys.length);
   }
 
@@ -48,7 +49,7 @@ export function createWasmKernels(): UniformKernels {
       const k = rk.length, n = ck.length, n4 = (n + 3) & ~3;
       if (k === 0 || n === 0) return;
       const at = layout(k, n4, k, n4);
-      new Int32Array(ex.memory.buffer, at.rk, k).set(rk);
+      copyKeys(at.rk, rk, k);
       copyKeys(at.ck, ck, n4);
       new Float64Array(ex.memory.buffer, at.vec, k).set(c.subarray(0, k));
       const o = new Float64Array(ex.memory.buffer, at.out, n4);
@@ -60,7 +61,7 @@ export function createWasmKernels(): UniformKernels {
       const k = rk.length, n = ck.length, n4 = (n + 3) & ~3;
       if (k === 0 || n === 0) return;
       const at = layout(k, n4, n4, 4 * k);
-      new Int32Array(ex.memory.buffer, at.rk, k).set(rk);
+      copyKeys(at.rk, rk, k);
       copyKeys(at.ck, ck, n4);
       const xv = new Float64Array(ex.memory.buffer, at.vec, n4);
       if (x instanceof Float64Array) xv.set(x.subarray(0, n));
