@@ -9,6 +9,9 @@ import { createUniformBasis } from '../../src/core/uniform-basis.js';
 import { selectKernels, tsKernels, wasmKernels } from '../../src/core/kernels/index.js';
 import { KERNELS_WASM_BASE64 } from '../../src/core/kernels/wasm-module.js';
 import { compileWat, kernelsWat } from '../../scripts/build-wasm.js';
+import * as dense from '../../src/core/kernels/dense.js';
+import * as plain from '../../src/core/matrix.js';
+import { mat, type Mat } from '../../src/core/matrix.js';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -113,4 +116,21 @@ test('the shipped WebAssembly bytes are what scripts/build-wasm.ts compiles', as
     throw e;
   }
   assert.equal(Buffer.from(bytes).toString('base64'), KERNELS_WASM_BASE64, 'run `npm run wasm` and commit src/core/kernels');
+});
+
+test('the fit\'s dense products give the same bits as matrix.ts (tall, wide, narrow, odd sizes, zeros)', () => {
+  const rnd = lcg(99);
+  const m = (rows: number, cols: number): Mat => {
+    const x = mat(rows, cols);
+    for (let i = 0; i < x.data.length; i++) x.data[i] = i % 7 === 3 ? 0 : rnd();
+    return x;
+  };
+  for (const [d, r] of [[4096, 16], [301, 5], [70, 1], [9, 3]] as Array<[number, number]>) {
+    const b = m(d, r), b2 = m(d, r), a = m(r, d), a2 = m(r, d), s = m(r, r);
+    assert.deepEqual(dense.matmulTN(b, b2).data, plain.matmulTN(b, b2).data);
+    assert.deepEqual(dense.matmulTN(b, b).data, plain.matmulTN(b, b).data);
+    assert.deepEqual(dense.matmulNT(a, a2).data, plain.matmulNT(a, a2).data);
+    assert.deepEqual(dense.matmul(s, a).data, plain.matmul(s, a).data);
+    assert.deepEqual(dense.matmul(b, s).data, plain.matmul(b, s).data);
+  }
 });
