@@ -13,7 +13,7 @@
  * All arithmetic is float64; no d_out×d_in matrix is ever formed.
  */
 import type { Basis } from './basis.js';
-import { mat, frobDot, type Mat } from './matrix.js';
+import { mat, frobDot, transpose, type Mat } from './matrix.js';
 // Same arithmetic as matrix.ts's products (bit-identical), faster for the tall d×r factors.
 import { matmul, matmulNT, matmulTN } from './kernels/dense.js';
 import { lowRankSvd, relativeError, type LowRankSvd } from './lowrank.js';
@@ -285,8 +285,11 @@ function gradient(p: FitProblem, a: Mat, b: Mat, gA: Float64Array, gB: Float64Ar
 export function quarticLineSearch(p: FitProblem, a: Mat, b: Mat, da: Mat, db: Mat): { step: number; value: number } {
   const { a0, b0, s0, scale: s } = p;
   const lefts = [b0, b, db], rights = [a0, a, da];
-  const gl: Mat[][] = lefts.map((x) => lefts.map((y) => matmulTN(x, y)));
-  const gr: Mat[][] = rights.map((x) => rights.map((y) => matmulNT(x, y)));
+  // Gram tables of the three left and three right factors. XᵀY and YᵀX are transposes of each
+  // other bit for bit (the same products summed in the same order), and B0ᵀB0, A0A0ᵀ do not change
+  // during a fit: 5 + 5 products per step instead of 9 + 9, same numbers.
+  const gl = gramTable(lefts, matmulTN, sourceGrams.left);
+  const gr = gramTable(rights, matmulNT, sourceGrams.right);
   type Terms = Array<[number, number, number]>; // [coef, left index, right index]
   const ip = (u: Terms, v: Terms): number => {
     let acc = 0;
@@ -308,6 +311,28 @@ export function quarticLineSearch(p: FitProblem, a: Mat, b: Mat, da: Mat, db: Ma
     if (Number.isFinite(v) && v < best.value) best = { step: t, value: v };
   }
   return best;
+}
+
+/** Products of the source factor with itself, cached per factor object (they are fixed during a fit). */
+const sourceGrams = { left: new WeakMap<Mat, Mat>(), right: new WeakMap<Mat, Mat>() };
+
+function gramTable(xs: Mat[], product: (x: Mat, y: Mat) => Mat, cache: WeakMap<Mat, Mat>): Mat[][] {
+  const g: Mat[][] = xs.map(() => []);
+  for (let i = 0; i < xs.length; i++) {
+    for (let j = i; j < xs.length; j++) {
+      let m: Mat;
+      if (i === 0 && j === 0) {
+        const hit = cache.get(xs[0]);
+        m = hit ?? product(xs[0], xs[0]);
+        if (hit === undefined) cache.set(xs[0], m);
+      } else {
+        m = product(xs[i], xs[j]);
+      }
+      g[i][j] = m;
+      if (j !== i) g[j][i] = transpose(m);
+    }
+  }
+  return g;
 }
 
 /** Real roots of a t³ + b t² + c t + d (degrades to quadratic/linear when leading terms vanish). */

@@ -5,14 +5,17 @@
  * stays O(n) however many coefficients there are. Without the WebAssembly kernels, small bases are
  * materialized once instead (the TypeScript loop over a cached basis beats regenerating it).
  *
- * Summation order (identical on every path, so results never depend on which one ran):
- * synthesis adds the terms c_i·b_i[j] for i ascending; analysis sums v_ij·x_j in four partial sums
- * by j mod 4, combined as (s0 + s1) + (s2 + s3).
+ * Arithmetic (identical on every path, so results never depend on which one ran): synthesis adds
+ * the float64 terms c_i·b_i[j] for i ascending, exactly as the definition; analysis, which only
+ * feeds the solvers, sums v_ij·x_j in four float64 lanes by j mod 4 combined as (s0 + s1) + (s2 + s3)
+ * or, where k ≤ n/4, in float32 within 1024-column chunks and float64 across them: within ~3e-7 of
+ * the exact inner products relative to their norm, and 1.45x faster (docs/PERFORMANCE.md).
  */
 import type { Basis } from './basis.js';
 import { colKeys, rowKey } from './generator.js';
 import { GEN_M1, GEN_M2, GEN_VALUE_SCALE } from './constants.js';
 import { uniformKernels, type UniformKernels } from './kernels/index.js';
+import { ANALYZE_CHUNK } from './kernels/ts-kernels.js';
 
 /** Bases with at most this many entries (k·n) are cached when only the TypeScript kernels run: 8 Mi entries = 32 MiB. */
 export const UNIFORM_CACHE_ENTRIES = 8 * 1024 * 1024;
@@ -40,6 +43,10 @@ export function createUniformBasis(seed: number, k: number, n: number, cacheEntr
   const kernels: UniformKernels = uniformKernels();
   const cache = kernels.name === 'ts' && k * n <= cacheEntries ? materialize(rowKeys, keys) : undefined;
   const lanes = new Float64Array(4 * k);
+  // Float32 analysis only where the basis spans a small part of the factor space (k ≤ n/4): there the
+  // fit's error stays far above float32's ~1e-7 noise, which it cannot see. Near full span the fit
+  // can approach zero error and needs the float64 analysis.
+  const f32 = 4 * k <= n;
 
   // The fit often synthesizes the same coefficients twice in a row (a factor after its solve, then
   // the next solve's starting point): remember the last result and copy it instead of a pass.
@@ -78,8 +85,8 @@ export function createUniformBasis(seed: number, k: number, n: number, cacheEntr
 
   function analyze(xv: ArrayLike<number>, out: Float64Array): void {
     lanes.fill(0);
-    if (cache === undefined) kernels.analyze(rowKeys, keys, xv, lanes);
-    else analyzeCached(cache, k, n, xv, lanes);
+    if (cache === undefined) (f32 ? kernels.analyzeF32 : kernels.analyze).call(kernels, rowKeys, keys, xv, lanes);
+    else analyzeCached(cache, k, n, xv, lanes, f32);
     for (let i = 0; i < k; i++) out[i] = ((lanes[4 * i] + lanes[4 * i + 1]) + (lanes[4 * i + 2] + lanes[4 * i + 3])) * norm * GEN_VALUE_SCALE;
   }
 
@@ -108,21 +115,44 @@ function materialize(rowKeys: Int32Array, keys: Int32Array): Float32Array {
   return cache;
 }
 
-/** The analysis kernel's order (four partial sums by j mod 4) over a cached basis. */
-function analyzeCached(cache: Float32Array, k: number, n: number, x: ArrayLike<number>, lanes: Float64Array): void {
-  const n4 = n & ~3;
-  for (let i = 0; i < k; i++) {
-    const off = i * n;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, j = 0;
-    for (; j < n4; j += 4) {
-      s0 += cache[off + j] * x[j];
-      s1 += cache[off + j + 1] * x[j + 1];
-      s2 += cache[off + j + 2] * x[j + 2];
-      s3 += cache[off + j + 3] * x[j + 3];
+/** The analysis kernels' arithmetic (analyze, or analyzeF32 when f32) over a cached basis. */
+function analyzeCached(cache: Float32Array, k: number, n: number, x: ArrayLike<number>, lanes: Float64Array, f32: boolean): void {
+  if (!f32) {
+    const n4 = n & ~3;
+    for (let i = 0; i < k; i++) {
+      const off = i * n;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, j = 0;
+      for (; j < n4; j += 4) {
+        s0 += cache[off + j] * x[j];
+        s1 += cache[off + j + 1] * x[j + 1];
+        s2 += cache[off + j + 2] * x[j + 2];
+        s3 += cache[off + j + 3] * x[j + 3];
+      }
+      if (j < n) s0 += cache[off + j] * x[j];
+      if (j + 1 < n) s1 += cache[off + j + 1] * x[j + 1];
+      if (j + 2 < n) s2 += cache[off + j + 2] * x[j + 2];
+      lanes[4 * i] = s0; lanes[4 * i + 1] = s1; lanes[4 * i + 2] = s2; lanes[4 * i + 3] = s3;
     }
-    if (j < n) s0 += cache[off + j] * x[j];
-    if (j + 1 < n) s1 += cache[off + j + 1] * x[j + 1];
-    if (j + 2 < n) s2 += cache[off + j + 2] * x[j + 2];
-    lanes[4 * i] = s0; lanes[4 * i + 1] = s1; lanes[4 * i + 2] = s2; lanes[4 * i + 3] = s3;
+    return;
+  }
+  const f = Math.fround;
+  const x32 = new Float32Array(n);
+  x32.set(x as ArrayLike<number>);
+  for (let j0 = 0; j0 < n; j0 += ANALYZE_CHUNK) {
+    const jend = Math.min(n, j0 + ANALYZE_CHUNK);
+    for (let i = 0; i < k; i++) {
+      const off = i * n;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, j = j0;
+      for (; j + 4 <= jend; j += 4) {
+        s0 = f(s0 + f(cache[off + j] * x32[j]));
+        s1 = f(s1 + f(cache[off + j + 1] * x32[j + 1]));
+        s2 = f(s2 + f(cache[off + j + 2] * x32[j + 2]));
+        s3 = f(s3 + f(cache[off + j + 3] * x32[j + 3]));
+      }
+      if (j < jend) s0 = f(s0 + f(cache[off + j] * x32[j]));
+      if (j + 1 < jend) s1 = f(s1 + f(cache[off + j + 1] * x32[j + 1]));
+      if (j + 2 < jend) s2 = f(s2 + f(cache[off + j + 2] * x32[j + 2]));
+      lanes[4 * i] += s0; lanes[4 * i + 1] += s1; lanes[4 * i + 2] += s2; lanes[4 * i + 3] += s3;
+    }
   }
 }

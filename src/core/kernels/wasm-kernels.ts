@@ -10,6 +10,7 @@ interface Exports {
   memory: WebAssembly.Memory;
   synth(rk: number, k: number, ck: number, n4: number, c: number, out: number): void;
   analyze(rk: number, k: number, ck: number, n4: number, x: number, acc: number): void;
+  analyzeF32(rk: number, k: number, ck: number, n4: number, x: number, acc: number): void;
 }
 
 function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
@@ -43,6 +44,24 @@ export function createWasmKernels(): UniformKernels {
     view.fill(0, keys.length);
   }
 
+  function analyzeWith(
+    fn: Exports['analyze'], XArray: Float64ArrayConstructor | Float32ArrayConstructor,
+    rk: Int32Array, ck: Int32Array, x: ArrayLike<number>, lanes: Float64Array,
+  ): void {
+    const k = rk.length, n = ck.length, n4 = (n + 3) & ~3;
+    if (k === 0 || n === 0) return;
+    const at = layout(k, n4, n4, 4 * k);
+    copyKeys(at.rk, rk, k);
+    copyKeys(at.ck, ck, n4);
+    const xv = new XArray(ex.memory.buffer, at.vec, n4);
+    if (x instanceof Float64Array) xv.set(x.subarray(0, n));
+    else for (let j = 0; j < n; j++) xv[j] = x[j];
+    xv.fill(0, n);
+    new Float64Array(ex.memory.buffer, at.out, 4 * k).set(lanes.subarray(0, 4 * k));
+    fn(at.rk, k, at.ck, n4, at.vec, at.out);
+    lanes.set(new Float64Array(ex.memory.buffer, at.out, 4 * k));
+  }
+
   return {
     name: 'wasm-simd',
     synth(rk, c, ck, out) {
@@ -58,18 +77,10 @@ export function createWasmKernels(): UniformKernels {
       out.set(new Float64Array(ex.memory.buffer, at.out, n));
     },
     analyze(rk, ck, x, lanes) {
-      const k = rk.length, n = ck.length, n4 = (n + 3) & ~3;
-      if (k === 0 || n === 0) return;
-      const at = layout(k, n4, n4, 4 * k);
-      copyKeys(at.rk, rk, k);
-      copyKeys(at.ck, ck, n4);
-      const xv = new Float64Array(ex.memory.buffer, at.vec, n4);
-      if (x instanceof Float64Array) xv.set(x.subarray(0, n));
-      else for (let j = 0; j < n; j++) xv[j] = x[j];
-      xv.fill(0, n);
-      new Float64Array(ex.memory.buffer, at.out, 4 * k).set(lanes.subarray(0, 4 * k));
-      ex.analyze(at.rk, k, at.ck, n4, at.vec, at.out);
-      lanes.set(new Float64Array(ex.memory.buffer, at.out, 4 * k));
+      analyzeWith(ex.analyze, Float64Array, rk, ck, x, lanes);
+    },
+    analyzeF32(rk, ck, x, lanes) {
+      analyzeWith(ex.analyzeF32, Float32Array, rk, ck, x, lanes);
     },
   };
 }
