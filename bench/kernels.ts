@@ -12,6 +12,8 @@ export interface KernelRate {
   n: number;
   synthPerSecond: number;
   analyzePerSecond: number;
+  /** The float32 analysis (used where k ≤ n/4). */
+  analyzeF32PerSecond: number;
 }
 
 export function measureKernels(sizes: Array<[number, number]>, reps = 3): KernelRate[] {
@@ -24,7 +26,7 @@ export function measureKernels(sizes: Array<[number, number]>, reps = 3): Kernel
     const x = Float64Array.from({ length: n }, (_, j) => Math.cos(j));
     for (const impl of impls) {
       const o = new Float64Array(n), lanes = new Float64Array(4 * k);
-      let s = Infinity, a = Infinity;
+      let s = Infinity, a = Infinity, a32 = Infinity;
       for (let r = 0; r < (impl.name === 'ts' ? 1 : reps); r++) {
         let t = performance.now();
         impl.synth(rk, c, ck, o);
@@ -32,8 +34,11 @@ export function measureKernels(sizes: Array<[number, number]>, reps = 3): Kernel
         t = performance.now();
         impl.analyze(rk, ck, x, lanes);
         a = Math.min(a, performance.now() - t);
+        t = performance.now();
+        impl.analyzeF32(rk, ck, x, lanes);
+        a32 = Math.min(a32, performance.now() - t);
       }
-      out.push({ kernels: impl.name, k, n, synthPerSecond: (k * n) / (s / 1000), analyzePerSecond: (k * n) / (a / 1000) });
+      out.push({ kernels: impl.name, k, n, synthPerSecond: (k * n) / (s / 1000), analyzePerSecond: (k * n) / (a / 1000), analyzeF32PerSecond: (k * n) / (a32 / 1000) });
     }
   }
   return out;

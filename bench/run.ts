@@ -192,7 +192,7 @@ async function main(): Promise<void> {
     if (o.kernels) {
       results.kernels = measureKernels([[o.coeffs, o.rank * o.d], [1024, 6144]]);
       for (const k of results.kernels) {
-        process.stdout.write(`kernel ${k.kernels} k=${k.k} n=${k.n}: synthesis ${(k.synthPerSecond / 1e9).toFixed(2)} G basis values/s/core, analysis ${(k.analyzePerSecond / 1e9).toFixed(2)} G/s/core\n`);
+        process.stdout.write(`kernel ${k.kernels} k=${k.k} n=${k.n}: synthesis ${(k.synthPerSecond / 1e9).toFixed(2)} G basis values/s/core, analysis ${(k.analyzePerSecond / 1e9).toFixed(2)} G/s/core (float32 analysis ${(k.analyzeF32PerSecond / 1e9).toFixed(2)})\n`);
       }
     }
     for (const blocks of o.synthetic ? o.layers : []) {
