@@ -80,7 +80,8 @@ function conjugateGradient(
   { maxIter, tol }: SolveOptions,
 ): void {
   const r = new Float64Array(k), p = new Float64Array(k), hp = new Float64Array(k);
-  apply(x, hp);
+  // A zero start (the first solve of a fit) has a zero product: skip its two passes over the basis.
+  if (x.some((v) => v !== 0)) apply(x, hp);
   let rhsNorm2 = 0;
   for (let i = 0; i < k; i++) {
     r[i] = rhs[i] - hp[i];
