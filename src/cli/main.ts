@@ -1,16 +1,13 @@
 /**
- * The command line. The only writer to stdout and the one place that turns errors into exit
- * codes (see EXIT in src/errors.ts and the README's table).
+ * The command line: the only writer to stdout and the one place that turns errors into exit
+ * codes (see EXIT in src/errors.ts and the README's table). Each command's modules are loaded
+ * only when that command runs, so start-up stays small (expand loads no fitter, sweep or backend).
  */
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
-import { runCompress } from './compress.js';
-import { runExpand } from './expand.js';
-import { runInspect } from './inspect.js';
-import { runVerify } from './verify.js';
 import { EXIT, InterruptedError, NolaError } from '../errors.js';
-import { removeLiveTempFiles } from '../io/index.js';
+import { removeLiveTempFiles } from '../io/atomic.js';
 
 export interface Ctx {
   log: Logger;
@@ -97,7 +94,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('--sweep', 'print the size/error trade-off at several settings (writes no NOLA file)')
     .option('--svg <file>', 'with --sweep: also draw the trade-off as an SVG picture')
     .option('--no-paper', 'with --sweep: skip the (slow) paper-preset point')
-    .action(async (lora: string, opts: Record<string, string | boolean | undefined>) => runCompress(ctx(), lora, opts));
+    .action(async (lora: string, opts: Record<string, string | boolean | undefined>) => (await import('./compress.js')).runCompress(ctx(), lora, opts));
 
   program
     .command('expand')
@@ -107,7 +104,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('--to <family>', 'write another family: peft, kohya or diffusers (when the mapping is unambiguous)')
     .option('--force', 'overwrite existing outputs')
     .option('--json', 'print a JSON summary')
-    .action(async (nola: string, opts: Record<string, string | boolean | undefined>) => runExpand(ctx(), nola, opts));
+    .action(async (nola: string, opts: Record<string, string | boolean | undefined>) => (await import('./expand.js')).runExpand(ctx(), nola, opts));
 
   program
     .command('inspect')
@@ -116,7 +113,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('--format <family>', 'override format detection for LoRA files')
     .option('--layers', 'list every layer')
     .option('--json', 'print JSON')
-    .action(async (file: string, opts: Record<string, string | boolean | undefined>) => runInspect(ctx(), file, opts));
+    .action(async (file: string, opts: Record<string, string | boolean | undefined>) => (await import('./inspect.js')).runInspect(ctx(), file, opts));
 
   program
     .command('verify')
@@ -125,7 +122,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .argument('[source]', 'the source LoRA, to recompute errors and check its checksum')
     .option('--tolerance <t>', 'allowed difference between claimed and measured errors', '1e-4')
     .option('--json', 'print JSON')
-    .action(async (nola: string, source: string | undefined, opts: Record<string, string | boolean | undefined>) => runVerify(ctx(), nola, source, opts));
+    .action(async (nola: string, source: string | undefined, opts: Record<string, string | boolean | undefined>) => (await import('./verify.js')).runVerify(ctx(), nola, source, opts));
 
   return program;
 }
