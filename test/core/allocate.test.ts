@@ -14,15 +14,10 @@ import { relativeError, truncationError } from '../../src/core/lowrank.js';
 import { chooseLayer } from '../../src/pipeline/layer-strategy.js';
 import { BUDGET_QUANTS } from '../../src/pipeline/settings.js';
 import type { LayerSpec } from '../../src/formats/layer.js';
+import { randomMat } from './random-mat.js';
 
 function orthonormal(rows: number, cols: number, seed: number): Mat {
-  let s = seed >>> 0;
-  const m = mat(rows, cols);
-  for (let i = 0; i < m.data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    m.data[i] = s / 2 ** 32 - 0.5;
-  }
-  return qrThin(m).q;
+  return qrThin(randomMat(rows, cols, seed)).q;
 }
 
 /** B0 = U·diag(σ), A0 = Vᵀ: the update has exactly the singular values σ. */

@@ -4,16 +4,7 @@ import { fitLayer, realCubicRoots, targetSvd } from '../../src/core/fit.js';
 import { createUniformBasis } from '../../src/core/uniform-basis.js';
 import { mat, matmul, type Mat } from '../../src/core/matrix.js';
 import { relativeError, relativeErrorToSvd, truncationError, lowRankNorm } from '../../src/core/lowrank.js';
-
-function randomMat(rows: number, cols: number, seed: number): Mat {
-  let s = seed >>> 0;
-  const m = mat(rows, cols);
-  for (let i = 0; i < m.data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    m.data[i] = s / 2 ** 32 - 0.5;
-  }
-  return m;
-}
+import { randomMat } from './random-mat.js';
 
 function denseNorm(m: Mat): number {
   let s = 0;
