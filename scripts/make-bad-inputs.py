@@ -11,7 +11,7 @@ OUT_DIR/manifest.json lists every case (adapter_config.json beside them is not a
 the PEFT adapters):
     {"file": name relative to OUT_DIR, "kind": what is wrong, "class": the error class nola must report
      ("format", "pairing", "numeric", ...; "ok" for the controls), "nola": true for NOLA containers}
-The controls (class "ok") are a valid PEFT LoRA and a valid NOLA file built the same way as the bad
+The controls (class "ok") are a valid PEFT LoRA and valid NOLA files (versions 1 and 2) built the same way as the bad
 ones: they must compress / expand cleanly, which shows the bad cases fail for the defect they carry and
 not because this script writes broken files in general.
 """
@@ -113,6 +113,31 @@ def nola_file(version=NOLA_VERSION, generator=NOLA_GENERATOR, coeff_dtype=F32, c
     return safetensors(tensors, {'nola': json.dumps(doc, separators=(',', ':'))})
 
 
+def nola_file_v2(document=None, coeff_bytes=None, envelope_extra=None):
+    """The same one-layer NOLA file in format version 2: a short envelope in __metadata__, the
+    zlib-compressed document in U8 tensor nola.document, both factors' f32 coefficients back to back
+    in U8 tensor nola.coeffs. `document` replaces the compressed bytes, `coeff_bytes` the stream."""
+    import hashlib
+    import zlib
+    k = RANK * D_IN
+    stream = f32(values(300, k)) + f32(values(301, k)) if coeff_bytes is None else coeff_bytes
+    fields = ['name', 'style', 'kind', 'shape_A', 'd_out', 'rank', 'alpha', 'scale', 'basis',
+              'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B', 'error', 'error_expanded']
+    row = [MODULES[0], 0, 'linear', [RANK, D_IN], D_OUT, RANK, None, 1, 'uniform', 1, 2, k, k, 'f32', 'f32', 0.0, None]
+    doc = {
+        'source': {'family': 'peft', 'file': 'adapter_model.safetensors', 'bytes': 0,
+                   'tensors_sha256': '0' * 64, 'metadata': None, 'config': None},
+        'coeffs': {'tensor': 'nola.coeffs', 'sha256': hashlib.sha256(stream).hexdigest()},
+        'key_styles': [{'A': [PEFT, '.lora_A.weight'], 'B': [PEFT, '.lora_B.weight'], 'dtype_A': F32, 'dtype_B': F32}],
+        'layer_fields': fields, 'layers': [row], 'passthrough': [],
+    }
+    packed = zlib.compress(json.dumps(doc, separators=(',', ':')).encode()) if document is None else document
+    envelope = {'format_version': 2, 'generator': NOLA_GENERATOR, 'document': 'nola.document'}
+    envelope.update(envelope_extra or {})
+    tensors = [('nola.coeffs', 'U8', [len(stream)], stream), ('nola.document', 'U8', [len(packed)], packed)]
+    return safetensors(tensors, {'nola': json.dumps(envelope, separators=(',', ':'))})
+
+
 def bad_safetensors_cases():
     one = f32([1.0, 2.0, 3.0, 4.0])
     good_header = {'w': {'dtype': F32, 'shape': [2, 2], 'data_offsets': [0, 16]}}
@@ -166,6 +191,12 @@ def bad_nola_cases():
          nola_file(coeff_dtype='F16')),
         ('coeffs-missing.nola.safetensors', 'NOLA coefficient tensor named in metadata is missing', 'format',
          nola_file(drop_tensor='nola.coeffs.0.B')),
+        ('v2-document-not-zlib.nola.safetensors', 'NOLA v2 document tensor is not a zlib stream', 'format',
+         nola_file_v2(document=b'{"layers": []}')),
+        ('v2-coeffs-short.nola.safetensors', 'NOLA v2 coefficient stream shorter than the layers need', 'format',
+         nola_file_v2(coeff_bytes=f32(values(300, RANK * D_IN)))),
+        ('v2-envelope-extra.nola.safetensors', 'NOLA v2 envelope holds more than version, generator, document', 'format',
+         nola_file_v2(envelope_extra={'layers': []})),
     ]
 
 
@@ -194,7 +225,8 @@ def main(argv):
         with open(os.path.join(folder, 'adapter_config.json'), 'w') as f:
             json.dump(config, f, indent=2)
     put('good/lora.safetensors', 'control: valid PEFT LoRA', 'ok', safetensors(lora_tensors()), False)
-    put('good/model.nola.safetensors', 'control: valid NOLA file', 'ok', nola_file(), True)
+    put('good/model.nola.safetensors', 'control: valid NOLA file (format version 1)', 'ok', nola_file(), True)
+    put('good/model-v2.nola.safetensors', 'control: valid NOLA file (format version 2)', 'ok', nola_file_v2(), True)
     with open(os.path.join(out, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=1)
         f.write('\n')

@@ -160,6 +160,60 @@ def lowrank_rel_error(s0, B0, A0, s, B, A):
     return float(diff / tgt) if tgt > 0 else 0.0
 
 
+GROUP = 64
+
+
+def block_sizes(count, mode):
+    """Bytes of the codes and of the f16 scales of `count` coefficients stored in `mode`."""
+    if mode in ('f32', 'f16', 'bf16'):
+        return count * (4 if mode == 'f32' else 2), 0
+    bits = int(mode[3:])
+    return (count * bits + 7) // 8, 2 * ((count + GROUP - 1) // GROUP)
+
+
+def load_nola(path):
+    """The layers of a NOLA file (version 1 or 2) as dicts with version-1 field names, each with
+    'coeffs_A' / 'coeffs_B' holding the dequantized coefficients (float64 arrays)."""
+    import zlib
+    meta, tens = read_safetensors(path)
+    env = json.loads(meta['nola'])
+    if env['format_version'] == 1:
+        layers = env['layers']
+        for e in layers:
+            for f in 'AB':
+                scales = tens[e['scales_' + f]][2] if ('scales_' + f) in e else b''
+                e['coeffs_' + f] = dequantize(e['quant_' + f], e['num_basis_' + f], tens[e['coeffs_' + f]][2], scales)
+        return layers
+    assert env['format_version'] == 2 and env['generator'] == 'lowbias32-v1', env
+    doc = json.loads(zlib.decompress(tens[env['document']][2]).decode('utf-8'))
+    stream = tens[doc['coeffs']['tensor']][2]
+    fields = doc['layer_fields']
+    layers, at = [], 0
+    for row in doc['layers']:
+        e = dict(zip(fields, row))
+        style = doc['key_styles'][e['style']]
+        name = e['name']
+        for f in ('A', 'B', 'alpha'):
+            if f in style:
+                p = style[f]  # [prefix, suffix] around the layer name, or the literal key
+                e['key_' + f] = p if isinstance(p, str) else p[0] + name + p[1]
+        for f in ('dtype_A', 'dtype_B', 'dtype_alpha'):
+            if f in style:
+                e[f] = style[f]
+        e['source_rank'] = e['shape_A'][0]
+        e['d_in'] = int(np.prod(e['shape_A'][1:]))
+        e['source_scale'] = e['scale']
+        for f in 'AB':
+            n_codes, n_scales = block_sizes(e['num_basis_' + f], e['quant_' + f])
+            codes = stream[at:at + n_codes]
+            scales = stream[at + n_codes:at + n_codes + n_scales]
+            at += n_codes + n_scales
+            e['coeffs_' + f] = dequantize(e['quant_' + f], e['num_basis_' + f], codes, scales)
+        layers.append(e)
+    assert at == len(stream), (at, len(stream))
+    return layers
+
+
 def factor_mats(dtype_shape_raw_a, dtype_shape_raw_b):
     A = to_float(*dtype_shape_raw_a)
     B = to_float(*dtype_shape_raw_b)
@@ -168,15 +222,13 @@ def factor_mats(dtype_shape_raw_a, dtype_shape_raw_b):
 
 
 def check(nola_path, source_path, expanded_path=None):
-    meta, tens = read_safetensors(nola_path)
-    doc = json.loads(meta['nola'])
+    layers = load_nola(nola_path)
     _, src = read_safetensors(source_path)
     exp = read_safetensors(expanded_path)[1] if expanded_path else None
     out = []
-    for e in doc['layers']:
+    for e in layers:
         r, din, dout = e['rank'], e['d_in'], e['d_out']
-        ca = dequantize(e['quant_A'], e['num_basis_A'], tens[e['coeffs_A']][2], tens[e['scales_A']][2] if 'scales_A' in e else b'')
-        cb = dequantize(e['quant_B'], e['num_basis_B'], tens[e['coeffs_B']][2], tens[e['scales_B']][2] if 'scales_B' in e else b'')
+        ca, cb = e['coeffs_A'], e['coeffs_B']
         A = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], r * din, ca).reshape(r, din)
         B = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], dout * r, cb).reshape(dout, r)
         A0, B0 = factor_mats(src[e['key_A']], src[e['key_B']])
@@ -196,11 +248,10 @@ def check(nola_path, source_path, expanded_path=None):
 
 def als_reference(nola_path, source_path, rounds):
     """For each layer of a NOLA file, the error dense ALS reaches with the same bases and counts."""
-    meta, _ = read_safetensors(nola_path)
-    doc = json.loads(meta['nola'])
+    layers = load_nola(nola_path)
     _, src = read_safetensors(source_path)
     out = []
-    for e in doc['layers']:
+    for e in layers:
         if e['basis'] != 'uniform':
             continue
         r, din, dout = e['rank'], e['d_in'], e['d_out']
@@ -273,12 +324,11 @@ def als_gram_layer(A0, B0, s0, r, SA, SB, rounds):
 def als_gram_reference(nola_path, source_path, rounds):
     import time
     t0 = time.perf_counter()
-    meta, _ = read_safetensors(nola_path)
-    doc = json.loads(meta['nola'])
+    layers = load_nola(nola_path)
     _, src = read_safetensors(source_path)
     out = []
     gen = fit = 0.0
-    for e in doc['layers']:
+    for e in layers:
         if e['basis'] != 'uniform':
             continue
         r, din, dout = e['rank'], e['d_in'], e['d_out']
@@ -317,17 +367,15 @@ def expand_reference(nola_path, out_path):
     """Straightforward expand: dequantize, synthesize each factor from its explicit basis matrix, write F32."""
     import time
     t0 = time.perf_counter()
-    meta, tens = read_safetensors(nola_path)
-    doc = json.loads(meta['nola'])
+    layers = load_nola(nola_path)
     out = []
-    for e in doc['layers']:
+    for e in layers:
         r, din, dout = e['rank'], e['d_in'], e['d_out']
-        ca = dequantize(e['quant_A'], e['num_basis_A'], tens[e['coeffs_A']][2], tens[e['scales_A']][2] if 'scales_A' in e else b'')
-        cb = dequantize(e['quant_B'], e['num_basis_B'], tens[e['coeffs_B']][2], tens[e['scales_B']][2] if 'scales_B' in e else b'')
+        ca, cb = e['coeffs_A'], e['coeffs_B']
         out.append((e['key_A'], synthesize(e['basis'], e['seed_A'], e['num_basis_A'], r * din, ca).reshape(r, din)))
         out.append((e['key_B'], synthesize(e['basis'], e['seed_B'], e['num_basis_B'], dout * r, cb).reshape(dout, r)))
     write_safetensors(out_path, out)
-    return {'seconds': time.perf_counter() - t0, 'layers': len(doc['layers'])}
+    return {'seconds': time.perf_counter() - t0, 'layers': len(layers)}
 
 
 def main(argv):

@@ -11,10 +11,11 @@ export async function runVerify(ctx: Ctx, file: string, source: string | undefin
     const bad = result.layers.filter((l) => !l.ok);
     ctx.out([
       `${result.file}: ${result.layers.length} layers rebuilt${result.source ? ` and compared with ${result.source}` : ''}`,
+      `  coefficient checksum: ${result.coefficients}`,
       `  source checksum: ${result.checksum}`,
       ...bad.slice(0, 10).map((l) => `  FAIL ${l.name}: claimed ${l.claimed.toFixed(6)}, measured ${l.measured === null ? 'n/a' : l.measured.toFixed(6)}${l.finite ? '' : ', non-finite values'}`),
       ...result.missing.slice(0, 10).map((name) => `  FAIL ${name}: in the source, missing from the NOLA file`),
-      result.ok ? '  verify: ok' : `  verify: FAILED (${bad.length + result.missing.length} layers${result.checksum === 'mismatch' ? ', source checksum differs' : ''})`,
+      result.ok ? '  verify: ok' : `  verify: FAILED (${bad.length + result.missing.length} layers${result.coefficients === 'mismatch' ? ', coefficient checksum differs' : ''}${result.checksum === 'mismatch' ? ', source checksum differs' : ''})`,
     ].join('\n'));
   }
   if (!result.ok) throw new NumericError(`${file}: verification failed`);

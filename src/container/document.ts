@@ -4,7 +4,7 @@
  * that hold its coefficients. Building and validating that document lives here; reading and
  * writing bytes lives in src/io. Specified in docs/FORMAT.md.
  */
-import { FORMAT_VERSION, GENERATOR, COEFF_PREFIX, PASSTHROUGH_PREFIX, QUANT_GROUP_SIZE } from '../core/constants.js';
+import { FORMAT_VERSION, GENERATOR, COEFF_TENSOR, DOCUMENT_TENSOR, PASSTHROUGH_PREFIX, QUANT_GROUP_SIZE } from '../core/constants.js';
 import type { BasisFamily } from '../core/basis.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { TensorInfo } from '../io/safetensors/types.js';
@@ -15,6 +15,23 @@ import { isEncodableDType } from '../io/safetensors/dtypes.js';
 import { QUANT_MODES, type QuantMode } from '../core/quantize.js';
 export { QUANT_MODES, type QuantMode };
 
+/** Bytes [offset, offset + bytes) of one tensor of the file. */
+export interface ByteRange {
+  tensor: string;
+  offset: number;
+  bytes: number;
+}
+
+/** Where one factor's stored coefficients are: the codes and, for integer modes, the per-group scales. */
+export interface BlockLocation {
+  codes: ByteRange;
+  scales?: ByteRange;
+}
+
+/**
+ * One layer as the rest of nola sees it, whatever the version of the file it came from (version 1
+ * stores these objects nearly as they are; version 2 stores a compact table, see serializeDocument).
+ */
 export interface NolaLayerEntry {
   name: string;
   kind: LayerKind;
@@ -43,15 +60,11 @@ export interface NolaLayerEntry {
   num_basis_B: number;
   quant_A: QuantMode;
   quant_B: QuantMode;
-  coeffs_A: string;
-  coeffs_B: string;
-  /** Per-group f16 scales, for integer quant modes only. */
-  scales_A?: string;
-  scales_B?: string;
   /** Relative Frobenius error of what is stored: ‖ΔW − ΔŴ‖ / ‖ΔW‖. */
   error: number;
   /** The same after expand rounds the factors to the source dtypes (F16/BF16 add their rounding). */
   error_expanded?: number;
+  blocks: { A: BlockLocation; B: BlockLocation };
 }
 
 export interface NolaPassthrough {
@@ -77,14 +90,10 @@ export interface NolaDocument {
   source: NolaSource;
   layers: NolaLayerEntry[];
   passthrough: NolaPassthrough[];
+  /** Version 2: the one tensor holding every layer's coefficients, and the SHA-256 (hex) of its bytes. */
+  coeffs?: { tensor: string; sha256: string };
 }
 
-export function coeffTensorName(layerIndex: number, factor: 'A' | 'B'): string {
-  return `${COEFF_PREFIX}${layerIndex}.${factor}`;
-}
-export function scalesTensorName(layerIndex: number, factor: 'A' | 'B'): string {
-  return `${COEFF_PREFIX}${layerIndex}.${factor}.scales`;
-}
 export function passthroughTensorName(index: number): string {
   return `${PASSTHROUGH_PREFIX}${index}`;
 }
@@ -101,50 +110,147 @@ export function isIntQuant(mode: QuantMode): boolean {
   return mode.startsWith('int');
 }
 
-/** dtype and shape of the tensors that hold `count` coefficients in `mode`. */
-export function coeffTensorLayout(count: number, mode: QuantMode): { codes: { dtype: DType; shape: number[] }; scales?: { dtype: DType; shape: number[] } } {
-  if (mode === 'f32') return { codes: { dtype: 'F32', shape: [count] } };
-  if (mode === 'f16') return { codes: { dtype: 'F16', shape: [count] } };
-  if (mode === 'bf16') return { codes: { dtype: 'BF16', shape: [count] } };
+/** Bytes of the codes and of the per-group scales of `count` coefficients stored in `mode`. */
+export function blockSizes(count: number, mode: QuantMode): { codes: number; scales: number } {
   const bits = quantBits(mode);
-  return {
-    codes: { dtype: 'U8', shape: [Math.ceil((count * bits) / 8)] },
-    scales: { dtype: 'F16', shape: [Math.ceil(count / QUANT_GROUP_SIZE)] },
-  };
+  if (!isIntQuant(mode)) return { codes: count * (bits / 8), scales: 0 };
+  return { codes: Math.ceil((count * bits) / 8), scales: 2 * Math.ceil(count / QUANT_GROUP_SIZE) };
 }
 
 /** Bytes the coefficients of one factor occupy in the file (codes + scales). */
 export function coeffBytes(count: number, mode: QuantMode): number {
-  const { codes, scales } = coeffTensorLayout(count, mode);
-  const size = (d: { dtype: DType; shape: number[] }): number => d.shape[0] * (d.dtype === 'F32' ? 4 : d.dtype === 'U8' ? 1 : 2);
-  return size(codes) + (scales ? size(scales) : 0);
+  const { codes, scales } = blockSizes(count, mode);
+  return codes + scales;
 }
 
-/** Stable JSON: key order is the order of the object literals built by the pipeline. */
-export function serializeDocument(doc: NolaDocument): string {
-  return JSON.stringify(doc);
+/**
+ * Version 2 places the layers' blocks back to back in one U8 tensor, in layer order, A before B,
+ * codes before scales. Returns each layer's locations and the stream's total length.
+ */
+export function placeBlocks(
+  layers: ReadonlyArray<Pick<NolaLayerEntry, 'num_basis_A' | 'num_basis_B' | 'quant_A' | 'quant_B'>>,
+  tensor: string = COEFF_TENSOR,
+): { blocks: Array<NolaLayerEntry['blocks']>; bytes: number } {
+  let offset = 0;
+  const place = (count: number, mode: QuantMode): BlockLocation => {
+    const { codes, scales } = blockSizes(count, mode);
+    const loc: BlockLocation = { codes: { tensor, offset, bytes: codes } };
+    offset += codes;
+    if (scales > 0) {
+      loc.scales = { tensor, offset, bytes: scales };
+      offset += scales;
+    }
+    return loc;
+  };
+  const blocks = layers.map((l) => ({ A: place(l.num_basis_A, l.quant_A), B: place(l.num_basis_B, l.quant_B) }));
+  return { blocks, bytes: offset };
+}
+
+/** The columns of a version-2 layer row, in order. */
+export const LAYER_FIELDS = [
+  'name', 'style', 'kind', 'shape_A', 'd_out', 'rank', 'alpha', 'scale', 'basis',
+  'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B', 'error', 'error_expanded',
+] as const;
+
+/**
+ * How a layer's source tensors are named and typed. A key is [prefix, suffix] (key = prefix + layer
+ * name + suffix), or a plain string for a key that does not contain the layer name (diffusers
+ * attention-processor keys such as `…to_k_lora.down.weight` of layer `…k_proj`).
+ */
+type KeyPattern = [string, string] | string;
+interface KeyStyle {
+  A: KeyPattern;
+  B: KeyPattern;
+  alpha?: KeyPattern;
+  dtype_A: DType;
+  dtype_B: DType;
+  dtype_alpha?: DType;
+}
+
+function keyPattern(key: string, name: string): KeyPattern {
+  const at = key.indexOf(name);
+  return at < 0 ? key : [key.slice(0, at), key.slice(at + name.length)];
+}
+
+function applyPattern(p: KeyPattern, name: string): string {
+  return typeof p === 'string' ? p : p[0] + name + p[1];
+}
+
+function keyStyle(e: NolaLayerEntry): KeyStyle {
+  return {
+    A: keyPattern(e.key_A, e.name),
+    B: keyPattern(e.key_B, e.name),
+    ...(e.key_alpha !== undefined ? { alpha: keyPattern(e.key_alpha, e.name) } : {}),
+    dtype_A: e.dtype_A,
+    dtype_B: e.dtype_B,
+    ...(e.dtype_alpha !== undefined ? { dtype_alpha: e.dtype_alpha } : {}),
+  };
+}
+
+/** Errors are stored to 6 significant digits: far below any tolerance anyone checks, half the characters. */
+export function roundError(x: number): number {
+  return Number(x.toPrecision(6));
+}
+
+/**
+ * A document built by compress, as version 2 stores it (docs/FORMAT.md): `metadata`, the short JSON
+ * of __metadata__["nola"] (version, generator, the document tensor's name), and `body`, the JSON the
+ * caller zlib-compresses into that tensor. Compact by construction, because the description is a real
+ * share of a small adapter's file: layers are rows of LAYER_FIELDS,
+ * tensor names are factored into key styles (prefix + layer name + suffix, with the dtypes), shape_B
+ * and d_in follow from shape_A, errors keep 6 significant digits, and error_expanded is null where it
+ * equals error. Key order is fixed: the same document gives the same bytes.
+ */
+export function serializeDocument(doc: NolaDocument): { metadata: string; body: string } {
+  if (doc.coeffs === undefined) throw new Error('internal: serializeDocument needs a version-2 document (coeffs)');
+  const styles: KeyStyle[] = [];
+  const styleIds = new Map<string, number>();
+  const rows = doc.layers.map((e) => {
+    const style = keyStyle(e);
+    const id = JSON.stringify(style);
+    if (!styleIds.has(id)) { styleIds.set(id, styles.length); styles.push(style); }
+    const error = roundError(e.error);
+    const expanded = e.error_expanded === undefined ? null : roundError(e.error_expanded);
+    const row: Record<(typeof LAYER_FIELDS)[number], unknown> = {
+      name: e.name, style: styleIds.get(id), kind: e.kind, shape_A: e.shape_A, d_out: e.d_out, rank: e.rank,
+      alpha: e.alpha ?? null, scale: e.scale, basis: e.basis, seed_A: e.seed_A, seed_B: e.seed_B,
+      num_basis_A: e.num_basis_A, num_basis_B: e.num_basis_B, quant_A: e.quant_A, quant_B: e.quant_B,
+      error, error_expanded: expanded === error ? null : expanded,
+    };
+    return LAYER_FIELDS.map((f) => row[f]);
+  });
+  const metadata = JSON.stringify({ format_version: FORMAT_VERSION, generator: doc.generator, document: DOCUMENT_TENSOR });
+  const body = JSON.stringify({
+    source: doc.source,
+    coeffs: doc.coeffs,
+    key_styles: styles,
+    layer_fields: LAYER_FIELDS,
+    layers: rows,
+    passthrough: doc.passthrough,
+  });
+  return { metadata, body };
 }
 
 /**
  * Parse and validate the document against the tensors actually present. Every inconsistency is a
  * FormatError naming the file and the field, so expand never starts on a file it cannot finish.
+ * Reads version 2 (what compress writes) and version 1 (files of nola 0.1).
  */
-export function parseDocument(file: string, json: string | undefined, tensors: readonly TensorInfo[]): NolaDocument {
-  if (json === undefined) throw new FormatError(`${file}: not a NOLA file (no "nola" entry in __metadata__); to compress a LoRA use 'nola compress'`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch (e) {
-    throw new FormatError(`${file}: the "nola" metadata is not valid JSON (${(e as Error).message})`);
-  }
+export function parseDocument(file: string, json: string | undefined, tensors: readonly TensorInfo[], body?: string): NolaDocument {
   const fail = (what: string): never => { throw new FormatError(`${file}: ${what}`); };
-  // JSON.parse keeps the last of duplicate keys: a document that says two things is refused instead.
-  const duplicate = duplicateKey(json);
-  if (duplicate !== null) fail(`the "nola" metadata has duplicate key ${JSON.stringify(duplicate)}`);
-  if (!isObject(raw)) fail('the "nola" metadata is not a JSON object');
-  const doc = raw as Record<string, unknown>;
-  if (doc.format_version !== FORMAT_VERSION) fail(`unknown NOLA format_version ${JSON.stringify(doc.format_version)} (this nola reads version ${FORMAT_VERSION}; upgrade nola)`);
-  if (doc.generator !== GENERATOR) fail(`unknown generator ${JSON.stringify(doc.generator)} (this nola knows ${GENERATOR})`);
+  const envelope = parseEnvelope(file, json);
+  let doc: Record<string, unknown>;
+  if (envelope.version === 1) {
+    doc = envelope.raw;
+  } else {
+    if (body === undefined) throw new Error('internal: a version-2 document needs its body (see documentTensor)');
+    const inner = parseJsonObject(file, body, `the document in tensor "${envelope.document}"`);
+    for (const key of ['format_version', 'generator', 'document']) {
+      if (key in inner) fail(`the document in tensor "${envelope.document}" repeats "${key}", which only __metadata__ may state`);
+    }
+    doc = { ...envelope.raw, ...inner };
+  }
+  const version = envelope.version;
   if (!isObject(doc.source)) fail('missing "source"');
   const src = doc.source as Record<string, unknown>;
   if (!['peft', 'kohya', 'diffusers'].includes(src.family as string)) fail(`unknown source family ${JSON.stringify(src.family)}`);
@@ -153,7 +259,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     fail(`source.file must be a plain file name, got ${JSON.stringify(src.file)}`);
   }
   if (!isCount(src.bytes, Number.MAX_SAFE_INTEGER)) fail(`source.bytes must be a non-negative integer, got ${JSON.stringify(src.bytes)}`);
-  if (typeof src.tensors_sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(src.tensors_sha256)) fail('source.tensors_sha256 must be 64 lowercase hex digits');
+  if (!isSha256(src.tensors_sha256)) fail('source.tensors_sha256 must be 64 lowercase hex digits');
   if (src.metadata !== null && !(isObject(src.metadata) && Object.entries(src.metadata).every(([k, v]) => typeof v === 'string' && !hasLoneSurrogate(k) && !hasLoneSurrogate(v)))) {
     fail('source.metadata must be null or an object of strings');
   }
@@ -162,7 +268,12 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
 
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const used = new Set<string>();
-  const expectTensor = (name: unknown, dtype: DType, shape: number[], what: string): void => {
+  if (envelope.version === 2) {
+    const t = byName.get(envelope.document);
+    if (t === undefined || t.dtype !== 'U8' || t.shape.length !== 1) fail(`document tensor "${envelope.document}" must be U8 [n]`);
+    used.add(envelope.document);
+  }
+  const claimTensor = (name: unknown, dtype: DType, shape: number[], what: string): void => {
     if (typeof name !== 'string') fail(`${what}: tensor name missing`);
     const t = byName.get(name as string);
     if (t === undefined) fail(`${what}: tensor "${String(name)}" is missing from the file`);
@@ -173,6 +284,8 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     used.add(name as string);
   };
 
+  const entries = version === 1 ? (doc.layers as unknown[]) : layersFromRows(doc, fail);
+  const layers = entries.map((l, i) => validateLayer(l, `layer ${i}`, fail));
   const names = new Set<string>();
   // Tensor names the expanded file will hold: distinct, and names a safetensors header can carry.
   const outputNames = new Set<string>();
@@ -181,53 +294,43 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     if (outputNames.has(name)) fail(`${where}: tensor name "${name}" is used twice`);
     outputNames.add(name);
   };
-  (doc.layers as unknown[]).forEach((l, i) => {
+  layers.forEach((e, i) => {
     const where = `layer ${i}`;
-    if (!isObject(l)) fail(`${where} is not an object`);
-    const e = l as Record<string, unknown>;
-    for (const key of ['name', 'key_A', 'key_B', 'dtype_A', 'dtype_B', 'kind', 'basis', 'quant_A', 'quant_B'] as const) {
-      if (typeof e[key] !== 'string') fail(`${where}: "${key}" missing or not a string`);
-    }
-    for (const key of ['rank', 'source_rank', 'd_in', 'd_out', 'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B'] as const) {
-      const v = e[key];
-      // Seeds are u32; every count also fits one (a factor is limited to MAX_FACTOR_ENTRIES anyway).
-      if (!isCount(v, 0xffffffff)) fail(`${where}: "${key}" must be an integer in 0..${0xffffffff}, got ${JSON.stringify(v)}`);
-    }
-    for (const key of ['scale', 'source_scale', 'error'] as const) {
-      if (typeof e[key] !== 'number' || !Number.isFinite(e[key])) fail(`${where}: "${key}" must be a finite number`);
-    }
-    if (e.basis !== 'uniform' && e.basis !== 'orthogonal') fail(`${where}: unknown basis ${JSON.stringify(e.basis)}`);
-    if (e.kind !== 'linear' && e.kind !== 'conv' && e.kind !== 'embedding') fail(`${where}: unknown kind ${JSON.stringify(e.kind)}`);
-    for (const f of ['A', 'B'] as const) {
-      // expand writes the factors back in this dtype: one it can encode floats into.
-      if (!isEncodableDType(e[`dtype_${f}`] as DType)) fail(`${where}: dtype_${f} ${JSON.stringify(e[`dtype_${f}`])} is not F64, F32, F16 or BF16`);
-    }
-    if ((e.key_alpha === undefined) !== (e.dtype_alpha === undefined)) fail(`${where}: key_alpha and dtype_alpha come together`);
-    if (e.key_alpha !== undefined && (typeof e.key_alpha !== 'string' || typeof e.dtype_alpha !== 'string' || !ALPHA_DTYPES.has(e.dtype_alpha))) {
-      fail(`${where}: key_alpha must be a tensor name and dtype_alpha a float or integer dtype`);
-    }
-    if (e.alpha !== undefined && (typeof e.alpha !== 'number' || !Number.isFinite(e.alpha))) fail(`${where}: "alpha" must be a finite number`);
-    checkShapes(e, where, fail);
-    for (const f of ['A', 'B'] as const) {
-      if (!QUANT_MODES.includes(e[`quant_${f}`] as QuantMode)) fail(`${where}: unknown quant_${f} ${JSON.stringify(e[`quant_${f}`])}`);
-    }
-    const rank = e.rank as number, dIn = e.d_in as number, dOut = e.d_out as number;
-    if (rank < 1 || dIn < 1 || dOut < 1) fail(`${where}: rank, d_in and d_out must be positive`);
-    if (rank * dIn > MAX_FACTOR_ENTRIES || dOut * rank > MAX_FACTOR_ENTRIES) {
-      fail(`${where}: factors of ${rank} x ${dIn} and ${dOut} x ${rank} values exceed the limit of ${MAX_FACTOR_ENTRIES} values per factor`);
-    }
-    const ka = e.num_basis_A as number, kb = e.num_basis_B as number;
-    if (ka < 1 || ka > rank * dIn) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
-    if (kb < 1 || kb > dOut * rank) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
-    if (names.has(e.name as string)) fail(`${where}: duplicate layer name "${e.name}"`);
-    names.add(e.name as string);
-    for (const key of [e.key_A, e.key_B, e.key_alpha]) if (key !== undefined) claimOutputName(key as string, where);
-    for (const [f, k] of [['A', ka], ['B', kb]] as const) {
-      const layout = coeffTensorLayout(k, e[`quant_${f}`] as QuantMode);
-      expectTensor(e[`coeffs_${f}`], layout.codes.dtype, layout.codes.shape, `${where} (${e.name}) coeffs_${f}`);
-      if (layout.scales) expectTensor(e[`scales_${f}`], layout.scales.dtype, layout.scales.shape, `${where} (${e.name}) scales_${f}`);
-    }
+    if (names.has(e.name)) fail(`${where}: duplicate layer name "${e.name}"`);
+    names.add(e.name);
+    for (const key of [e.key_A, e.key_B, e.key_alpha]) if (key !== undefined) claimOutputName(key, where);
   });
+
+  let coeffs: NolaDocument['coeffs'];
+  if (version === 1) {
+    // Version 1: tensors named by each layer, codes and scales apart.
+    layers.forEach((e, i) => {
+      const l = (doc.layers as Array<Record<string, unknown>>)[i];
+      for (const f of ['A', 'B'] as const) {
+        const count = f === 'A' ? e.num_basis_A : e.num_basis_B;
+        const mode = e[`quant_${f}`];
+        const sizes = blockSizes(count, mode);
+        const codesDtype: DType = mode === 'f32' ? 'F32' : mode === 'f16' ? 'F16' : mode === 'bf16' ? 'BF16' : 'U8';
+        const what = `layer ${i} (${e.name}) coeffs_${f}`;
+        claimTensor(l[`coeffs_${f}`], codesDtype, [codesDtype === 'U8' ? sizes.codes : count], what);
+        e.blocks[f] = { codes: { tensor: l[`coeffs_${f}`] as string, offset: 0, bytes: sizes.codes } };
+        if (sizes.scales > 0) {
+          claimTensor(l[`scales_${f}`], 'F16', [sizes.scales / 2], `layer ${i} (${e.name}) scales_${f}`);
+          e.blocks[f].scales = { tensor: l[`scales_${f}`] as string, offset: 0, bytes: sizes.scales };
+        }
+      }
+    });
+  } else {
+    if (!isObject(doc.coeffs) || typeof doc.coeffs.tensor !== 'string' || !isSha256(doc.coeffs.sha256)) {
+      fail('"coeffs" must be {"tensor": name, "sha256": 64 lowercase hex digits}');
+    }
+    const c = doc.coeffs as { tensor: string; sha256: string };
+    coeffs = { tensor: c.tensor, sha256: c.sha256 };
+    const placed = placeBlocks(layers, c.tensor);
+    claimTensor(c.tensor, 'U8', [placed.bytes], `"coeffs" (${layers.length} layers)`);
+    layers.forEach((e, i) => { e.blocks = placed.blocks[i]; });
+  }
+
   (doc.passthrough as unknown[]).forEach((p, i) => {
     if (!isObject(p) || typeof p.name !== 'string' || typeof p.tensor !== 'string') fail(`passthrough ${i} is malformed`);
     const { name, tensor } = p as unknown as NolaPassthrough;
@@ -238,7 +341,155 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   });
   const extra = tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (extra.length > 0) fail(`tensors not described by the metadata: ${extra.slice(0, 3).join(', ')}`);
-  return raw as NolaDocument;
+  return {
+    format_version: version as number,
+    generator: GENERATOR,
+    source: src as unknown as NolaSource,
+    layers,
+    passthrough: (doc.passthrough as NolaPassthrough[]).map(({ name, tensor }) => ({ name, tensor })),
+    ...(coeffs !== undefined ? { coeffs } : {}),
+  };
+}
+
+/**
+ * __metadata__["nola"]: for version 1 the whole document, for version 2 the version, the generator and
+ * the name of the U8 tensor holding the zlib-compressed document. Returns the version-2 tensor name so
+ * the reader can fetch and inflate the body before parseDocument; undefined for version 1.
+ */
+export function documentTensor(file: string, json: string | undefined): string | undefined {
+  const envelope = parseEnvelope(file, json);
+  return envelope.version === 2 ? envelope.document : undefined;
+}
+
+type Envelope = { version: 1; raw: Record<string, unknown> } | { version: 2; raw: Record<string, unknown>; document: string };
+
+function parseEnvelope(file: string, json: string | undefined): Envelope {
+  if (json === undefined) throw new FormatError(`${file}: not a NOLA file (no "nola" entry in __metadata__); to compress a LoRA use 'nola compress'`);
+  const raw = parseJsonObject(file, json, 'the "nola" metadata');
+  const fail = (what: string): never => { throw new FormatError(`${file}: ${what}`); };
+  const version = raw.format_version;
+  if (version !== FORMAT_VERSION && version !== 1) fail(`unknown NOLA format_version ${JSON.stringify(version)} (this nola reads versions 1 and ${FORMAT_VERSION}; upgrade nola)`);
+  if (raw.generator !== GENERATOR) fail(`unknown generator ${JSON.stringify(raw.generator)} (this nola knows ${GENERATOR})`);
+  if (version === 1) return { version: 1, raw };
+  const keys = Object.keys(raw).sort().join(',');
+  if (keys !== 'document,format_version,generator') fail(`the "nola" metadata of a version-2 file holds exactly format_version, generator and document, got ${keys}`);
+  if (typeof raw.document !== 'string' || raw.document === '') fail('the "nola" metadata: "document" must name a tensor');
+  return { version: 2, raw, document: raw.document as string };
+}
+
+function parseJsonObject(file: string, json: string, what: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (e) {
+    throw new FormatError(`${file}: ${what} is not valid JSON (${(e as Error).message})`);
+  }
+  // JSON.parse keeps the last of duplicate keys: a document that says two things is refused instead.
+  const duplicate = duplicateKey(json);
+  if (duplicate !== null) throw new FormatError(`${file}: ${what} has duplicate key ${JSON.stringify(duplicate)}`);
+  if (!isObject(raw)) throw new FormatError(`${file}: ${what} is not a JSON object`);
+  return raw;
+}
+
+/**
+ * Version 2: the key styles and the rows of LAYER_FIELDS, turned into version-1-shaped layer objects
+ * (keys and dtypes from the style, shape_B and d_in from shape_A) for the one validation both share.
+ */
+function layersFromRows(doc: Record<string, unknown>, fail: (what: string) => never): Array<Record<string, unknown>> {
+  const fields = doc.layer_fields;
+  if (!Array.isArray(fields) || fields.length !== LAYER_FIELDS.length || fields.some((f, i) => f !== LAYER_FIELDS[i])) {
+    fail(`"layer_fields" must be ${JSON.stringify(LAYER_FIELDS)}`);
+  }
+  if (!Array.isArray(doc.key_styles)) fail('"key_styles" is not a list');
+  const pattern = (v: unknown): v is KeyPattern => typeof v === 'string' || (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string'));
+  const styles = (doc.key_styles as unknown[]).map((s, i) => {
+    if (!isObject(s) || !pattern(s.A) || !pattern(s.B) || (s.alpha !== undefined && !pattern(s.alpha))) {
+      fail(`key style ${i}: "A" and "B" (and "alpha" when present) must be [prefix, suffix] string pairs or strings`);
+    }
+    return s as Record<string, unknown>;
+  });
+  return (doc.layers as unknown[]).map((r, i) => {
+    if (!Array.isArray(r) || r.length !== LAYER_FIELDS.length) fail(`layer ${i} is not a row of ${LAYER_FIELDS.length} values`);
+    const row = Object.fromEntries(LAYER_FIELDS.map((f, j) => [f, (r as unknown[])[j]])) as Record<string, unknown>;
+    if (typeof row.name !== 'string') fail(`layer ${i}: "name" missing or not a string`);
+    if (!Number.isInteger(row.style) || (row.style as number) < 0 || (row.style as number) >= styles.length) {
+      fail(`layer ${i}: "style" must index "key_styles" (0..${styles.length - 1}), got ${JSON.stringify(row.style)}`);
+    }
+    const style = styles[row.style as number];
+    const name = row.name as string;
+    const key = (p: KeyPattern): string => applyPattern(p, name);
+    const shapeA = row.shape_A;
+    const shapeOk = Array.isArray(shapeA) && shapeA.length >= 2 && shapeA.length <= 8 && shapeA.every((d) => isCount(d, 0xffffffff) && d > 0);
+    if (!shapeOk) fail(`layer ${i}: shape_A must be a list of 2 to 8 positive integers`);
+    const a = shapeA as number[];
+    const out: Record<string, unknown> = {
+      name, kind: row.kind,
+      key_A: key(style.A as KeyPattern), key_B: key(style.B as KeyPattern),
+      ...(style.alpha !== undefined ? { key_alpha: key(style.alpha as KeyPattern) } : {}),
+      ...(style.dtype_alpha !== undefined ? { dtype_alpha: style.dtype_alpha } : {}),
+      dtype_A: style.dtype_A, dtype_B: style.dtype_B,
+      shape_A: a, shape_B: [row.d_out, a[0], ...a.slice(2).map(() => 1)],
+      source_rank: a[0], rank: row.rank, d_in: a.slice(1).reduce((p, d) => p * d, 1), d_out: row.d_out,
+      source_scale: row.scale, scale: row.scale,
+      basis: row.basis, seed_A: row.seed_A, seed_B: row.seed_B, num_basis_A: row.num_basis_A, num_basis_B: row.num_basis_B,
+      quant_A: row.quant_A, quant_B: row.quant_B, error: row.error,
+    };
+    if (row.alpha !== null) out.alpha = row.alpha;
+    if (row.error_expanded !== null) out.error_expanded = row.error_expanded;
+    return out;
+  });
+}
+
+/** One layer object (version-1 shape) checked field by field; the result carries no block locations yet. */
+function validateLayer(l: unknown, where: string, fail: (what: string) => never): NolaLayerEntry {
+  if (!isObject(l)) fail(`${where} is not an object`);
+  const e = l as Record<string, unknown>;
+  for (const key of ['name', 'key_A', 'key_B', 'dtype_A', 'dtype_B', 'kind', 'basis', 'quant_A', 'quant_B'] as const) {
+    if (typeof e[key] !== 'string') fail(`${where}: "${key}" missing or not a string`);
+  }
+  for (const key of ['rank', 'source_rank', 'd_in', 'd_out', 'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B'] as const) {
+    const v = e[key];
+    // Seeds are u32; every count also fits one (a factor is limited to MAX_FACTOR_ENTRIES anyway).
+    if (!isCount(v, 0xffffffff)) fail(`${where}: "${key}" must be an integer in 0..${0xffffffff}, got ${JSON.stringify(v)}`);
+  }
+  for (const key of ['scale', 'source_scale', 'error'] as const) {
+    if (typeof e[key] !== 'number' || !Number.isFinite(e[key])) fail(`${where}: "${key}" must be a finite number`);
+  }
+  if (e.error_expanded !== undefined && (typeof e.error_expanded !== 'number' || !Number.isFinite(e.error_expanded))) {
+    fail(`${where}: "error_expanded" must be a finite number`);
+  }
+  if (e.basis !== 'uniform' && e.basis !== 'orthogonal') fail(`${where}: unknown basis ${JSON.stringify(e.basis)}`);
+  if (e.kind !== 'linear' && e.kind !== 'conv' && e.kind !== 'embedding') fail(`${where}: unknown kind ${JSON.stringify(e.kind)}`);
+  for (const f of ['A', 'B'] as const) {
+    // expand writes the factors back in this dtype: one it can encode floats into.
+    if (!isEncodableDType(e[`dtype_${f}`] as DType)) fail(`${where}: dtype_${f} ${JSON.stringify(e[`dtype_${f}`])} is not F64, F32, F16 or BF16`);
+  }
+  if ((e.key_alpha === undefined) !== (e.dtype_alpha === undefined)) fail(`${where}: key_alpha and dtype_alpha come together`);
+  if (e.key_alpha !== undefined && (typeof e.key_alpha !== 'string' || typeof e.dtype_alpha !== 'string' || !ALPHA_DTYPES.has(e.dtype_alpha))) {
+    fail(`${where}: key_alpha must be a tensor name and dtype_alpha a float or integer dtype`);
+  }
+  if (e.alpha !== undefined && (typeof e.alpha !== 'number' || !Number.isFinite(e.alpha))) fail(`${where}: "alpha" must be a finite number`);
+  checkShapes(e, where, fail);
+  for (const f of ['A', 'B'] as const) {
+    if (!QUANT_MODES.includes(e[`quant_${f}`] as QuantMode)) fail(`${where}: unknown quant_${f} ${JSON.stringify(e[`quant_${f}`])}`);
+  }
+  const rank = e.rank as number, dIn = e.d_in as number, dOut = e.d_out as number;
+  if (rank < 1 || dIn < 1 || dOut < 1) fail(`${where}: rank, d_in and d_out must be positive`);
+  if (rank * dIn > MAX_FACTOR_ENTRIES || dOut * rank > MAX_FACTOR_ENTRIES) {
+    fail(`${where}: factors of ${rank} x ${dIn} and ${dOut} x ${rank} values exceed the limit of ${MAX_FACTOR_ENTRIES} values per factor`);
+  }
+  const ka = e.num_basis_A as number, kb = e.num_basis_B as number;
+  if (ka < 1 || ka > rank * dIn) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
+  if (kb < 1 || kb > dOut * rank) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
+  const pick = <K extends keyof NolaLayerEntry>(...keys: K[]): Pick<NolaLayerEntry, K> =>
+    Object.fromEntries(keys.filter((k) => e[k] !== undefined).map((k) => [k, e[k]])) as Pick<NolaLayerEntry, K>;
+  const unplaced: ByteRange = { tensor: '', offset: 0, bytes: 0 };
+  return {
+    ...pick('name', 'kind', 'key_A', 'key_B', 'key_alpha', 'dtype_A', 'dtype_B', 'dtype_alpha', 'shape_A', 'shape_B',
+      'source_rank', 'rank', 'd_in', 'd_out', 'alpha', 'source_scale', 'scale', 'basis', 'seed_A', 'seed_B',
+      'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B', 'error', 'error_expanded'),
+    blocks: { A: { codes: unplaced }, B: { codes: unplaced } },
+  };
 }
 
 /** Factors are synthesized in one typed array: at most 2^31 - 1 values (far beyond any LoRA; see README, Limits). */
@@ -297,6 +548,10 @@ function duplicateKey(json: string): string | null {
     }
   }
   return null;
+}
+
+function isSha256(v: unknown): v is string {
+  return typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
 }
 
 function isCount(v: unknown, max: number): v is number {

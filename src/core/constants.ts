@@ -1,7 +1,7 @@
 /**
  * Every number that defines the NOLA file format. Mirrored in docs/FORMAT.md; nowhere else.
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const GENERATOR = 'lowbias32-v1';
 
 export const GEN_M1 = 0x21f0aaad;
@@ -16,8 +16,13 @@ export const SEED_SALT_B = 0x42424242;
 
 /** Metadata key in the NOLA safetensors file holding the JSON description. */
 export const NOLA_METADATA_KEY = 'nola';
-/** Tensor name prefixes inside a NOLA file. */
-export const COEFF_PREFIX = 'nola.coeffs.';
+/** Tensor names inside a NOLA file. */
+/** Version 2: the one U8 tensor holding every layer's coefficient blocks. */
+export const COEFF_TENSOR = 'nola.coeffs';
+/** Version 2: the U8 tensor holding the zlib-compressed layer document. */
+export const DOCUMENT_TENSOR = 'nola.document';
+/** The most bytes a version-2 document may inflate to (the safetensors header limit: 100 MB). */
+export const MAX_DOCUMENT_BYTES = 100_000_000;
 export const PASSTHROUGH_PREFIX = 'nola.passthrough.';
 
 /** Coefficients per absmax scale in the integer quantization modes (docs/FORMAT.md, "Quantization"). */

@@ -3,12 +3,20 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { SafetensorsFile } from './safetensors/index.js';
 
-export async function hashDataSection(file: Pick<SafetensorsFile, 'path' | 'dataStart' | 'fileSize'>): Promise<string> {
+/** SHA-256 (hex) of bytes in memory. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** SHA-256 (hex) of bytes [start, end) of a file, streamed. */
+export async function hashFileRange(file: string, start: number, end: number): Promise<string> {
   const hash = createHash('sha256');
-  if (file.fileSize > file.dataStart) {
-    for await (const chunk of createReadStream(file.path, { start: file.dataStart, end: file.fileSize - 1, highWaterMark: 1 << 20 })) {
-      hash.update(chunk as Buffer);
-    }
+  if (end > start) {
+    for await (const chunk of createReadStream(file, { start, end: end - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   }
   return hash.digest('hex');
+}
+
+export async function hashDataSection(file: Pick<SafetensorsFile, 'path' | 'dataStart' | 'fileSize'>): Promise<string> {
+  return hashFileRange(file.path, file.dataStart, file.fileSize);
 }

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { stat } from 'node:fs/promises';
+import { deflateSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { openLora, readFactors, type OpenLora } from './source.js';
 import type { CompressSettings } from './settings.js';
@@ -15,11 +16,10 @@ import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitTask 
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
-  coeffTensorLayout, coeffTensorName, passthroughTensorName, scalesTensorName, serializeDocument,
-  type NolaDocument, type NolaLayerEntry,
+  passthroughTensorName, placeBlocks, roundError, serializeDocument, type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
-import { FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
-import { writeSafetensors, assertWritable, hashDataSection } from '../io/index.js';
+import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
+import { writeSafetensors, assertWritable, hashDataSection, sha256Hex } from '../io/index.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
@@ -63,9 +63,11 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     for (const w of lora.plan.warnings) req.log?.warn(w);
 
     const fitted = await fitAll(lora, req);
-    const doc = buildDocument(lora, fitted, await hashDataSection(lora.reader));
-    const { specs, produce } = containerTensors(lora, fitted);
-    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: serializeDocument(doc) }, produce, { force: req.force });
+    const coeffs = coefficientStream(fitted);
+    const doc = buildDocument(lora, fitted, await hashDataSection(lora.reader), sha256Hex(coeffs));
+    const { metadata, body } = serializeDocument(doc);
+    const { specs, produce } = containerTensors(lora, coeffs, deflateSync(body, { level: 9 }));
+    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
 
     const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));
     const report = buildCompressReport({
@@ -141,11 +143,12 @@ function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string): NolaDocument {
+function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, coeffsSha256: string): NolaDocument {
+  const counts = fitted.map(({ layer: { settings: s } }) => ({ num_basis_A: s.k, num_basis_B: s.l, quant_A: s.quantA, quant_B: s.quantB }));
+  const { blocks } = placeBlocks(counts);
   const layers: NolaLayerEntry[] = fitted.map(({ spec, layer }, i) => {
     const s = layer.settings;
-    const la = coeffTensorLayout(s.k, s.quantA), lb = coeffTensorLayout(s.l, s.quantB);
-    const entry: NolaLayerEntry = {
+    return {
       name: spec.name,
       kind: spec.kind,
       key_A: spec.keyA,
@@ -169,14 +172,11 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string):
       num_basis_B: s.l,
       quant_A: s.quantA,
       quant_B: s.quantB,
-      coeffs_A: coeffTensorName(i, 'A'),
-      coeffs_B: coeffTensorName(i, 'B'),
-      ...(la.scales ? { scales_A: scalesTensorName(i, 'A') } : {}),
-      ...(lb.scales ? { scales_B: scalesTensorName(i, 'B') } : {}),
-      error: layer.error,
-      error_expanded: layer.deliveredError,
+      // What the file says is what the report says: both carry the stored (rounded) numbers.
+      error: roundError(layer.error),
+      error_expanded: roundError(layer.deliveredError),
+      blocks: blocks[i],
     };
-    return entry;
   });
   return {
     format_version: FORMAT_VERSION,
@@ -191,34 +191,32 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string):
     },
     layers,
     passthrough: lora.plan.passthrough.map((name, i) => ({ name, tensor: passthroughTensorName(i) })),
+    coeffs: { tensor: COEFF_TENSOR, sha256: coeffsSha256 },
   };
 }
 
-function containerTensors(lora: OpenLora, fitted: Fitted[]): { specs: TensorSpec[]; produce: (spec: TensorSpec) => Promise<TensorData> } {
-  const specs: TensorSpec[] = [];
-  const data = new Map<string, Uint8Array | { passthrough: string }>();
-  fitted.forEach(({ layer }, i) => {
-    for (const f of ['A', 'B'] as const) {
-      const block = f === 'A' ? layer.blockA : layer.blockB;
-      const count = f === 'A' ? layer.settings.k : layer.settings.l;
-      const layout = coeffTensorLayout(count, f === 'A' ? layer.settings.quantA : layer.settings.quantB);
-      specs.push({ name: coeffTensorName(i, f), ...layout.codes });
-      data.set(coeffTensorName(i, f), block.codes);
-      if (layout.scales) {
-        specs.push({ name: scalesTensorName(i, f), ...layout.scales });
-        data.set(scalesTensorName(i, f), block.scales);
-      }
-    }
-  });
+/** Every layer's blocks back to back, in the order placeBlocks defines (A then B; codes then scales). */
+function coefficientStream(fitted: Fitted[]): Uint8Array {
+  const parts = fitted.flatMap(({ layer }) => [layer.blockA.codes, layer.blockA.scales, layer.blockB.codes, layer.blockB.scales]);
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+function containerTensors(lora: OpenLora, coeffs: Uint8Array, document: Uint8Array): { specs: TensorSpec[]; produce: (spec: TensorSpec) => Promise<TensorData> } {
+  const specs: TensorSpec[] = [
+    { name: COEFF_TENSOR, dtype: 'U8', shape: [coeffs.length] },
+    { name: DOCUMENT_TENSOR, dtype: 'U8', shape: [document.length] },
+  ];
+  const passthrough = new Map<string, string>();
   lora.plan.passthrough.forEach((name, i) => {
     const t = lora.reader.get(name)!;
     specs.push({ name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape });
-    data.set(passthroughTensorName(i), { passthrough: name });
+    passthrough.set(passthroughTensorName(i), name);
   });
-  const produce = async (spec: TensorSpec): Promise<TensorData> => {
-    const d = data.get(spec.name)!;
-    return d instanceof Uint8Array ? d : new Uint8Array(await lora.reader.readRaw(d.passthrough));
-  };
+  const produce = async (spec: TensorSpec): Promise<TensorData> =>
+    spec.name === COEFF_TENSOR ? coeffs : spec.name === DOCUMENT_TENSOR ? document : new Uint8Array(await lora.reader.readRaw(passthrough.get(spec.name)!));
   return { specs, produce };
 }
 

@@ -4,7 +4,7 @@ import { openSafetensors } from '../io/safetensors/index.js';
 import { isNolaMetadata, openNola } from './nola-source.js';
 import { openLora, readFactors, resolveLoraPath } from './source.js';
 import type { Family, LayerKind } from '../formats/layer.js';
-import type { QuantMode } from '../container/document.js';
+import type { BlockLocation, QuantMode } from '../container/document.js';
 
 export interface LoraInspection {
   kind: 'lora';
@@ -79,8 +79,9 @@ async function inspectNola(file: string): Promise<NolaInspection> {
   const nola = await openNola(file);
   try {
     const { doc, reader } = nola;
-    const size = (name: string | undefined): number => { if (name === undefined) return 0; const t = reader.get(name)!; return t.end - t.begin; };
-    const coefficients = doc.layers.reduce((a, l) => a + size(l.coeffs_A) + size(l.coeffs_B) + size(l.scales_A) + size(l.scales_B), 0);
+    const size = (name: string): number => { const t = reader.get(name)!; return t.end - t.begin; };
+    const blockBytes = (b: BlockLocation): number => b.codes.bytes + (b.scales?.bytes ?? 0);
+    const coefficients = doc.layers.reduce((a, l) => a + blockBytes(l.blocks.A) + blockBytes(l.blocks.B), 0);
     const passthrough = doc.passthrough.reduce((a, p) => a + size(p.tensor), 0);
     const errors = doc.layers.map((l) => l.error);
     const fileBytes = (await stat(file)).size;

@@ -1,11 +1,12 @@
 /** Opening a NOLA file: the safetensors reader plus its validated document. */
 import { openSafetensors, type SafetensorsFile } from '../io/safetensors/index.js';
-import { parseDocument, type NolaDocument, type NolaLayerEntry } from '../container/document.js';
-import { NOLA_METADATA_KEY } from '../core/constants.js';
+import { documentTensor, parseDocument, type ByteRange, type NolaDocument, type NolaLayerEntry } from '../container/document.js';
+import { inflateSync } from 'node:zlib';
+import { MAX_DOCUMENT_BYTES, NOLA_METADATA_KEY } from '../core/constants.js';
 import type { QuantizedBlock } from '../core/quantize.js';
 import { expandLayer } from '../core/compress-layer.js';
 import type { Mat } from '../core/matrix.js';
-import { NolaError } from '../errors.js';
+import { FormatError, NolaError } from '../errors.js';
 import { assertFactorFits } from './limits.js';
 
 export interface OpenNola {
@@ -21,7 +22,10 @@ export function isNolaMetadata(metadata: Record<string, string> | null): boolean
 export async function openNola(file: string): Promise<OpenNola> {
   const reader = await openSafetensors(file);
   try {
-    const doc = parseDocument(file, reader.metadata?.[NOLA_METADATA_KEY], reader.tensors);
+    const meta = reader.metadata?.[NOLA_METADATA_KEY];
+    const documentName = documentTensor(file, meta);
+    const body = documentName === undefined ? undefined : await readDocumentBody(file, reader, documentName);
+    const doc = parseDocument(file, meta, reader.tensors, body);
     return { file, reader, doc };
   } catch (e) {
     await reader.close();
@@ -29,11 +33,32 @@ export async function openNola(file: string): Promise<OpenNola> {
   }
 }
 
+/** A version-2 document: the zlib stream in its U8 tensor, inflated (at most MAX_DOCUMENT_BYTES) and decoded as UTF-8. */
+async function readDocumentBody(file: string, reader: SafetensorsFile, name: string): Promise<string> {
+  const t = reader.get(name);
+  if (t === undefined || t.dtype !== 'U8' || t.shape.length !== 1) throw new FormatError(`${file}: document tensor "${name}" must be U8 [n]`);
+  let inflated: Buffer;
+  try {
+    inflated = inflateSync(await reader.readRaw(name), { maxOutputLength: MAX_DOCUMENT_BYTES });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ERR_BUFFER_TOO_LARGE' ? `inflates past ${MAX_DOCUMENT_BYTES} bytes` : `is not a valid zlib stream (${(e as Error).message})`;
+    throw new FormatError(`${file}: document tensor "${name}" ${why}`);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(inflated);
+  } catch {
+    throw new FormatError(`${file}: document tensor "${name}" is not UTF-8 text`);
+  }
+}
+
 /** The stored coefficient block of one factor, as the quantizer wrote it. */
 export async function readBlock(nola: OpenNola, entry: NolaLayerEntry, factor: 'A' | 'B'): Promise<QuantizedBlock> {
-  const codes = new Uint8Array(await nola.reader.readRaw(entry[`coeffs_${factor}`]));
-  const scalesName = entry[`scales_${factor}`];
-  const scales = scalesName === undefined ? new Uint8Array(0) : new Uint8Array(await nola.reader.readRaw(scalesName));
+  const where = entry.blocks[factor];
+  const read = async (r: ByteRange | undefined): Promise<Uint8Array> =>
+    r === undefined ? new Uint8Array(0) : new Uint8Array(await nola.reader.readRange(r.tensor, r.offset, r.bytes));
+  const codes = await read(where.codes);
+  const scales = await read(where.scales);
   return { mode: entry[`quant_${factor}`], count: factor === 'A' ? entry.num_basis_A : entry.num_basis_B, codes, scales };
 }
 

@@ -5,12 +5,14 @@
 import { assertLayersFit, openNola, synthesizeLayer } from './nola-source.js';
 import { openLora, readFactors, type OpenLora } from './source.js';
 import { relativeError } from '../core/lowrank.js';
-import { hashDataSection } from '../io/index.js';
+import { hashDataSection, hashFileRange } from '../io/index.js';
 
 export interface VerifyResult {
   file: string;
   source: string | null;
   checksum: 'match' | 'mismatch' | 'not-checked';
+  /** The coefficient tensor against the SHA-256 the file states (version 1 files state none). */
+  coefficients: 'match' | 'mismatch' | 'not-stored';
   layers: Array<{ name: string; claimed: number; measured: number | null; finite: boolean; ok: boolean }>;
   /** Layers of the source that the NOLA file does not describe (a dropped layer is a failure, never silent). */
   missing: string[];
@@ -23,6 +25,13 @@ export async function verify(file: string, source: string | undefined, tolerance
   try {
     assertLayersFit(nola);
     lora = source === undefined ? undefined : await openLora(source, nola.doc.source.family);
+    let coefficients: VerifyResult['coefficients'] = 'not-stored';
+    const stated = nola.doc.coeffs;
+    if (stated !== undefined) {
+      const t = nola.reader.get(stated.tensor)!;
+      const actual = await hashFileRange(nola.file, nola.reader.dataStart + t.begin, nola.reader.dataStart + t.end);
+      coefficients = actual === stated.sha256 ? 'match' : 'mismatch';
+    }
     let checksum: VerifyResult['checksum'] = 'not-checked';
     if (lora !== undefined) checksum = (await hashDataSection(lora.reader)) === nola.doc.source.tensors_sha256 ? 'match' : 'mismatch';
     const specs = new Map((lora?.plan.layers ?? []).map((s) => [s.name, s]));
@@ -42,8 +51,8 @@ export async function verify(file: string, source: string | undefined, tolerance
     const described = new Set(nola.doc.layers.map((e) => e.name));
     const missing = [...specs.keys()].filter((name) => !described.has(name));
     return {
-      file, source: lora?.file ?? null, checksum, layers, missing,
-      ok: checksum !== 'mismatch' && missing.length === 0 && layers.every((l) => l.ok),
+      file, source: lora?.file ?? null, checksum, coefficients, layers, missing,
+      ok: checksum !== 'mismatch' && coefficients !== 'mismatch' && missing.length === 0 && layers.every((l) => l.ok),
     };
   } finally {
     await nola.reader.close();

@@ -46,6 +46,9 @@ const EXPECTED: Record<string, keyof typeof EXIT> = {
   'coeffs-count-mismatch.nola.safetensors': 'format',
   'coeffs-dtype-mismatch.nola.safetensors': 'format',
   'coeffs-missing.nola.safetensors': 'format',
+  'v2-document-not-zlib.nola.safetensors': 'format',
+  'v2-coeffs-short.nola.safetensors': 'format',
+  'v2-envelope-extra.nola.safetensors': 'format',
 };
 
 const skip = python3Missing();
@@ -68,7 +71,7 @@ test('the generator wrote every kind of bad input the issue lists, and two contr
   assert.deepEqual(badCases.map((c) => c.file).sort(), Object.keys(EXPECTED).sort());
   for (const c of badCases) assert.equal(c.class, EXPECTED[c.file], c.file);
   assert.ok(new Set(badCases.map((c) => c.kind)).size >= 15);
-  assert.deepEqual(cases.filter((c) => c.class === 'ok').map((c) => c.file).sort(), ['good/lora.safetensors', 'good/model.nola.safetensors']);
+  assert.deepEqual(cases.filter((c) => c.class === 'ok').map((c) => c.file).sort(), ['good/lora.safetensors', 'good/model-v2.nola.safetensors', 'good/model.nola.safetensors']);
 });
 
 test('every bad input is refused by compress, inspect and (NOLA files) expand: code, one line, nothing written', { skip: skip ?? false, timeout: 120_000 }, async () => {
@@ -83,7 +86,7 @@ test('every bad input is refused by compress, inspect and (NOLA files) expand: c
     runs.push({ file, code, args: ['inspect', file] });
     if (c.nola) runs.push({ file, code, args: ['expand', file, '-o', path.join(out, `${c.file}.expanded.safetensors`)] });
   }
-  assert.equal(runs.length, 19 * 2 + 5 * 3);
+  assert.equal(runs.length, 19 * 2 + 8 * 3);
   const results = await inBatches(runs.map((r) => () => runNola(r.args)), 4);
   const problems = results.flatMap((res, i) => assertCleanRefusal(res, runs[i].code, runs[i].file));
   assert.deepEqual(problems, []);
@@ -97,14 +100,20 @@ test('the controls go through, so the refusals above are about the defects', { s
   mkdirSync(out);
   const lora = path.join(bad, 'good', 'lora.safetensors');
   const nola = path.join(bad, 'good', 'model.nola.safetensors');
+  const nola2 = path.join(bad, 'good', 'model-v2.nola.safetensors');
   const results = await inBatches([
     () => runNola(['compress', lora, '-o', path.join(out, 'lora.nola.safetensors'), '--threads', '1']),
     () => runNola(['inspect', lora]),
     () => runNola(['inspect', nola]),
     () => runNola(['--log-level', 'error', 'expand', nola, '-o', path.join(out, 'model.safetensors')]),
+    () => runNola(['inspect', nola2]),
+    () => runNola(['--log-level', 'error', 'expand', nola2, '-o', path.join(out, 'model-v2.safetensors')]),
+    () => runNola(['verify', nola2]),
   ]);
   for (const r of results) assert.equal(r.code, 0, `nola ${r.args.join(' ')}: ${r.stderr}`);
-  assert.deepEqual(listing(out), ['lora.nola.safetensors', 'model.safetensors']);
+  assert.deepEqual(listing(out), ['lora.nola.safetensors', 'model-v2.safetensors', 'model.safetensors']);
+  // The two controls hold the same layer in the two layouts: expand writes the same bytes.
+  assert.ok(readFileSync(path.join(out, 'model.safetensors')).equals(readFileSync(path.join(out, 'model-v2.safetensors'))));
 });
 
 test('--debug adds the stack trace that the plain error line leaves out', { skip: skip ?? false }, async () => {

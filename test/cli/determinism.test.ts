@@ -13,6 +13,7 @@ import path from 'node:path';
 import { EXIT } from '../../src/errors.js';
 import { generateFixtures } from '../../fixtures/generate.js';
 import { makeTempDir } from '../io/helpers.js';
+import { documentJson, editDocumentText, layerObjects } from '../pipeline/nola-file.js';
 import { assertCleanRefusal, inBatches, runNola } from './cli-helpers.js';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -41,8 +42,13 @@ function split(file: string): { header: Record<string, unknown>; headerText: str
   return { header: JSON.parse(headerText) as Record<string, unknown>, headerText, data: bytes.subarray(8 + n) };
 }
 
-function nolaDoc(file: string): { source: Record<string, unknown>; layers: Array<Record<string, unknown>> } {
-  return JSON.parse((split(file).header.__metadata__ as Record<string, string>).nola) as ReturnType<typeof nolaDoc>;
+/** The document of a NOLA file (the inflated document tensor), its layer rows as objects. */
+function nolaDoc(file: string): { source: Record<string, unknown>; layers: Array<Record<string, unknown>>; text: string } {
+  const bytes = readFileSync(file);
+  const doc = documentJson(bytes);
+  let text = '';
+  editDocumentText(bytes, (t) => { text = t; return t; });
+  return { source: doc.source as Record<string, unknown>, layers: layerObjects(doc), text };
 }
 
 test('the same adapter and flags give byte-identical files, from other folders, working directories and thread counts', { timeout: 120_000 }, async () => {
@@ -74,9 +80,11 @@ test('the file holds no timestamp, host name, user name or path, and names the s
   const { headerText } = split(out);
   const header = JSON.parse(headerText) as Record<string, unknown>;
   const doc = nolaDoc(out);
-  const text = (header.__metadata__ as Record<string, string>).nola;
+  const envelope = (header.__metadata__ as Record<string, string>).nola;
+  // Everything the file says: the header (with the short "nola" envelope) and the compressed document.
+  const text = `${envelope}\n${doc.text}`;
   for (const leak of [os.hostname(), tmp.dir, copy, os.tmpdir(), process.cwd(), os.homedir()]) {
-    assert.ok(!headerText.includes(leak), `header mentions ${leak}`);
+    assert.ok(!headerText.includes(leak) && !doc.text.includes(leak), `the file mentions ${leak}`);
   }
   const user = os.userInfo().username;
   if (user.length >= 4) assert.ok(!text.includes(`"${user}"`), `header names the user ${user}`);
@@ -89,14 +97,16 @@ test('the file holds no timestamp, host name, user name or path, and names the s
     if (v !== null && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => numbers(x, k));
     return [];
   };
-  const all = numbers(doc);
-  assert.ok(all.length > 50);
+  const all = numbers({ source: doc.source, layers: doc.layers });
+  // Every layer states at least its shape, d_out, rank, scale, counts and error (8 numbers besides its seeds).
+  assert.ok(all.length >= 8 * doc.layers.length && doc.layers.length > 0, `${all.length} numbers`);
   for (const [key, v] of all) {
     assert.ok(Math.abs(v - now) > 864e5 && Math.abs(v - now / 1000) > 86400, `a timestamp-like number ${key}: ${v}`);
   }
   assert.equal(doc.source.file, 'adapter_model.safetensors');
-  // Stable JSON: the metadata is exactly JSON.stringify of what it parses to (no whitespace or number spelling left to chance).
-  assert.equal(text, JSON.stringify(JSON.parse(text)));
+  // Stable JSON: envelope and document are exactly JSON.stringify of what they parse to (no whitespace or number spelling left to chance).
+  assert.equal(envelope, JSON.stringify(JSON.parse(envelope)));
+  assert.equal(doc.text, JSON.stringify(JSON.parse(doc.text)));
 });
 
 test('compress records the SHA-256 of the source tensors (the data section after the header)', async () => {
@@ -133,7 +143,8 @@ test('verify passes on a fresh file and fails clearly when the source or the coe
   const tampered = path.join(dir, 'tampered.nola.safetensors');
   const nb = readFileSync(nola);
   const ns = split(nola);
-  const [cb] = (ns.header[layer0.coeffs_A as string] as { data_offsets: [number, number] }).data_offsets;
+  // Layer 0's A coefficients open the coefficient stream (docs/FORMAT.md).
+  const [cb] = (ns.header['nola.coeffs'] as { data_offsets: [number, number] }).data_offsets;
   const cat = nb.length - ns.data.length + cb + 4 * 3;
   nb.writeFloatLE(nb.readFloatLE(cat) + 10, cat);
   writeFileSync(tampered, nb);
@@ -154,5 +165,6 @@ test('verify passes on a fresh file and fails clearly when the source or the coe
   assert.deepEqual(assertCleanRefusal({ ...changedCoeffs, stdout: '' }, EXIT.numeric, tampered), []);
   assert.match(changedCoeffs.stdout, /source checksum: match/);
   assert.match(changedCoeffs.stdout, new RegExp(`FAIL ${String(layer0.name).replace(/\./g, '\\.')}: claimed`));
-  assert.match(changedCoeffs.stdout, /verify: FAILED \(1 layers\)/);
+  assert.match(changedCoeffs.stdout, /coefficient checksum: mismatch/);
+  assert.match(changedCoeffs.stdout, /verify: FAILED \(1 layers, coefficient checksum differs\)/);
 });

@@ -20,6 +20,7 @@ import { verify } from '../../src/pipeline/verify.js';
 import { openNola } from '../../src/pipeline/nola-source.js';
 import { openSafetensors } from '../../src/io/safetensors/reader.js';
 import { DEFAULT_MUTATORS, flipBits, Random, type CheckResult, type Mutator } from '../io/fuzz-core.js';
+import { editDocumentText, editEnvelopeText, toVersion1 } from './nola-file.js';
 
 export interface NolaSeed { name: string; bytes: Uint8Array }
 
@@ -44,6 +45,10 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
     await compress({ input, output, force: true, settings: { strategy: resolveStrategy(flags), seed: 0, fit: { refineIters: 3, alsRounds: 2 } } });
     seeds.push({ name, bytes: new Uint8Array(await readFile(output)) });
   }
+  // Version-1 files (nola 0.1) stay readable: the same content in that layout, so the v1 reader is fuzzed too.
+  for (const name of ['tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv']) {
+    seeds.push({ name: `${name}-v1`, bytes: toVersion1(seeds.find((x) => x.name === name)!.bytes) });
+  }
   return seeds;
 }
 
@@ -52,30 +57,22 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
 
 export type Doc = Record<string, unknown>;
 
-/** Re-frames a safetensors file with `edit` applied to its `nola` metadata text; bytes without that structure get bit flips. */
+/** `edit` applied to the document text (version 1: the `nola` metadata; version 2: the inflated document tensor); bytes without that structure get bit flips. */
 function docMutator(name: string, edit: (docText: string, rng: Random) => string): Mutator {
   return {
     name,
     apply(bytes, rng) {
-      if (bytes.length < 8) return flipBits.apply(bytes, rng);
-      const n = Number(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true));
-      if (n > bytes.length - 8) return flipBits.apply(bytes, rng);
-      let header: Record<string, unknown>;
-      try {
-        header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, unknown>;
-      } catch {
-        return flipBits.apply(bytes, rng);
-      }
-      const meta = header?.__metadata__ as Record<string, unknown> | undefined;
-      if (typeof meta !== 'object' || meta === null || typeof meta.nola !== 'string') return flipBits.apply(bytes, rng);
-      meta.nola = edit(meta.nola, rng);
-      let text = Buffer.from(JSON.stringify(header), 'utf8');
-      text = Buffer.concat([text, Buffer.alloc(-text.length & 7, 0x20)]);
-      const out = new Uint8Array(8 + text.length + (bytes.length - 8 - n));
-      new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
-      out.set(text, 8);
-      out.set(bytes.subarray(8 + n), 8 + text.length);
-      return out;
+      return editDocumentText(bytes, (text) => edit(text, rng)) ?? flipBits.apply(bytes, rng);
+    },
+  };
+}
+
+/** `edit` applied to the `nola` metadata text itself (for version 2, the short envelope naming the document tensor). */
+function envelopeMutator(name: string, edit: (text: string, rng: Random) => string): Mutator {
+  return {
+    name,
+    apply(bytes, rng) {
+      return editEnvelopeText(bytes, (text) => edit(text, rng)) ?? flipBits.apply(bytes, rng);
     },
   };
 }
@@ -173,7 +170,14 @@ const editCounts = docObjectMutator('nola-counts', (doc, rng) => {
     case 6: {
       // Swap the two factors' counts (or shapes) of one layer: consistent-looking but wrong.
       if (!layers?.length) break;
-      const l = rng.pick(layers) as Doc;
+      const picked = rng.pick(layers);
+      if (Array.isArray(picked)) {
+        // A version-2 row: two of its cells swapped.
+        const i = rng.int(picked.length), j = rng.int(picked.length);
+        [picked[i], picked[j]] = [picked[j], picked[i]];
+        break;
+      }
+      const l = picked as Doc;
       const [x, y] = rng.pick([['num_basis_A', 'num_basis_B'], ['shape_A', 'shape_B'], ['d_in', 'd_out'], ['coeffs_A', 'coeffs_B'], ['rank', 'source_rank']] as const);
       [l[x], l[y]] = [l[y], l[x]];
       break;
@@ -198,9 +202,16 @@ const rawText = docMutator('nola-raw-text', (text, rng) => {
   }
 });
 
+const envelope = envelopeMutator('nola-envelope', (text, rng) => rng.pick([
+  text.replace('"nola.document"', rng.pick(['"nola.coeffs"', '"nola.passthrough.0"', '"missing"', '""', '3'])),
+  text.replace('"format_version":2', rng.pick(['"format_version":1', '"format_version":3', '"format_version":"2"'])),
+  text.replace('}', ',"layers":[]}'),
+  text.slice(0, rng.int(text.length)),
+]));
+
 export const NOLA_MUTATORS: readonly Mutator[] = [
   ...DEFAULT_MUTATORS,
-  editNumber, editNumber, editNumber, editEnum, editEnum, editName, editName, editCounts, editCounts, dropKey, rawText,
+  editNumber, editNumber, editNumber, editEnum, editEnum, editName, editName, editCounts, editCounts, dropKey, rawText, envelope,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO, runNola } from '../cli/cli-helpers.js';
 import { generateFixtures } from '../../fixtures/generate.js';
+import { documentJson, layerObjects } from './nola-file.js';
 
 const REAL = path.resolve(REPO, '../shared/real-loras');
 const REF = path.join(REPO, 'scripts/reference/nola_ref.py');
@@ -60,8 +61,8 @@ for (const c of CASES) {
       const exp = await runNola(['expand', nolaFile, '-o', outDir]);
       assert.equal(exp.code, 0, exp.stderr);
       const expanded = path.join(outDir, c.file);
-      const src = header(source), out = header(expanded), nola = header(nolaFile);
-      const doc = JSON.parse(nola.meta!.nola) as { layers: Array<{ key_A: string; key_B: string; rank: number }> };
+      const src = header(source), out = header(expanded);
+      const doc = { layers: layerObjects(documentJson(readFileSync(nolaFile))) as Array<{ key_A: string; key_B: string; rank: number }> };
       assert.deepEqual([...out.tensors.keys()].sort(), [...src.tensors.keys()].sort(), 'same tensor names');
       assert.deepEqual(out.meta, src.meta, 'same metadata');
       const rankOf = new Map<string, { axis: number; rank: number }>();

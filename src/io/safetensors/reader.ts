@@ -456,6 +456,15 @@ class OpenSafetensors implements SafetensorsFile {
     return this.readInto(this.info(name));
   }
 
+  /** Bytes [offset, offset + length) of one tensor's data. */
+  async readRange(name: string, offset: number, length: number): Promise<Buffer> {
+    const t = this.info(name);
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > t.end - t.begin) {
+      throw new FormatError(`${this.path}: bytes ${offset}..${offset + length} are outside tensor ${JSON.stringify(name)} (${t.end - t.begin} bytes)`);
+    }
+    return readExactly(this.fh, this.path, this.dataStart + t.begin + offset, length, `tensor ${JSON.stringify(name)}`);
+  }
+
   async readFloat32(name: string): Promise<Float32Array> {
     const t = this.info(name);
     if (t.dtype === 'F32' && HOST_LE) {

@@ -50,6 +50,8 @@ export interface SafetensorsFile {
   get(name: string): TensorInfo | undefined;
   /** The tensor's bytes exactly as stored (little-endian `dtype`). */
   readRaw(name: string): Promise<Buffer>;
+  /** Bytes [offset, offset + length) of one tensor's data (FormatError outside the tensor). */
+  readRange(name: string, offset: number, length: number): Promise<Buffer>;
   /** Any float or integer dtype, converted (F64 and 64-bit integers round to nearest). */
   readFloat32(name: string): Promise<Float32Array>;
   readFloat64(name: string): Promise<Float64Array>;
