@@ -57,6 +57,11 @@ export interface CompressTotals {
   fileRatio: number;
   /** fp16 LoRA factor bytes / coefficient bytes */
   fp16Ratio: number;
+  /**
+   * fp16 LoRA factor bytes / (outputBytes - passthroughBytes): like fp16Ratio, but charging the NOLA
+   * file's whole description (safetensors header, document) to the coefficients.
+   */
+  fileFp16Ratio: number;
   /** parameters before / after */
   paramRatio: number;
   /** Largest resident set of the compress process (all threads), bytes; 0 where unknown. */
@@ -103,6 +108,7 @@ export function buildCompressReport(a: {
     maxDeliveredError: a.layers.reduce((m, l) => Math.max(m, l.deliveredError), 0),
     fileRatio: a.inputBytes / a.outputBytes,
     fp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.bytesAfter)),
+    fileFp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, a.outputBytes - a.passthroughBytes),
     paramRatio: sum((l) => l.paramsBefore) / Math.max(1, sum((l) => l.paramsAfter)),
     peakRssBytes: a.peakRssBytes ?? 0,
   };
@@ -135,8 +141,8 @@ export function renderCompressText(r: CompressReport, worst = 5): string {
     `nola compress: ${r.input} -> ${r.output}`,
     `  format ${r.family}, ${t.layers} layers, strategy ${describeStrategy(r)}`,
     `  size   ${formatBytes(t.inputBytes)} -> ${formatBytes(t.outputBytes)} (${t.fileRatio.toFixed(2)}x smaller file; ` +
-      `coefficients ${formatBytes(t.coefficientBytes)} vs fp16 factors ${formatBytes(t.fp16BytesBefore)}: ${t.fp16Ratio.toFixed(2)}x; ` +
-      `passthrough ${formatBytes(t.passthroughBytes)})`,
+      `coefficients ${formatBytes(t.coefficientBytes)} vs fp16 factors ${formatBytes(t.fp16BytesBefore)}: ${t.fp16Ratio.toFixed(2)}x, ` +
+      `${t.fileFp16Ratio.toFixed(2)}x with the file's header and document; passthrough ${formatBytes(t.passthroughBytes)})`,
     `  error  energy-weighted ${t.energyWeightedError.toFixed(4)}, worst layer ${t.maxError.toFixed(4)}` +
       `${t.maxDeliveredError > t.maxError + 5e-5 ? ` (${t.maxDeliveredError.toFixed(4)} once expanded to the source dtypes)` : ''} (relative Frobenius error of ΔW)`,
   ];
