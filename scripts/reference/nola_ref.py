@@ -163,12 +163,35 @@ def lowrank_rel_error(s0, B0, A0, s, B, A):
 GROUP = 64
 
 
-def block_sizes(count, mode):
-    """Bytes of the codes and of the f16 scales of `count` coefficients stored in `mode`."""
-    if mode in ('f32', 'f16', 'bf16'):
-        return count * (4 if mode == 'f32' else 2), 0
-    bits = int(mode[3:])
-    return (count * bits + 7) // 8, 2 * ((count + GROUP - 1) // GROUP)
+def segments(spec, count):
+    """A factor's quantization: one mode, or consecutive [mode, count] segments summing to count."""
+    if isinstance(spec, str):
+        return [(spec, count)]
+    assert sum(n for _, n in spec) == count and all(n >= 1 for _, n in spec), spec
+    return [(m, n) for m, n in spec]
+
+
+def block_sizes(count, spec):
+    """Bytes of the codes and of the f16 scales of `count` coefficients stored as `spec`."""
+    codes = scales = 0
+    for mode, n in segments(spec, count):
+        if mode in ('f32', 'f16', 'bf16'):
+            codes += n * (4 if mode == 'f32' else 2)
+        else:
+            codes += (n * int(mode[3:]) + 7) // 8
+            scales += 2 * ((n + GROUP - 1) // GROUP)
+    return codes, scales
+
+
+def dequantize_spec(spec, count, codes, scales):
+    """Segments one after the other: each segment's codes (byte-padded) in `codes`, its scales in `scales`."""
+    out, c, s = [], 0, 0
+    for mode, n in segments(spec, count):
+        nc, ns = block_sizes(n, mode)
+        out.append(dequantize(mode, n, codes[c:c + nc], scales[s:s + ns]))
+        c, s = c + nc, s + ns
+    assert c == len(codes) and s == len(scales)
+    return np.concatenate(out)
 
 
 def load_nola(path):
@@ -208,7 +231,7 @@ def load_nola(path):
             codes = stream[at:at + n_codes]
             scales = stream[at + n_codes:at + n_codes + n_scales]
             at += n_codes + n_scales
-            e['coeffs_' + f] = dequantize(e['quant_' + f], e['num_basis_' + f], codes, scales)
+            e['coeffs_' + f] = dequantize_spec(e['quant_' + f], e['num_basis_' + f], codes, scales)
         layers.append(e)
     assert at == len(stream), (at, len(stream))
     return layers

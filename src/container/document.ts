@@ -4,7 +4,7 @@
  * that hold its coefficients. Building and validating that document lives here; reading and
  * writing bytes lives in src/io. Specified in docs/FORMAT.md.
  */
-import { FORMAT_VERSION, GENERATOR, COEFF_TENSOR, DOCUMENT_TENSOR, PASSTHROUGH_PREFIX, QUANT_GROUP_SIZE } from '../core/constants.js';
+import { FORMAT_VERSION, GENERATOR, COEFF_TENSOR, DOCUMENT_TENSOR, PASSTHROUGH_PREFIX } from '../core/constants.js';
 import type { BasisFamily } from '../core/basis.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { TensorInfo } from '../io/safetensors/types.js';
@@ -12,8 +12,8 @@ import type { Family, LayerKind } from '../formats/layer.js';
 import { FormatError } from '../errors.js';
 import { isEncodableDType } from '../io/safetensors/dtypes.js';
 
-import { QUANT_MODES, type QuantMode } from '../core/quantize.js';
-export { QUANT_MODES, type QuantMode };
+import { QUANT_MODES, quantSegments, quantizedSizes, type QuantMode, type QuantSpec } from '../core/quantize.js';
+export { QUANT_MODES, type QuantMode, type QuantSpec };
 
 /** Bytes [offset, offset + bytes) of one tensor of the file. */
 export interface ByteRange {
@@ -58,8 +58,8 @@ export interface NolaLayerEntry {
   seed_B: number;
   num_basis_A: number;
   num_basis_B: number;
-  quant_A: QuantMode;
-  quant_B: QuantMode;
+  quant_A: QuantSpec;
+  quant_B: QuantSpec;
   /** Relative Frobenius error of what is stored: ‖ΔW − ΔŴ‖ / ‖ΔW‖. */
   error: number;
   /** The same after expand rounds the factors to the source dtypes (F16/BF16 add their rounding). */
@@ -110,16 +110,14 @@ export function isIntQuant(mode: QuantMode): boolean {
   return mode.startsWith('int');
 }
 
-/** Bytes of the codes and of the per-group scales of `count` coefficients stored in `mode`. */
-export function blockSizes(count: number, mode: QuantMode): { codes: number; scales: number } {
-  const bits = quantBits(mode);
-  if (!isIntQuant(mode)) return { codes: count * (bits / 8), scales: 0 };
-  return { codes: Math.ceil((count * bits) / 8), scales: 2 * Math.ceil(count / QUANT_GROUP_SIZE) };
+/** Bytes of the codes and of the per-group scales of `count` coefficients stored as `spec`. */
+export function blockSizes(count: number, spec: QuantSpec): { codes: number; scales: number } {
+  return quantizedSizes(count, spec);
 }
 
 /** Bytes the coefficients of one factor occupy in the file (codes + scales). */
-export function coeffBytes(count: number, mode: QuantMode): number {
-  const { codes, scales } = blockSizes(count, mode);
+export function coeffBytes(count: number, spec: QuantSpec): number {
+  const { codes, scales } = blockSizes(count, spec);
   return codes + scales;
 }
 
@@ -132,7 +130,7 @@ export function placeBlocks(
   tensor: string = COEFF_TENSOR,
 ): { blocks: Array<NolaLayerEntry['blocks']>; bytes: number } {
   let offset = 0;
-  const place = (count: number, mode: QuantMode): BlockLocation => {
+  const place = (count: number, mode: QuantSpec): BlockLocation => {
     const { codes, scales } = blockSizes(count, mode);
     const loc: BlockLocation = { codes: { tensor, offset, bytes: codes } };
     offset += codes;
@@ -309,6 +307,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
       for (const f of ['A', 'B'] as const) {
         const count = f === 'A' ? e.num_basis_A : e.num_basis_B;
         const mode = e[`quant_${f}`];
+        if (typeof mode !== 'string') fail(`layer ${i}: version 1 has no quantization segments (quant_${f})`);
         const sizes = blockSizes(count, mode);
         const codesDtype: DType = mode === 'f32' ? 'F32' : mode === 'f16' ? 'F16' : mode === 'bf16' ? 'BF16' : 'U8';
         const what = `layer ${i} (${e.name}) coeffs_${f}`;
@@ -444,7 +443,7 @@ function layersFromRows(doc: Record<string, unknown>, fail: (what: string) => ne
 function validateLayer(l: unknown, where: string, fail: (what: string) => never): NolaLayerEntry {
   if (!isObject(l)) fail(`${where} is not an object`);
   const e = l as Record<string, unknown>;
-  for (const key of ['name', 'key_A', 'key_B', 'dtype_A', 'dtype_B', 'kind', 'basis', 'quant_A', 'quant_B'] as const) {
+  for (const key of ['name', 'key_A', 'key_B', 'dtype_A', 'dtype_B', 'kind', 'basis'] as const) {
     if (typeof e[key] !== 'string') fail(`${where}: "${key}" missing or not a string`);
   }
   for (const key of ['rank', 'source_rank', 'd_in', 'd_out', 'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B'] as const) {
@@ -470,9 +469,6 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
   }
   if (e.alpha !== undefined && (typeof e.alpha !== 'number' || !Number.isFinite(e.alpha))) fail(`${where}: "alpha" must be a finite number`);
   checkShapes(e, where, fail);
-  for (const f of ['A', 'B'] as const) {
-    if (!QUANT_MODES.includes(e[`quant_${f}`] as QuantMode)) fail(`${where}: unknown quant_${f} ${JSON.stringify(e[`quant_${f}`])}`);
-  }
   const rank = e.rank as number, dIn = e.d_in as number, dOut = e.d_out as number;
   if (rank < 1 || dIn < 1 || dOut < 1) fail(`${where}: rank, d_in and d_out must be positive`);
   if (rank * dIn > MAX_FACTOR_ENTRIES || dOut * rank > MAX_FACTOR_ENTRIES) {
@@ -481,6 +477,18 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
   const ka = e.num_basis_A as number, kb = e.num_basis_B as number;
   if (ka < 1 || ka > rank * dIn) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
   if (kb < 1 || kb > dOut * rank) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
+  for (const [f, count] of [['A', ka], ['B', kb]] as const) {
+    const q = e[`quant_${f}`];
+    if (typeof q === 'string') {
+      if (!QUANT_MODES.includes(q as QuantMode)) fail(`${where}: unknown quant_${f} ${JSON.stringify(q)}`);
+    } else {
+      try {
+        quantSegments(q as QuantSpec, count);
+      } catch (err) {
+        fail(`${where}: quant_${f} must be a mode or [mode, count] segments: ${(err as Error).message}`);
+      }
+    }
+  }
   const pick = <K extends keyof NolaLayerEntry>(...keys: K[]): Pick<NolaLayerEntry, K> =>
     Object.fromEntries(keys.filter((k) => e[k] !== undefined).map((k) => [k, e[k]])) as Pick<NolaLayerEntry, K>;
   const unplaced: ByteRange = { tensor: '', offset: 0, bytes: 0 };

@@ -12,7 +12,7 @@ import { createOrthogonalBasis } from './orthogonal-basis.js';
 import { fitLayer, solveB, synthesizeFactor, targetSvd, type FitOptions, type FitProblem, type FitResult } from './fit.js';
 import { relativeErrorToSvd, truncationError, type LowRankSvd } from './lowrank.js';
 import type { Mat } from './matrix.js';
-import { quantize, dequantize, type QuantizedBlock, type QuantMode } from './quantize.js';
+import { quantize, dequantize, type QuantizedBlock, type QuantSpec } from './quantize.js';
 import { roundToBf16, roundToF16 } from './half.js';
 
 /** Precision the expanded LoRA will be written in; the delivered error includes its rounding. */
@@ -24,8 +24,8 @@ export interface LayerSettings {
   k: number;
   l: number;
   basis: BasisFamily;
-  quantA: QuantMode;
-  quantB: QuantMode;
+  quantA: QuantSpec;
+  quantB: QuantSpec;
   seedA: number;
   seedB: number;
   fit?: Partial<FitOptions>;
@@ -74,7 +74,7 @@ export class LayerFitter {
   readonly fit: FitResult;
   private readonly problem: FitProblem;
   private readonly svd: LowRankSvd;
-  private readonly refits = new Map<QuantMode, { blockA: QuantizedBlock; aStored: Mat; beta: Float64Array }>();
+  private readonly refits = new Map<string, { blockA: QuantizedBlock; aStored: Mat; beta: Float64Array }>();
 
   constructor(private readonly target: LayerTarget, private readonly base: Omit<LayerSettings, 'quantA' | 'quantB'>) {
     const { a0, b0, s0 } = target;
@@ -90,11 +90,12 @@ export class LayerFitter {
     this.fit = fitLayer(this.problem, { ...base.fit, svd, stopAtError: truncationError(svd.sigma, r) });
   }
 
-  store(quantA: QuantMode, quantB: QuantMode): CompressedLayer {
+  store(quantA: QuantSpec, quantB: QuantSpec): CompressedLayer {
     const { a0, b0, s0 } = this.target;
     const { basisA, basisB, rank: r } = this.problem;
     const dIn = a0.cols, dOut = b0.rows;
-    let refit = this.refits.get(quantA);
+    const key = JSON.stringify(quantA);
+    let refit = this.refits.get(key);
     if (refit === undefined) {
       const blockA = quantize(this.fit.alpha, quantA, { clipSearch: true });
       const alphaStored = new Float64Array(basisA.k);
@@ -102,7 +103,7 @@ export class LayerFitter {
       const aStored = synthesizeFactor(basisA, alphaStored, r, dIn);
       const beta = solveB(this.problem, aStored, Float64Array.from(this.fit.beta), this.base.fit);
       refit = { blockA, aStored, beta };
-      this.refits.set(quantA, refit);
+      this.refits.set(key, refit);
     }
     const blockB = quantize(refit.beta, quantB, { clipSearch: true });
     const betaStored = new Float64Array(basisB.k);

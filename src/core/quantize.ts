@@ -28,8 +28,55 @@ import { FormatError, NumericError, UsageError } from '../errors.js';
 export const QUANT_MODES = ['f32', 'f16', 'bf16', 'int8', 'int6', 'int5', 'int4', 'int3', 'int2'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
 
+/**
+ * How one factor's coefficients are stored: one mode for all of them, or consecutive segments
+ * [mode, count] (counts ≥ 1, summing to the factor's count), e.g. [["int5", 20480], ["int4", 12288]]:
+ * the first 20480 values in int5, the rest in int4. Segments let --max-error spend a layer's error
+ * budget exactly instead of jumping a whole bit. A segmented block's codes are each segment's codes
+ * (byte-padded) one after the other, its scales likewise; groups restart at each segment.
+ */
+export type QuantSpec = QuantMode | ReadonlyArray<readonly [QuantMode, number]>;
+
+/** At most this many segments per factor (the encoder uses two). */
+export const MAX_SEGMENTS = 8;
+
+/** The segments of `spec` for `count` values; throws FormatError where they do not add up. */
+export function quantSegments(spec: QuantSpec, count: number): Array<readonly [QuantMode, number]> {
+  if (typeof spec === 'string') return [[spec, count]];
+  if (!Array.isArray(spec) || spec.length < 1 || spec.length > MAX_SEGMENTS) throw new FormatError(`quantization segments: 1 to ${MAX_SEGMENTS} [mode, count] pairs expected`);
+  let total = 0;
+  for (const seg of spec) {
+    if (!Array.isArray(seg) || seg.length !== 2 || !QUANT_MODES.includes(seg[0]) || !Number.isInteger(seg[1]) || seg[1] < 1) {
+      throw new FormatError(`quantization segment ${JSON.stringify(seg)} is not [mode, count ≥ 1]`);
+    }
+    total += seg[1];
+  }
+  if (total !== count) throw new FormatError(`quantization segments hold ${total} values, the factor has ${count}`);
+  return spec.map((seg) => [seg[0], seg[1]] as const);
+}
+
+/** "int5", or "int5×20480+int4×12288" for a segmented spec. */
+export function describeQuant(spec: QuantSpec): string {
+  return typeof spec === 'string' ? spec : spec.map(([m, n]) => `${m}×${n}`).join('+');
+}
+
+/** Bytes of the codes and of the scales of `count` values stored as `spec`. */
+export function quantizedSizes(count: number, spec: QuantSpec): { codes: number; scales: number } {
+  let codes = 0, scales = 0;
+  for (const [mode, n] of quantSegments(spec, count)) {
+    const bits = bitsPerValue(mode);
+    if (isFloatMode(mode)) {
+      codes += n * (bits / 8);
+    } else {
+      codes += Math.ceil((n * bits) / 8);
+      scales += 2 * groupCount(n);
+    }
+  }
+  return { codes, scales };
+}
+
 export interface QuantizedBlock {
-  readonly mode: QuantMode;
+  readonly mode: QuantSpec;
   /** Number of values. */
   readonly count: number;
   /** Float modes: the raw little-endian float bytes. Int modes: the packed codes. */
@@ -62,10 +109,9 @@ function groupCount(count: number): number {
 }
 
 /** Exact stored bytes for `count` values: codes plus, for int modes, 2 bytes of scale per group. */
-export function quantizedBytes(count: number, mode: QuantMode): number {
-  const bits = bitsPerValue(mode);
-  if (isFloatMode(mode)) return count * (bits / 8);
-  return Math.ceil((count * bits) / 8) + 2 * groupCount(count);
+export function quantizedBytes(count: number, spec: QuantSpec): number {
+  const { codes, scales } = quantizedSizes(count, spec);
+  return codes + scales;
 }
 
 export interface QuantizeOptions {
@@ -73,7 +119,25 @@ export interface QuantizeOptions {
   clipSearch?: boolean;
 }
 
-export function quantize(values: ArrayLike<number>, mode: QuantMode, options: QuantizeOptions = {}): QuantizedBlock {
+export function quantize(values: ArrayLike<number>, spec: QuantSpec, options: QuantizeOptions = {}): QuantizedBlock {
+  if (typeof spec === 'string') return quantizeMode(values, spec, options);
+  const parts: QuantizedBlock[] = [];
+  let at = 0;
+  for (const [mode, n] of quantSegments(spec, values.length)) {
+    parts.push(quantizeMode(Array.prototype.slice.call(values, at, at + n) as number[], mode, options));
+    at += n;
+  }
+  return { mode: spec, count: values.length, codes: concat(parts.map((p) => p.codes)), scales: concat(parts.map((p) => p.scales)) };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+function quantizeMode(values: ArrayLike<number>, mode: QuantMode, options: QuantizeOptions): QuantizedBlock {
   const count = values.length;
   const bits = bitsPerValue(mode);
   for (let i = 0; i < count; i++) {
@@ -140,6 +204,33 @@ function groupError(values: ArrayLike<number>, start: number, end: number, scale
 
 /** out[0..count) = the stored values. Throws FormatError on a block that breaks the layout. */
 export function dequantize(block: QuantizedBlock, out: Float64Array): void {
+  if (typeof block.mode === 'string') {
+    dequantizeMode(block as QuantizedBlock & { mode: QuantMode }, out);
+    return;
+  }
+  const segments = quantSegments(block.mode, block.count);
+  const { codes: totalCodes, scales: totalScales } = quantizedSizes(block.count, block.mode);
+  if (block.codes.length !== totalCodes || block.scales.length !== totalScales) {
+    throw new FormatError(`${describeQuant(block.mode)} block must have ${totalCodes} code bytes and ${totalScales} scale bytes, got ${block.codes.length} and ${block.scales.length}`);
+  }
+  if (out.length < block.count) throw new RangeError(`dequantize: output has ${out.length} entries, block has ${block.count}`);
+  let value = 0, codeAt = 0, scaleAt = 0;
+  for (const [mode, n] of segments) {
+    const size = quantizedSizes(n, mode);
+    const part = { mode, count: n, codes: block.codes.subarray(codeAt, codeAt + size.codes), scales: block.scales.subarray(scaleAt, scaleAt + size.scales) };
+    try {
+      dequantizeMode(part, out.subarray(value, value + n));
+    } catch (e) {
+      if (e instanceof FormatError) e.message = `segment at value ${value}: ${e.message}`;
+      throw e;
+    }
+    value += n;
+    codeAt += size.codes;
+    scaleAt += size.scales;
+  }
+}
+
+function dequantizeMode(block: QuantizedBlock & { mode: QuantMode }, out: Float64Array): void {
   const { mode, count, codes, scales } = block;
   const bits = bitsPerValue(mode);
   if (!Number.isInteger(count) || count < 0) throw new FormatError(`quantized block: bad count ${count}`);

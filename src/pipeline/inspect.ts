@@ -4,7 +4,7 @@ import { openSafetensors } from '../io/safetensors/index.js';
 import { isNolaMetadata, openNola } from './nola-source.js';
 import { openLora, readFactors, resolveLoraPath } from './source.js';
 import type { Family, LayerKind } from '../formats/layer.js';
-import type { BlockLocation, QuantMode } from '../container/document.js';
+import type { BlockLocation, QuantSpec } from '../container/document.js';
 
 export interface LoraInspection {
   kind: 'lora';
@@ -28,7 +28,7 @@ export interface NolaInspection {
   /** source file bytes / NOLA file bytes */
   ratio: number;
   totals: { layers: number; coefficients: number; sourceParams: number; maxError: number; meanError: number };
-  layers: Array<{ name: string; sourceRank: number; rank: number; basis: string; k: number; l: number; quantA: QuantMode; quantB: QuantMode; error: number }>;
+  layers: Array<{ name: string; sourceRank: number; rank: number; basis: string; k: number; l: number; quantA: QuantSpec; quantB: QuantSpec; error: number }>;
 }
 
 export type Inspection = LoraInspection | NolaInspection;

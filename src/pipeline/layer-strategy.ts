@@ -9,6 +9,8 @@ import { deriveLayerSeeds } from '../core/seeds.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
 import { coeffBytes, type QuantMode } from '../container/document.js';
+import { bitsPerValue, type QuantSpec } from '../core/quantize.js';
+import { QUANT_GROUP_SIZE } from '../core/constants.js';
 import type { BudgetStrategy, CompressSettings } from './settings.js';
 
 /** The layer's compressed form under the fixed strategy or the --max-error search. */
@@ -66,17 +68,24 @@ export function boundError(layer: CompressedLayer): number {
   return Math.max(layer.error, layer.deliveredError);
 }
 
+/** Relative margin kept below --max-error (0.1 becomes 0.09999): far below any use, far above float32 noise in a recomputed error. */
+export const BOUND_MARGIN = 1e-4;
+
 /**
  * Fewest bytes with error ≤ E. Ranks are tried upward from the first whose truncation error alone
  * is below E; at each rank every pair of precisions (A, B) is tried, cheapest first, reusing one
  * fit per rank and one re-solve of B per precision of A. The search stops at the first rank whose
  * cheapest setting costs more than the best found.
  */
-function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
+function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, userBound: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
+  // Layers land on the bound itself (see spendSlack): keep a hair inside it, so that a reader who
+  // recomputes the error in float32 or in another order still finds it within the bound.
+  const maxError = userBound * (1 - BOUND_MARGIN);
   const sigma = target.svd!.sigma;
   const ranks = rankChoices(strategy.rank, spec);
   const pairs = precisionPairs(strategy.quants);
   let best: CompressedLayer | undefined;
+  let bestFitter: LayerFitter | undefined;
   let closest: CompressedLayer | undefined;
   for (const rank of ranks) {
     if (rank < ranks[ranks.length - 1] && truncationError(sigma, rank) > maxError) continue;
@@ -92,11 +101,73 @@ function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetSt
       if (closest === undefined || boundError(layer) < boundError(closest)) closest = layer;
       if (boundError(layer) <= maxError) {
         best = layer;
+        bestFitter = fitter;
         break;
       }
     }
   }
-  return best ?? closest!;
+  return best === undefined ? closest! : spendSlack(bestFitter!, best, maxError, strategy.quants);
+}
+
+/**
+ * The cheapest whole-factor precisions usually leave the layer well inside the bound (int5/int5 at
+ * 0.07 where int4/int5 would be 0.12). Lower a trailing part of each factor one step by as many
+ * groups as the bound allows (a lowered A is compensated by B's re-solve; a lowered B is not). The added squared error is close to
+ * linear in the number of lowered values, so the count is found by interpolation within a bracket
+ * (feasible, infeasible), a few stores per factor. Every candidate is measured as stored.
+ * The factor lowered first is the one whose whole step down costs less squared error per byte.
+ */
+function spendSlack(fitter: LayerFitter, best: CompressedLayer, maxError: number, quants: QuantMode[]): CompressedLayer {
+  const lowered = (factor: 'A' | 'B', spec: QuantSpec, base: CompressedLayer): CompressedLayer =>
+    factor === 'A' ? fitter.store(spec, base.settings.quantB) : fitter.store(base.settings.quantA, spec);
+  // Start with the factor whose whole-factor step down costs the least squared error per byte saved.
+  const steps = (['A', 'B'] as const).flatMap((factor) => {
+    const spec = factor === 'A' ? best.settings.quantA : best.settings.quantB;
+    const lower = typeof spec === 'string' ? lowerMode(spec, quants) : undefined;
+    if (typeof spec !== 'string' || lower === undefined) return [];
+    const whole = lowered(factor, lower, best);
+    const saved = settingsBytes(best.settings) - settingsBytes(whole.settings);
+    return [{ factor, spec, lower, cost: (boundError(whole) ** 2 - boundError(best) ** 2) / Math.max(1, saved) }];
+  }).sort((x, y) => x.cost - y.cost);
+  let current = best;
+  for (const { factor, spec, lower } of steps) {
+    const count = factor === 'A' ? current.settings.k : current.settings.l;
+    const groups = Math.ceil(count / QUANT_GROUP_SIZE);
+    const split = (m: number): QuantSpec => {
+      const low = Math.min(count, m * QUANT_GROUP_SIZE);
+      return low === 0 ? spec : low === count ? lower : [[spec, count - low], [lower, low]];
+    };
+    const base = current;
+    let lo = 0, loErr = boundError(base);
+    let hi = groups;
+    const whole = lowered(factor, split(hi), base);
+    let hiErr = boundError(whole);
+    if (hiErr <= maxError) {
+      if (settingsBytes(whole.settings) < settingsBytes(current.settings)) current = whole;
+      continue;
+    }
+    for (let iter = 0; iter < 6 && hi - lo > 1; iter++) {
+      const t = (maxError ** 2 - loErr ** 2) / Math.max(1e-300, hiErr ** 2 - loErr ** 2);
+      const m = Math.min(hi - 1, Math.max(lo + 1, lo + Math.floor(t * (hi - lo))));
+      const layer = lowered(factor, split(m), base);
+      const e = boundError(layer);
+      if (e <= maxError) {
+        lo = m;
+        loErr = e;
+        if (settingsBytes(layer.settings) < settingsBytes(current.settings)) current = layer;
+      } else {
+        hi = m;
+        hiErr = e;
+      }
+    }
+  }
+  return current;
+}
+
+/** The next precision below `mode` among those the strategy may use (int5 -> int4, f16 -> int8), if any. */
+function lowerMode(mode: QuantMode, quants: QuantMode[]): QuantMode | undefined {
+  const bits = bitsPerValue(mode);
+  return quants.filter((q) => bitsPerValue(q) < bits).sort((a, b) => bitsPerValue(b) - bitsPerValue(a))[0];
 }
 
 /** Every (rank, precision of A, precision of B) candidate of one layer, measured. */

@@ -1,5 +1,5 @@
 import type { Inspection } from '../pipeline/inspect.js';
-import { formatBytes } from './report.js';
+import { describePair, formatBytes } from './report.js';
 
 export function renderInspectText(i: Inspection, allLayers: boolean): string {
   const lines: string[] = [];
@@ -26,7 +26,7 @@ export function renderInspectText(i: Inspection, allLayers: boolean): string {
     const shown = allLayers ? i.layers : [...i.layers].sort((a, b) => b.error - a.error).slice(0, 8);
     lines.push(allLayers ? '  layers (error, rank, basis, k, l, quant):' : '  worst layers (error, rank, basis, k, l, quant):');
     for (const l of shown) {
-      lines.push(`    ${l.error.toFixed(4)} r${l.rank}/${l.sourceRank} ${l.basis} k${l.k} l${l.l} ${l.quantA === l.quantB ? l.quantA : `${l.quantA}/${l.quantB}`}  ${l.name}`);
+      lines.push(`    ${l.error.toFixed(4)} r${l.rank}/${l.sourceRank} ${l.basis} k${l.k} l${l.l} ${describePair(l.quantA, l.quantB)}  ${l.name}`);
     }
     if (shown.length < i.layers.length) lines.push(`    … ${i.layers.length - shown.length} more (--layers lists all)`);
   }

@@ -5,7 +5,7 @@
 import type { Strategy } from '../pipeline/settings.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import type { BasisFamily } from '../core/basis.js';
-import type { QuantMode } from '../container/document.js';
+import { describeQuant, type QuantSpec } from '../core/quantize.js';
 
 export interface LayerReport {
   name: string;
@@ -17,8 +17,8 @@ export interface LayerReport {
   basis: BasisFamily;
   k: number;
   l: number;
-  quantA: QuantMode;
-  quantB: QuantMode;
+  quantA: QuantSpec;
+  quantB: QuantSpec;
   paramsBefore: number;
   paramsAfter: number;
   /** The layer's factors stored as fp16 (the usual LoRA distribution format). */
@@ -123,6 +123,12 @@ export function buildCompressReport(a: {
   return { tool: 'nola', command: 'compress', input: a.input, output: a.output, family: a.family, strategy: a.strategy, totals, layers: a.layers, warnings };
 }
 
+/** "int5", or "int4/int6", or with segments "int5×20480+int4×12288/int5". */
+export function describePair(a: QuantSpec, b: QuantSpec): string {
+  const da = describeQuant(a), db = describeQuant(b);
+  return da === db ? da : `${da}/${db}`;
+}
+
 export function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
@@ -152,7 +158,7 @@ export function renderCompressText(r: CompressReport, worst = 5): string {
     for (const l of sorted) {
       lines.push(
         `    ${l.error.toFixed(4)} | ${l.svdErrorSameParams.toFixed(4)} | ${l.svdFp16ErrorSameBytes.toFixed(4)} | ` +
-          `r${l.rank} k${l.k} l${l.l} ${l.quantA === l.quantB ? l.quantA : `${l.quantA}/${l.quantB}`}  ${l.name}`,
+          `r${l.rank} k${l.k} l${l.l} ${describePair(l.quantA, l.quantB)}  ${l.name}`,
       );
     }
   }

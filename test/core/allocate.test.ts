@@ -11,7 +11,7 @@ import { expandLayer } from '../../src/core/compress-layer.js';
 import { targetSvd } from '../../src/core/fit.js';
 import { qrThin, mat, type Mat } from '../../src/core/matrix.js';
 import { relativeError, truncationError } from '../../src/core/lowrank.js';
-import { chooseLayer } from '../../src/pipeline/layer-strategy.js';
+import { BOUND_MARGIN, candidateTable, chooseLayer, settingsBytes } from '../../src/pipeline/layer-strategy.js';
 import { BUDGET_QUANTS } from '../../src/pipeline/settings.js';
 import type { LayerSpec } from '../../src/formats/layer.js';
 import { randomMat } from './random-mat.js';
@@ -57,6 +57,36 @@ test('--max-error: every layer meets the bound on what is stored, at the rank th
       assert.ok(stored <= bound, `bound ${bound} spectrum ${idx}: stored error ${stored}`);
     });
   }
+});
+
+test('--max-error spends the slack: no more bytes than the best whole-factor precisions (exhaustive table), fewer on most layers', () => {
+  // Second method: every (rank, precision of A, precision of B) measured by candidateTable; its cheapest
+  // entry within the bound is what a search over whole-factor precisions can reach at best. Splitting a
+  // factor into two precisions must never cost more, and must usually cost less.
+  const spectra = [
+    [10, 5, 2.5, 1.2, 0.6, 0.3, 0.15, 0.07],
+    [4, 3.8, 3.5, 3.3, 3, 2.8, 2.6, 2.4],
+    [6, 5, 4, 3, 2, 1.5, 1, 0.5],
+  ];
+  let strictlyFewer = 0, cases = 0;
+  for (const bound of [0.05, 0.1]) {
+    spectra.forEach((sigma, idx) => {
+      const { a0, b0, spec } = layerWithSpectrum(sigma, 160, 128, 40 + idx);
+      const svd = targetSvd({ a0, b0, s0: 1 });
+      const strategy = { kind: 'budget' as const, target: { maxError: bound }, rank: 'auto' as const, quants: BUDGET_QUANTS };
+      const layer = chooseLayer({ a0, b0, s0: 1, svd }, spec, { strategy, seed: 5, fit: {} });
+      const table = candidateTable({ a0, b0, s0: 1, svd }, spec, strategy, 5, {});
+      const within = table.filter((c) => c.error <= bound * (1 - BOUND_MARGIN)).map((c) => c.bytes);
+      assert.ok(within.length > 0);
+      const bytes = settingsBytes(layer.settings);
+      assert.ok(bytes <= Math.min(...within), `bound ${bound} spectrum ${idx}: ${bytes} bytes > ${Math.min(...within)}`);
+      if (bytes < Math.min(...within)) strictlyFewer++;
+      cases++;
+      const { a, b } = expandLayer(layer.settings, spec.dIn, spec.dOut, layer.blockA, layer.blockB);
+      assert.ok(relativeError(1, b0, a0, 1, b, a) <= bound, `bound ${bound} spectrum ${idx}`);
+    });
+  }
+  assert.ok(strictlyFewer >= cases / 2, `fewer bytes on ${strictlyFewer} of ${cases} layers`);
 });
 
 test('allocateMaxError picks the fewest bytes within the bound and reports unmet layers', () => {

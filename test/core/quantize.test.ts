@@ -210,3 +210,34 @@ test('dequantize refuses blocks that break the layout', () => {
   const f16 = quantize([1, 2], 'f16');
   assert.throws(() => dequantize({ ...f16, codes: Uint8Array.from([0, 0x7c, 0, 0]) }, new Float64Array(2)), FormatError);
 });
+
+test('segments: a segmented block is its segments quantized alone, one after the other (codes, then scales)', () => {
+  const values = randomValues(1001, 77);
+  for (const spec of [
+    [['int5', 640], ['int4', 361]],
+    [['int6', 1], ['int3', 1000]],
+    [['f16', 100], ['int8', 801], ['int2', 100]],
+  ] as Array<Array<[QuantMode, number]>>) {
+    const block = quantize(values, spec, { clipSearch: true });
+    let at = 0;
+    const parts = spec.map(([mode, n]) => { const p = quantize(values.subarray(at, at + n), mode, { clipSearch: true }); at += n; return p; });
+    const cat = (xs: Uint8Array[]): number[] => xs.flatMap((x) => [...x]);
+    assert.deepEqual([...block.codes], cat(parts.map((p) => p.codes)));
+    assert.deepEqual([...block.scales], cat(parts.map((p) => p.scales)));
+    assert.equal(block.codes.length + block.scales.length, quantizedBytes(1001, spec));
+    // Read back: each value as its own segment stored it.
+    const expected = parts.flatMap((p) => [...roundTrip(p)]);
+    assert.deepEqual([...roundTrip(block)], expected);
+  }
+});
+
+test('segments: counts must add up; a damaged segment is named by where it starts', () => {
+  const values = randomValues(130, 78);
+  assert.throws(() => quantize(values, [['int4', 64], ['int3', 65]]), (e) => e instanceof FormatError && /hold 129 values, the factor has 130/.test(e.message));
+  assert.throws(() => quantize(values, [['int4', 0], ['int3', 130]]), FormatError);
+  assert.throws(() => quantize(values, [['int9' as QuantMode, 130]]), FormatError);
+  const block = quantize(values, [['int4', 64], ['int3', 66]]);
+  const codes = new Uint8Array(block.codes);
+  codes[32] = 0; // the first byte of the int3 segment: codes 0 are reserved
+  assert.throws(() => dequantize({ ...block, codes }, new Float64Array(130)), (e) => e instanceof FormatError && /^segment at value 64: int3 block: code 0 at index 0 is reserved/.test(e.message));
+});

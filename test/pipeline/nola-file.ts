@@ -122,6 +122,7 @@ export function layerObjects(doc: Record<string, unknown>): Array<Record<string,
 const GROUP = 64;
 
 function blockSizes(count: number, mode: string): { codes: number; scales: number; dtype: string; shape: number } {
+  if (typeof mode !== 'string') throw new Error('version 1 has no quantization segments: this file has no version-1 rendering');
   if (mode === 'f32') return { codes: 4 * count, scales: 0, dtype: 'F32', shape: count };
   if (mode === 'f16' || mode === 'bf16') return { codes: 2 * count, scales: 0, dtype: mode.toUpperCase(), shape: count };
   const bits = Number(mode.slice(3));

@@ -38,6 +38,10 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
     ['tiny-int4', byPath('tiny-peft/adapter_model.safetensors'), { quant: 'int4' }],
     ['kohya-sdxl', byPath('kohya-sdxl-bf16.safetensors'), {}],
     ['peft-dora-conv', byPath('peft-dora-conv-bf16/adapter_model.safetensors'), {}],
+    // --ratio allocates whole-factor precisions only (no segments): these have exact version-1 renderings.
+    ['tiny-ratio', byPath('tiny-peft/adapter_model.safetensors'), { ratio: '4' }],
+    ['kohya-ratio', byPath('kohya-sdxl-bf16.safetensors'), { ratio: '4' }],
+    ['dora-ratio', byPath('peft-dora-conv-bf16/adapter_model.safetensors'), { ratio: '4' }],
   ];
   const seeds: NolaSeed[] = [];
   for (const [name, input, flags] of jobs) {
@@ -46,7 +50,7 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
     seeds.push({ name, bytes: new Uint8Array(await readFile(output)) });
   }
   // Version-1 files (nola 0.1) stay readable: the same content in that layout, so the v1 reader is fuzzed too.
-  for (const name of ['tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv']) {
+  for (const name of ['tiny-paper', 'tiny-int4', 'tiny-ratio', 'kohya-ratio', 'dora-ratio']) {
     seeds.push({ name: `${name}-v1`, bytes: toVersion1(seeds.find((x) => x.name === name)!.bytes) });
   }
   return seeds;

@@ -21,7 +21,7 @@ import { verify } from '../../src/pipeline/verify.js';
 import { assertFactorFits, maxFactorBytes } from '../../src/pipeline/limits.js';
 import { formatSummary, runFuzz } from '../io/fuzz-core.js';
 import { makeTempDir } from '../io/helpers.js';
-import { editEnvelopeText, frame, unframe } from './nola-file.js';
+import { documentJson, editEnvelopeText, frame, layerObjects, unframe } from './nola-file.js';
 import { NOLA_MUTATORS, makeNolaCheck, nolaSeeds, withDocText, withEditedDoc, type Doc, type NolaSeed } from './nola-fuzz-target.js';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -40,9 +40,11 @@ after(() => tmp.cleanup());
 
 test('every seed expands cleanly (the fuzz run starts from valid files)', async () => {
   assert.deepEqual(seeds.map((s) => s.name), [
-    'tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv',
-    'tiny-budget-v1', 'tiny-paper-v1', 'tiny-int4-v1', 'kohya-sdxl-v1', 'peft-dora-conv-v1',
+    'tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv', 'tiny-ratio', 'kohya-ratio', 'dora-ratio',
+    'tiny-paper-v1', 'tiny-int4-v1', 'tiny-ratio-v1', 'kohya-ratio-v1', 'dora-ratio-v1',
   ]);
+  // The default (--max-error) seeds use split precisions somewhere, so segments are fuzzed too.
+  assert.ok(['tiny-budget', 'kohya-sdxl', 'peft-dora-conv'].some((name) => layerObjects(documentJson(seed(name))).some((l) => Array.isArray(l.quant_A) || Array.isArray(l.quant_B))));
   const check = makeNolaCheck(path.join(tmp.dir));
   for (const s of seeds) assert.equal(await check(s.bytes), 'ok', s.name);
 });
@@ -50,7 +52,7 @@ test('every seed expands cleanly (the fuzz run starts from valid files)', async 
 test('the check fails on what is not a clean refusal (so a clean run means something)', async () => {
   // A document edit that expand cannot survive must come back 'clean-error', never 'ok'...
   const check = makeNolaCheck(tmp.dir);
-  assert.equal(await check(withEditedDoc(seed('tiny-budget-v1'), (d) => { d.format_version = 3; })), 'clean-error');
+  assert.equal(await check(withEditedDoc(seed('tiny-ratio-v1'), (d) => { d.format_version = 3; })), 'clean-error');
   // ...and an error that is not a NolaError is a failure with its case number.
   const s = await runFuzz({ seeds: [seed('tiny-budget')], cases: 2, seed: 1, check: async () => { throw new RangeError('boom'); } });
   assert.deepEqual(s.failures.map((f) => f.error), ['RangeError: boom', 'RangeError: boom']);
@@ -102,18 +104,18 @@ async function assertRefused(bytes: Uint8Array, cls: new (m: string) => NolaErro
 const layer0 = (d: Doc): Doc => (d.layers as Doc[])[0];
 
 test('regression: a factor dtype the writer cannot encode (was a plain Error from the writer)', async () => {
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { layer0(d).dtype_A = 'int4'; }), FormatError, /layer 0: dtype_A "int4" is not F64, F32, F16 or BF16/);
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { layer0(d).dtype_B = 'toString'; }), FormatError, /dtype_B "toString"/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { layer0(d).dtype_A = 'int4'; }), FormatError, /layer 0: dtype_A "int4" is not F64, F32, F16 or BF16/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { layer0(d).dtype_B = 'toString'; }), FormatError, /dtype_B "toString"/);
 });
 
 test('regression: source shapes that contradict rank / d_in / d_out (was "produce returned N values" from the writer)', async () => {
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { layer0(d).shape_A = [4, 32]; }), FormatError, /layer 0: shape_A \[4,32\] and shape_B \[64,4\] do not match linear source_rank 4, d_in 64, d_out 64/);
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { layer0(d).source_rank = 3; }), FormatError, /do not match/);
-  await assertRefused(withEditedDoc(seed('peft-dora-conv-v1'), (d) => { (d.layers as Doc[]).find((l) => l.kind === 'conv')!.kind = 'linear'; }), FormatError, /do not match linear/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { layer0(d).shape_A = [4, 32]; }), FormatError, /layer 0: shape_A \[4,32\] and shape_B \[64,4\] do not match linear source_rank 4, d_in 64, d_out 64/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { layer0(d).source_rank = 3; }), FormatError, /do not match/);
+  await assertRefused(withEditedDoc(seed('dora-ratio-v1'), (d) => { (d.layers as Doc[]).find((l) => l.kind === 'conv')!.kind = 'linear'; }), FormatError, /do not match linear/);
 });
 
 test('regression: a negative axis length (was a plain Error from the writer)', async () => {
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { layer0(d).shape_A = [4, -64]; }), FormatError, /lists of 2 to 8 positive integers/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { layer0(d).shape_A = [4, -64]; }), FormatError, /lists of 2 to 8 positive integers/);
 });
 
 test('regression: a reserved int code in a coefficient block names the file and the layer (message had neither)', async () => {
@@ -127,33 +129,33 @@ test('regression: a reserved int code in a coefficient block names the file and 
 
 test('regression: a stored adapter config that contradicts the layer ranks (was "internal: adjusted adapter_config.json")', async () => {
   // Without "r", PEFT's default r = 8 applies; the layers have rank 4.
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { delete ((d.source as Doc).config as Doc).r; }), FormatError,
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { delete ((d.source as Doc).config as Doc).r; }), FormatError,
     /gives module 'transformer\.layer\.0\.attention\.q_lin' rank 8, but its source factors have rank 4/);
 });
 
 test('regression: an alpha its dtype cannot hold (was written as Inf, or wrapped around in an integer dtype)', async () => {
-  const kohya = seed('kohya-sdxl-v1');
+  const kohya = seed('kohya-ratio-v1');
   await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).alpha = 1e300; }), NumericError, /alpha 1e\+300 does not fit its BF16 tensor/);
   await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).dtype_alpha = 'I8'; layer0(d).alpha = 1000; }), NumericError, /alpha 1000 does not fit its I8 tensor/);
 });
 
 test('regression: a scale that makes the factors overflow their dtype (was written as Inf)', async () => {
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { layer0(d).scale = 1e300; }), NumericError,
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { layer0(d).scale = 1e300; }), NumericError,
     /layer "transformer\.layer\.0\.attention\.q_lin": factor B synthesizes to values \(max \|x\| = [^)]+\) that F32 cannot hold/);
 });
 
 test('regression: two tensors of the expanded file under one name (was a UsageError, exit 2, from the expand plan)', async () => {
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { (d.layers as Doc[])[1].key_B = layer0(d).key_A; }), FormatError, /layer 1: tensor name ".*q_lin\.lora_A\.weight" is used twice/);
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { layer0(d).key_A = '__metadata__'; }), FormatError, /"__metadata__" cannot be a tensor name/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { (d.layers as Doc[])[1].key_B = layer0(d).key_A; }), FormatError, /layer 1: tensor name ".*q_lin\.lora_A\.weight" is used twice/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { layer0(d).key_A = '__metadata__'; }), FormatError, /"__metadata__" cannot be a tensor name/);
 });
 
 test('regression: a passthrough entry pointing at a coefficient tensor', async () => {
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { (d.passthrough as Doc[]).push({ name: 'extra', tensor: 'nola.coeffs.0.A' }); }), FormatError,
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { (d.passthrough as Doc[]).push({ name: 'extra', tensor: 'nola.coeffs.0.A' }); }), FormatError,
     /passthrough 0: tensor "nola\.coeffs\.0\.A" is referenced twice/);
 });
 
 test('regression: source.file is a bare name; a path would let expand write outside the folder it was given', async () => {
-  const r = await refusal(withEditedDoc(seed('tiny-budget-v1'), (d) => { (d.source as Doc).file = '../escaped.safetensors'; }));
+  const r = await refusal(withEditedDoc(seed('tiny-ratio-v1'), (d) => { (d.source as Doc).file = '../escaped.safetensors'; }));
   assert.ok(r.error instanceof FormatError && /source\.file must be a plain file name, got "\.\.\/escaped\.safetensors"/.test(r.error.message), String(r.error));
   assert.equal(existsSync(path.join(path.dirname(r.file), 'escaped.safetensors')), false);
 });
@@ -163,21 +165,21 @@ test('regression: seeds are u32 (2^32 was accepted and aliased seed 0 in the uni
 });
 
 test('regression: duplicate keys in the document (JSON.parse silently kept the last one)', async () => {
-  const tiny = seed('tiny-budget-v1');
+  const tiny = seed('tiny-ratio-v1');
   await assertRefused(withDocText(tiny, (t) => t.replace('"layers":', '"layers":[],"layers":')), FormatError, /the "nola" metadata has duplicate key "layers"$/);
   await assertRefused(withDocText(tiny, (t) => t.replace('"rank":', '"rank":1,"rank":')), FormatError, /duplicate key "rank"$/);
   // The same key in different objects (every layer has "rank") and key-like text inside strings are fine:
   // the kohya seed's metadata holds escaped JSON ({\"conv_dim\":...}) and still expands.
-  assert.equal(await makeNolaCheck(tmp.dir)(seed('kohya-sdxl-v1')), 'ok');
+  assert.equal(await makeNolaCheck(tmp.dir)(seed('kohya-ratio-v1')), 'ok');
 });
 
 test('regression: non-string source metadata (was a plain Error from the writer)', async () => {
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { (d.source as Doc).metadata = { format: 5 }; }), FormatError, /source\.metadata must be null or an object of strings/);
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { (d.source as Doc).metadata = { format: 5 }; }), FormatError, /source\.metadata must be null or an object of strings/);
 });
 
 test('regression: verify with the source fails when the NOLA file lacks one of its layers (it passed: the layer was not looked at)', async () => {
   // The tiny-budget seed with its last layer and that layer's tensors removed, re-laid out by hand.
-  const bytes = seed('tiny-budget-v1');
+  const bytes = seed('tiny-ratio-v1');
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, unknown>;
   const doc = JSON.parse((header.__metadata__ as Record<string, string>).nola) as Doc;
@@ -217,7 +219,7 @@ test('regression: verify with the source fails when the NOLA file lacks one of i
 
 test('limit: a factor above MAX_FACTOR_ENTRIES values is refused before anything is allocated', async () => {
   const big = Math.ceil((MAX_FACTOR_ENTRIES + 1) / 4);
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { Object.assign(layer0(d), { d_in: big, shape_A: [4, big] }); }), FormatError,
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { Object.assign(layer0(d), { d_in: big, shape_A: [4, big], rank: 4 }); }), FormatError,
     new RegExp(`layer 0: factors of 4 x ${big} and 64 x 4 values exceed the limit of ${MAX_FACTOR_ENTRIES} values per factor`));
 });
 
@@ -234,7 +236,7 @@ test('limit: a factor over a quarter of the machine memory is refused with a lin
     t.skip(`this machine has ${os.totalmem()} bytes: its bound is above the format's cap, checked above`);
     return;
   }
-  await assertRefused(withEditedDoc(seed('tiny-budget-v1'), (d) => { Object.assign(layer0(d), { d_in: dIn, shape_A: [4, dIn] }); }), IoError,
+  await assertRefused(withEditedDoc(seed('tiny-ratio-v1'), (d) => { Object.assign(layer0(d), { d_in: dIn, shape_A: [4, dIn], rank: 4 }); }), IoError,
     /layer "transformer\.layer\.0\.attention\.q_lin" factor A is 4 x \d+ values \([\d.]+ [GM]iB as float64\), more than this machine allows/);
 });
 
@@ -245,7 +247,7 @@ const rows = (d: Doc): unknown[][] => d.layers as unknown[][];
 const field = (name: string): number => LAYER_FIELDS.indexOf(name as (typeof LAYER_FIELDS)[number]);
 
 test('v2: the same content in version 1 and version 2 expands to identical bytes', async () => {
-  for (const name of ['tiny-budget', 'tiny-paper', 'kohya-sdxl', 'peft-dora-conv']) {
+  for (const name of ['tiny-paper', 'tiny-int4', 'tiny-ratio', 'kohya-ratio', 'dora-ratio']) {
     const outputs: Buffer[] = [];
     for (const [suffix, bytes] of [['v2', seed(name)], ['v1', seed(`${name}-v1`)]] as const) {
       const dir = path.join(tmp.dir, `same-${name}-${suffix}`);
@@ -282,6 +284,8 @@ test('v2: the document may not restate the envelope, and its table must be the o
   await assertRefused(withEditedDoc(tiny, (d) => { (d.layer_fields as string[]).reverse(); }), FormatError, /"layer_fields" must be \["name","style"/);
   await assertRefused(withEditedDoc(tiny, (d) => { rows(d)[0][field('style')] = 7; }), FormatError, /layer 0: "style" must index "key_styles" \(0\.\.0\), got 7/);
   await assertRefused(withEditedDoc(tiny, (d) => { rows(d)[0].pop(); }), FormatError, /layer 0 is not a row of 17 values/);
+  await assertRefused(withEditedDoc(tiny, (d) => { rows(d)[0][field('quant_A')] = [['int5', 1], ['int4', 1]]; }), FormatError,
+    /layer 0: quant_A must be a mode or \[mode, count\] segments: quantization segments hold 2 values, the factor has \d+/);
   await assertRefused(withDocText(tiny, (t) => t.replace('"layers":', '"layers":[],"layers":')), FormatError, /the document in tensor "nola\.document" has duplicate key "layers"$/);
   // A key style's affixes rebuild the source names; two layers under one name are caught as in version 1.
   await assertRefused(withEditedDoc(tiny, (d) => { rows(d)[1][field('name')] = rows(d)[0][field('name')]; }), FormatError, /layer 1: duplicate layer name/);
