@@ -24,7 +24,8 @@ export interface NolaInspection {
   formatVersion: number;
   generator: string;
   source: { family: Family; file: string; bytes: number; tensorsSha256: string };
-  bytes: { file: number; header: number; coefficients: number; passthrough: number };
+  /** document: the compressed layer document (version 2; version 1 keeps it in the header). */
+  bytes: { file: number; header: number; document: number; coefficients: number; passthrough: number };
   /** source file bytes / NOLA file bytes */
   ratio: number;
   totals: { layers: number; coefficients: number; sourceParams: number; maxError: number; meanError: number };
@@ -83,6 +84,7 @@ async function inspectNola(file: string): Promise<NolaInspection> {
     const blockBytes = (b: BlockLocation): number => b.codes.bytes + (b.scales?.bytes ?? 0);
     const coefficients = doc.layers.reduce((a, l) => a + blockBytes(l.blocks.A) + blockBytes(l.blocks.B), 0);
     const passthrough = doc.passthrough.reduce((a, p) => a + size(p.tensor), 0);
+    const documentBytes = nola.documentTensor === undefined ? 0 : size(nola.documentTensor);
     const errors = doc.layers.map((l) => l.error);
     const fileBytes = (await stat(file)).size;
     return {
@@ -91,7 +93,7 @@ async function inspectNola(file: string): Promise<NolaInspection> {
       formatVersion: doc.format_version,
       generator: doc.generator,
       source: { family: doc.source.family, file: doc.source.file, bytes: doc.source.bytes, tensorsSha256: doc.source.tensors_sha256 },
-      bytes: { file: fileBytes, header: reader.dataStart, coefficients, passthrough },
+      bytes: { file: fileBytes, header: reader.dataStart, document: documentBytes, coefficients, passthrough },
       ratio: doc.source.bytes / fileBytes,
       totals: {
         layers: doc.layers.length,

@@ -13,6 +13,8 @@ export interface OpenNola {
   file: string;
   reader: SafetensorsFile;
   doc: NolaDocument;
+  /** Version 2: the tensor holding the compressed document. */
+  documentTensor?: string;
 }
 
 export function isNolaMetadata(metadata: Record<string, string> | null): boolean {
@@ -26,7 +28,7 @@ export async function openNola(file: string): Promise<OpenNola> {
     const documentName = documentTensor(file, meta);
     const body = documentName === undefined ? undefined : await readDocumentBody(file, reader, documentName);
     const doc = parseDocument(file, meta, reader.tensors, body);
-    return { file, reader, doc };
+    return { file, reader, doc, ...(documentName !== undefined ? { documentTensor: documentName } : {}) };
   } catch (e) {
     await reader.close();
     throw e;

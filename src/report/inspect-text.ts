@@ -19,7 +19,7 @@ export function renderInspectText(i: Inspection, allLayers: boolean): string {
   } else {
     lines.push(
       `${i.file}: NOLA v${i.formatVersion} (${i.generator}), source ${i.source.file} (${i.source.family}, ${formatBytes(i.source.bytes)})`,
-      `  bytes  file ${formatBytes(i.bytes.file)} = header ${formatBytes(i.bytes.header)} + coefficients ${formatBytes(i.bytes.coefficients)} + passthrough ${formatBytes(i.bytes.passthrough)}`,
+      `  bytes  file ${formatBytes(i.bytes.file)} = header ${formatBytes(i.bytes.header)} + document ${formatBytes(i.bytes.document)} + coefficients ${formatBytes(i.bytes.coefficients)} + passthrough ${formatBytes(i.bytes.passthrough)}`,
       `  ratio  ${i.ratio.toFixed(2)}x smaller than the source file; ${i.totals.coefficients.toLocaleString('en-US')} coefficients for ${i.totals.sourceParams.toLocaleString('en-US')} LoRA parameters`,
       `  error  worst layer ${i.totals.maxError.toFixed(4)}, mean ${i.totals.meanError.toFixed(4)} (relative Frobenius error of ΔW)`,
     );

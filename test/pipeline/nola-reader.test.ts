@@ -325,3 +325,18 @@ test('v2: verify without the source notices a changed coefficient (the file stat
   await writeFile(v1, seed('tiny-paper-v1'));
   assert.equal((await verify(v1, undefined, 1e-4)).coefficients, 'not-stored');
 });
+
+test('inspect accounts for every byte: header + document + coefficients + passthrough = file, in both versions', async () => {
+  const dir = path.join(tmp.dir, 'bytes');
+  await mkdir(dir, { recursive: true });
+  for (const name of ['tiny-budget', 'peft-dora-conv', 'dora-ratio-v1']) {
+    const file = path.join(dir, `${name}.nola.safetensors`);
+    await writeFile(file, seed(name));
+    const r = await inspect(file);
+    assert.ok(r.kind === 'nola');
+    const { file: total, header, document, coefficients, passthrough } = r.bytes;
+    assert.equal(header + document + coefficients + passthrough, total, name);
+    assert.equal(total, seed(name).length);
+    assert.equal(document > 0, !name.endsWith('-v1'), `${name}: document ${document}`);
+  }
+});
