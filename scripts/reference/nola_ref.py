@@ -164,18 +164,40 @@ GROUP = 64
 
 
 def segments(spec, count):
-    """A factor's quantization: one mode, or consecutive [mode, count] segments summing to count."""
+    """A factor's quantization: one mode, or consecutive segments [mode, count] / ["rice", count, bytes] summing to count."""
     if isinstance(spec, str):
         return [(spec, count)]
-    assert sum(n for _, n in spec) == count and all(n >= 1 for _, n in spec), spec
-    return [(m, n) for m, n in spec]
+    assert sum(seg[1] for seg in spec) == count and all(seg[1] >= 1 for seg in spec), spec
+    return [tuple(seg) for seg in spec]
+
+
+def decode_rice(block, count):
+    """Rice block (docs/FORMAT.md): f32 step, u8 k, k-bit remainders, then the unary quotients.
+    Vectorized: the positions of the one bits in the unary stream give every quotient at once."""
+    step = float(np.frombuffer(block[:4], '<f4')[0])
+    k = block[4]
+    assert step > 0 and np.isfinite(step) and k <= 24
+    rem_bytes = (count * k + 7) // 8
+    rem_bits = np.unpackbits(np.frombuffer(block[5:5 + rem_bytes], np.uint8), bitorder='little')
+    rem = (rem_bits[:count * k].reshape(count, k).astype(np.int64) << np.arange(k)).sum(axis=1) if k else np.zeros(count, np.int64)
+    assert not rem_bits[count * k:].any()
+    unary = np.unpackbits(np.frombuffer(block[5 + rem_bytes:], np.uint8), bitorder='little')
+    ones = np.flatnonzero(unary)
+    assert len(ones) == count and len(unary) - ones[-1] <= 8, (len(ones), count)
+    quotient = np.diff(np.concatenate([[-1], ones])) - 1
+    z = (quotient.astype(np.int64) << k) + rem
+    q = np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
+    return q * step
 
 
 def block_sizes(count, spec):
     """Bytes of the codes and of the f16 scales of `count` coefficients stored as `spec`."""
     codes = scales = 0
-    for mode, n in segments(spec, count):
-        if mode in ('f32', 'f16', 'bf16'):
+    for seg in segments(spec, count):
+        mode, n = seg[0], seg[1]
+        if mode == 'rice':
+            codes += seg[2]
+        elif mode in ('f32', 'f16', 'bf16'):
             codes += n * (4 if mode == 'f32' else 2)
         else:
             codes += (n * int(mode[3:]) + 7) // 8
@@ -186,9 +208,10 @@ def block_sizes(count, spec):
 def dequantize_spec(spec, count, codes, scales):
     """Segments one after the other: each segment's codes (byte-padded) in `codes`, its scales in `scales`."""
     out, c, s = [], 0, 0
-    for mode, n in segments(spec, count):
-        nc, ns = block_sizes(n, mode)
-        out.append(dequantize(mode, n, codes[c:c + nc], scales[s:s + ns]))
+    for seg in segments(spec, count):
+        mode, n = seg[0], seg[1]
+        nc, ns = block_sizes(n, [list(seg)])
+        out.append(decode_rice(codes[c:c + nc], n) if mode == 'rice' else dequantize(mode, n, codes[c:c + nc], scales[s:s + ns]))
         c, s = c + nc, s + ns
     assert c == len(codes) and s == len(scales)
     return np.concatenate(out)

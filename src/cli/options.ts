@@ -37,10 +37,10 @@ export function parseBasis(v: string | undefined): BasisFamily | undefined {
   throw new UsageError(`--basis must be uniform or orthogonal, got "${v}"`);
 }
 
-export function parseQuant(v: string | undefined): QuantMode | 'auto' | undefined {
-  if (v === undefined || v === 'auto') return v;
+export function parseQuant(v: string | undefined): QuantMode | 'auto' | 'rice' | 'fixed' | undefined {
+  if (v === undefined || v === 'auto' || v === 'rice' || v === 'fixed') return v;
   if ((QUANT_MODES as readonly string[]).includes(v)) return v as QuantMode;
-  throw new UsageError(`--quant must be one of auto, ${QUANT_MODES.join(', ')}; got "${v}"`);
+  throw new UsageError(`--quant must be one of auto, rice, fixed, ${QUANT_MODES.join(', ')}; got "${v}"`);
 }
 
 export interface StrategyFlags {
@@ -76,7 +76,7 @@ export function resolveStrategy(f: StrategyFlags): Strategy {
       throw new UsageError('--max-error and --ratio choose coefficients per layer; they cannot be combined with --preset paper, --coeffs or --basis uniform');
     }
     if (rank === 'auto') throw new UsageError('--rank auto needs a budget (--max-error or --ratio), not fixed --coeffs');
-    if (quant === 'auto') throw new UsageError('--quant auto needs a budget (--max-error or --ratio)');
+    if (quant === 'auto' || quant === 'rice' || quant === 'fixed') throw new UsageError(`--quant ${quant} needs a budget (--max-error or --ratio)`);
     return {
       kind: 'fixed',
       rank: rank ?? PAPER_PRESET.rank,
@@ -90,5 +90,9 @@ export function resolveStrategy(f: StrategyFlags): Strategy {
   const target = f.ratio !== undefined
     ? { ratio: parsePositive('--ratio', f.ratio) }
     : { maxError: f.maxError === undefined ? DEFAULT_MAX_ERROR : parsePositive('--max-error', f.maxError) };
-  return { kind: 'budget', target, rank: rank ?? 'auto', quants: quant === undefined || quant === 'auto' ? BUDGET_QUANTS : [quant] };
+  if (quant === 'rice' && 'ratio' in target) throw new UsageError('--quant rice goes with --max-error; --ratio allocates over the fixed-size precisions');
+  // --max-error: entropy-coded levels by default; --ratio (and --quant fixed): every fixed-size precision.
+  const quants = quant === 'fixed' || ((quant === undefined || quant === 'auto') && 'ratio' in target) ? BUDGET_QUANTS
+    : quant === undefined || quant === 'auto' ? ['rice' as const] : [quant];
+  return { kind: 'budget', target, rank: rank ?? 'auto', quants };
 }

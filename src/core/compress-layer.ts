@@ -12,7 +12,7 @@ import { createOrthogonalBasis } from './orthogonal-basis.js';
 import { fitLayer, solveB, synthesizeFactor, targetSvd, type FitOptions, type FitProblem, type FitResult } from './fit.js';
 import { relativeErrorToSvd, truncationError, type LowRankSvd } from './lowrank.js';
 import type { Mat } from './matrix.js';
-import { quantize, dequantize, type QuantizedBlock, type QuantSpec } from './quantize.js';
+import { quantize, dequantize, type QuantizedBlock, type QuantRequest, type QuantSpec } from './quantize.js';
 import { roundToBf16, roundToF16 } from './half.js';
 
 /** Precision the expanded LoRA will be written in; the delivered error includes its rounding. */
@@ -90,7 +90,7 @@ export class LayerFitter {
     this.fit = fitLayer(this.problem, { ...base.fit, svd, stopAtError: truncationError(svd.sigma, r) });
   }
 
-  store(quantA: QuantSpec, quantB: QuantSpec): CompressedLayer {
+  store(quantA: QuantRequest, quantB: QuantRequest): CompressedLayer {
     const { a0, b0, s0 } = this.target;
     const { basisA, basisB, rank: r } = this.problem;
     const dIn = a0.cols, dOut = b0.rows;
@@ -113,7 +113,8 @@ export class LayerFitter {
     const deliveredError = this.target.deliverA === undefined && this.target.deliverB === undefined
       ? error
       : relativeErrorToSvd(this.svd, s0, roundForDelivery(bStored, this.target.deliverB), roundForDelivery(refit.aStored, this.target.deliverA));
-    return { settings: { ...this.base, quantA, quantB }, blockA: refit.blockA, blockB, error, deliveredError, fitError: this.fit.error };
+    // The settings hold what is stored (a rice request becomes its ["rice", count, bytes] spec).
+    return { settings: { ...this.base, quantA: refit.blockA.mode, quantB: blockB.mode }, blockA: refit.blockA, blockB, error, deliveredError, fitError: this.fit.error };
   }
 }
 

@@ -24,6 +24,7 @@
 import { QUANT_GROUP_SIZE } from './constants.js';
 import { bf16Bits, bf16Value, f16Bits, f16CeilBits, f16Value, roundHalfEven } from './half.js';
 import { FormatError, NumericError, UsageError } from '../errors.js';
+import { decodeRice, encodeRice, RICE_HEADER_BYTES } from './rice.js';
 
 export const QUANT_MODES = ['f32', 'f16', 'bf16', 'int8', 'int6', 'int5', 'int4', 'int3', 'int2'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
@@ -35,35 +36,53 @@ export type QuantMode = (typeof QUANT_MODES)[number];
  * budget exactly instead of jumping a whole bit. A segmented block's codes are each segment's codes
  * (byte-padded) one after the other, its scales likewise; groups restart at each segment.
  */
-export type QuantSpec = QuantMode | ReadonlyArray<readonly [QuantMode, number]>;
+export type QuantSpec = QuantMode | ReadonlyArray<QuantSegment>;
+
+/**
+ * One segment: [mode, count] for the fixed-size modes, ["rice", count, bytes] for an entropy-coded
+ * block (src/core/rice.ts), whose length depends on the values and so is stated.
+ */
+export type QuantSegment = readonly [QuantMode, number] | readonly ['rice', number, number];
+
+/** What the encoder is asked for: a stored spec, or rice coding at a given step. */
+export type QuantRequest = QuantSpec | { readonly rice: number };
 
 /** At most this many segments per factor (the encoder uses two). */
 export const MAX_SEGMENTS = 8;
 
 /** The segments of `spec` for `count` values; throws FormatError where they do not add up. */
-export function quantSegments(spec: QuantSpec, count: number): Array<readonly [QuantMode, number]> {
+export function quantSegments(spec: QuantSpec, count: number): QuantSegment[] {
   if (typeof spec === 'string') return [[spec, count]];
   if (!Array.isArray(spec) || spec.length < 1 || spec.length > MAX_SEGMENTS) throw new FormatError(`quantization segments: 1 to ${MAX_SEGMENTS} [mode, count] pairs expected`);
   let total = 0;
-  for (const seg of spec) {
-    if (!Array.isArray(seg) || seg.length !== 2 || !QUANT_MODES.includes(seg[0]) || !Number.isInteger(seg[1]) || seg[1] < 1) {
-      throw new FormatError(`quantization segment ${JSON.stringify(seg)} is not [mode, count ≥ 1]`);
+  for (const seg of spec as ReadonlyArray<unknown[]>) {
+    const fixed = Array.isArray(seg) && seg.length === 2 && QUANT_MODES.includes(seg[0] as QuantMode);
+    const rice = Array.isArray(seg) && seg.length === 3 && seg[0] === 'rice' && Number.isInteger(seg[2]) && (seg[2] as number) >= RICE_HEADER_BYTES && (seg[2] as number) <= 0x7fffffff;
+    if (!(fixed || rice) || !Number.isInteger(seg[1]) || (seg[1] as number) < 1) {
+      throw new FormatError(`quantization segment ${JSON.stringify(seg)} is not [mode, count ≥ 1] or ["rice", count ≥ 1, bytes ≥ ${RICE_HEADER_BYTES}]`);
     }
-    total += seg[1];
+    total += seg[1] as number;
   }
   if (total !== count) throw new FormatError(`quantization segments hold ${total} values, the factor has ${count}`);
-  return spec.map((seg) => [seg[0], seg[1]] as const);
+  return spec.map((seg) => (seg[0] === 'rice' ? ['rice', seg[1], seg[2]] as const : [seg[0], seg[1]] as const));
 }
 
 /** "int5", or "int5×20480+int4×12288" for a segmented spec. */
 export function describeQuant(spec: QuantSpec): string {
-  return typeof spec === 'string' ? spec : spec.map(([m, n]) => `${m}×${n}`).join('+');
+  if (typeof spec === 'string') return spec;
+  const one = (seg: QuantSegment): string => (seg[0] === 'rice' ? `rice(${((8 * seg[2]) / seg[1]).toFixed(2)}b)` : seg[0]);
+  return spec.length === 1 ? one(spec[0]) : spec.map((seg) => `${one(seg)}×${seg[1]}`).join('+');
 }
 
 /** Bytes of the codes and of the scales of `count` values stored as `spec`. */
 export function quantizedSizes(count: number, spec: QuantSpec): { codes: number; scales: number } {
   let codes = 0, scales = 0;
-  for (const [mode, n] of quantSegments(spec, count)) {
+  for (const seg of quantSegments(spec, count)) {
+    if (seg[0] === 'rice') {
+      codes += seg[2];
+      continue;
+    }
+    const [mode, n] = seg;
     const bits = bitsPerValue(mode);
     if (isFloatMode(mode)) {
       codes += n * (bits / 8);
@@ -119,15 +138,24 @@ export interface QuantizeOptions {
   clipSearch?: boolean;
 }
 
-export function quantize(values: ArrayLike<number>, spec: QuantSpec, options: QuantizeOptions = {}): QuantizedBlock {
+export function quantize(values: ArrayLike<number>, spec: QuantRequest, options: QuantizeOptions = {}): QuantizedBlock {
   if (typeof spec === 'string') return quantizeMode(values, spec, options);
+  if (!Array.isArray(spec)) {
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) throw new NumericError(`cannot quantize a non-finite coefficient (${values[i]} at index ${i})`);
+    }
+    const { bytes } = encodeRice(values, (spec as { rice: number }).rice);
+    return { mode: [['rice', values.length, bytes.length]], count: values.length, codes: bytes, scales: new Uint8Array(0) };
+  }
   const parts: QuantizedBlock[] = [];
   let at = 0;
-  for (const [mode, n] of quantSegments(spec, values.length)) {
+  for (const seg of quantSegments(spec as QuantSpec, values.length)) {
+    if (seg[0] === 'rice') throw new UsageError('a rice segment is encoded from a step ({ rice: step }), not from a stored spec');
+    const [mode, n] = seg;
     parts.push(quantizeMode(Array.prototype.slice.call(values, at, at + n) as number[], mode, options));
     at += n;
   }
-  return { mode: spec, count: values.length, codes: concat(parts.map((p) => p.codes)), scales: concat(parts.map((p) => p.scales)) };
+  return { mode: spec as QuantSpec, count: values.length, codes: concat(parts.map((p) => p.codes)), scales: concat(parts.map((p) => p.scales)) };
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -215,11 +243,13 @@ export function dequantize(block: QuantizedBlock, out: Float64Array): void {
   }
   if (out.length < block.count) throw new RangeError(`dequantize: output has ${out.length} entries, block has ${block.count}`);
   let value = 0, codeAt = 0, scaleAt = 0;
-  for (const [mode, n] of segments) {
-    const size = quantizedSizes(n, mode);
-    const part = { mode, count: n, codes: block.codes.subarray(codeAt, codeAt + size.codes), scales: block.scales.subarray(scaleAt, scaleAt + size.scales) };
+  for (const seg of segments) {
+    const n = seg[1];
+    const size = quantizedSizes(n, [seg]);
+    const codes = block.codes.subarray(codeAt, codeAt + size.codes);
     try {
-      dequantizeMode(part, out.subarray(value, value + n));
+      if (seg[0] === 'rice') decodeRice(codes, n, out.subarray(value, value + n));
+      else dequantizeMode({ mode: seg[0], count: n, codes, scales: block.scales.subarray(scaleAt, scaleAt + size.scales) }, out.subarray(value, value + n));
     } catch (e) {
       if (e instanceof FormatError) e.message = `segment at value ${value}: ${e.message}`;
       throw e;

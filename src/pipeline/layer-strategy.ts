@@ -81,9 +81,10 @@ function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetSt
   // Layers land on the bound itself (see spendSlack): keep a hair inside it, so that a reader who
   // recomputes the error in float32 or in another order still finds it within the bound.
   const maxError = userBound * (1 - BOUND_MARGIN);
+  if (strategy.quants.includes('rice')) return searchRice(target, spec, strategy, maxError, seed, fit);
   const sigma = target.svd!.sigma;
   const ranks = rankChoices(strategy.rank, spec);
-  const pairs = precisionPairs(strategy.quants);
+  const pairs = precisionPairs(fixedQuants(strategy));
   let best: CompressedLayer | undefined;
   let bestFitter: LayerFitter | undefined;
   let closest: CompressedLayer | undefined;
@@ -106,7 +107,68 @@ function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetSt
       }
     }
   }
-  return best === undefined ? closest! : spendSlack(bestFitter!, best, maxError, strategy.quants);
+  return best === undefined ? closest! : spendSlack(bestFitter!, best, maxError, fixedQuants(strategy));
+}
+
+function fixedQuants(strategy: BudgetStrategy): QuantMode[] {
+  const quants = strategy.quants.filter((q): q is QuantMode => q !== 'rice');
+  if (quants.length !== strategy.quants.length) throw new Error('internal: rice is not a fixed-size precision');
+  return quants;
+}
+
+/**
+ * --max-error with rice coding (the default). Per rank, one fit; then the step t of the uniform
+ * quantizer is searched so that the stored layer lands on the bound. Steps are allocated between
+ * the factors by high-rate theory: with noise variance v per coefficient, A's rounding adds
+ * s²·v_A·d_in·‖B‖² to the squared error and B's s²·v_B·d_out·‖A‖², and the fewest bits for a given
+ * total spend it in proportion to the coefficient counts (k : l), which gives
+ *   step_A = t·√(k / (d_in·‖B‖²)),   step_B = t·√(l / (d_out·‖A‖²)).
+ * The error's quantization part grows linearly in t, so t is found by a few secant steps on the
+ * measured error (what is stored, after B's re-solve against the rounded A), keeping the cheapest
+ * setting within the bound. Ranks go upward from the first whose truncation error is below the
+ * bound, and stop at the first rank that costs more than the best so far.
+ */
+function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
+  const sigma = target.svd!.sigma;
+  const energy = sigma.reduce((acc, x) => acc + x * x, 0);
+  const ranks = rankChoices(strategy.rank, spec);
+  let best: CompressedLayer | undefined;
+  let closest: CompressedLayer | undefined;
+  for (const rank of ranks) {
+    const tail = truncationError(sigma, rank);
+    if (rank < ranks[ranks.length - 1] && tail > maxError) continue;
+    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
+    const { alpha, beta } = fitter.fit;
+    const normA2 = sumSquares(alpha), normB2 = sumSquares(beta);
+    const s2 = target.s0 * target.s0;
+    const stepA = (t: number): number => t * Math.sqrt(alpha.length / (spec.dIn * Math.max(normB2, 1e-300)));
+    const stepB = (t: number): number => t * Math.sqrt(beta.length / (spec.dOut * Math.max(normA2, 1e-300)));
+    // Room for rounding error at this rank; where the truncation alone fills the bound, aim low.
+    const room = maxError * maxError - tail * tail > 0 ? Math.sqrt(maxError * maxError - tail * tail) : 0.1 * maxError;
+    // High-rate prediction: relative squared error ≈ s²·t²·(k + l)/12 / ‖ΔW‖² (see above).
+    let t = energy > 0 ? room * Math.sqrt((12 * energy) / (s2 * (alpha.length + beta.length))) : 1;
+    let rankBest: CompressedLayer | undefined;
+    for (let iter = 0; iter < 8 && Number.isFinite(t) && t > 0; iter++) {
+      const layer = fitter.store({ rice: stepA(t) }, { rice: stepB(t) });
+      const e = boundError(layer);
+      if (closest === undefined || e < boundError(closest)) closest = layer;
+      if (e <= maxError && (rankBest === undefined || settingsBytes(layer.settings) < settingsBytes(rankBest.settings))) rankBest = layer;
+      const rounding = Math.sqrt(Math.max(e * e - tail * tail, 1e-300));
+      const next = t * (room / rounding) * (e <= maxError ? 1 : 0.995);
+      if (e <= maxError && Math.abs(next / t - 1) < 0.002) break;
+      t = next;
+    }
+    if (rankBest === undefined) continue;
+    if (best !== undefined && settingsBytes(rankBest.settings) >= settingsBytes(best.settings)) break;
+    best = rankBest;
+  }
+  return best ?? closest!;
+}
+
+function sumSquares(v: Float64Array): number {
+  let acc = 0;
+  for (let i = 0; i < v.length; i++) acc += v[i] * v[i];
+  return acc;
 }
 
 /**
@@ -165,7 +227,7 @@ function spendSlack(fitter: LayerFitter, best: CompressedLayer, maxError: number
 }
 
 /** The next precision below `mode` among those the strategy may use (int5 -> int4, f16 -> int8), if any. */
-function lowerMode(mode: QuantMode, quants: QuantMode[]): QuantMode | undefined {
+function lowerMode(mode: QuantMode, quants: readonly QuantMode[]): QuantMode | undefined {
   const bits = bitsPerValue(mode);
   return quants.filter((q) => bitsPerValue(q) < bits).sort((a, b) => bitsPerValue(b) - bitsPerValue(a))[0];
 }
@@ -173,7 +235,7 @@ function lowerMode(mode: QuantMode, quants: QuantMode[]): QuantMode | undefined 
 /** Every (rank, precision of A, precision of B) candidate of one layer, measured. */
 export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerSettings }> {
   const table: Array<Candidate & { settings: LayerSettings }> = [];
-  const pairs = precisionPairs(strategy.quants);
+  const pairs = precisionPairs(fixedQuants(strategy));
   for (const rank of rankChoices(strategy.rank, spec)) {
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, pairs[0][0], seed, fit));
     for (const [qa, qb] of pairs) {

@@ -26,14 +26,19 @@ export interface BudgetStrategy {
   kind: 'budget';
   target: { maxError: number } | { ratio: number };
   rank: RankRule;
-  /** Precisions to choose from; one entry when the user fixed --quant. */
-  quants: QuantMode[];
+  /**
+   * Precisions to choose from; one entry when the user fixed --quant. ['rice'] (the --max-error
+   * default): entropy-coded levels with a per-factor step searched to meet the bound.
+   */
+  quants: BudgetQuant[];
 }
 
 export type Strategy = FixedStrategy | BudgetStrategy;
 
 export const PAPER_PRESET: FixedStrategy = { kind: 'fixed', rank: 'keep', coeffsA: 1024, coeffsB: 1024, basis: 'uniform', quant: 'f32' };
 export const DEFAULT_MAX_ERROR = 0.1;
+export type BudgetQuant = QuantMode | 'rice';
+/** Fixed-size precisions a budget chooses from (--ratio; --max-error with --quant fixed). */
 export const BUDGET_QUANTS: QuantMode[] = ['int3', 'int4', 'int5', 'int6', 'int8', 'f16'];
 
 export interface CompressSettings {

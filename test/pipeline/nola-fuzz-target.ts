@@ -38,6 +38,7 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
     ['tiny-int4', byPath('tiny-peft/adapter_model.safetensors'), { quant: 'int4' }],
     ['kohya-sdxl', byPath('kohya-sdxl-bf16.safetensors'), {}],
     ['peft-dora-conv', byPath('peft-dora-conv-bf16/adapter_model.safetensors'), {}],
+    ['tiny-fixed', byPath('tiny-peft/adapter_model.safetensors'), { quant: 'fixed' }],
     // --ratio allocates whole-factor precisions only (no segments): these have exact version-1 renderings.
     ['tiny-ratio', byPath('tiny-peft/adapter_model.safetensors'), { ratio: '4' }],
     ['kohya-ratio', byPath('kohya-sdxl-bf16.safetensors'), { ratio: '4' }],
@@ -140,7 +141,7 @@ const editNumber = docObjectMutator('nola-number', (doc, rng) => {
 
 const ENUMS = [
   'F32', 'F16', 'BF16', 'F64', 'U8', 'I64', 'I32', 'BOOL', 'F8_E4M3', 'f32', 'int8', 'int6', 'int5', 'int4', 'int3', 'int2',
-  'int1', 'int16', 'uniform', 'orthogonal', 'linear', 'conv', 'embedding', 'peft', 'kohya', 'diffusers', '', 'x',
+  'int1', 'int16', 'rice', 'uniform', 'orthogonal', 'linear', 'conv', 'embedding', 'peft', 'kohya', 'diffusers', '', 'x',
 ];
 
 const editEnum = docObjectMutator('nola-enum', (doc, rng) => {
@@ -222,7 +223,7 @@ export const NOLA_MUTATORS: readonly Mutator[] = [
 // The check
 
 /**
- * Writes the bytes to `<dir>/case.nola.safetensors`, then runs inspect, verify (no source) and expand
+ * Writes the bytes to `<dir>/case.nola.safetensors`, then runs inspect, expand and verify (no source)
  * on it. 'clean-error': a NolaError subclass with a one-line message naming the file, thrown by the first
  * of them that refuses (all of them must then refuse, or the reader accepts in one place what it refuses
  * in another). 'ok': all three succeed and the expanded file reads back with finite factors.
@@ -234,9 +235,11 @@ export function makeNolaCheck(dir: string): (bytes: Uint8Array) => Promise<Check
     await writeFile(input, bytes);
     try {
       await inspect(input);
-      await verify(input, undefined, 1e-4);
+      // expand before verify: verify refuses any changed coefficient byte by its checksum, and the
+      // decoders behind expand must meet damaged blocks too.
       const r = await expand({ input, output, force: true });
       await checkExpanded(input, r.output);
+      await verify(input, undefined, 1e-4);
     } catch (err) {
       if (err instanceof NolaError && !err.message.includes('\n') && err.message.includes('case.')) return 'clean-error';
       throw err;

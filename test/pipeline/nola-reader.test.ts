@@ -40,11 +40,16 @@ after(() => tmp.cleanup());
 
 test('every seed expands cleanly (the fuzz run starts from valid files)', async () => {
   assert.deepEqual(seeds.map((s) => s.name), [
-    'tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv', 'tiny-ratio', 'kohya-ratio', 'dora-ratio',
+    'tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv', 'tiny-fixed', 'tiny-ratio', 'kohya-ratio', 'dora-ratio',
     'tiny-paper-v1', 'tiny-int4-v1', 'tiny-ratio-v1', 'kohya-ratio-v1', 'dora-ratio-v1',
   ]);
-  // The default (--max-error) seeds use split precisions somewhere, so segments are fuzzed too.
-  assert.ok(['tiny-budget', 'kohya-sdxl', 'peft-dora-conv'].some((name) => layerObjects(documentJson(seed(name))).some((l) => Array.isArray(l.quant_A) || Array.isArray(l.quant_B))));
+  // The default (--max-error) seeds are rice-coded, and --quant fixed splits a factor somewhere, so both
+  // kinds of segment are fuzzed too.
+  const quants = (name: string): unknown[] => layerObjects(documentJson(seed(name))).flatMap((l) => [l.quant_A, l.quant_B]);
+  for (const name of ['tiny-budget', 'kohya-sdxl', 'peft-dora-conv']) {
+    assert.ok(quants(name).every((q) => Array.isArray(q) && q.length === 1 && (q[0] as unknown[])[0] === 'rice'), name);
+  }
+  assert.ok(quants('tiny-fixed').some((q) => Array.isArray(q) && q.length === 2), JSON.stringify(quants('tiny-fixed')));
   const check = makeNolaCheck(path.join(tmp.dir));
   for (const s of seeds) assert.equal(await check(s.bytes), 'ok', s.name);
 });
