@@ -90,9 +90,7 @@ export function resolveStrategy(f: StrategyFlags): Strategy {
   const target = f.ratio !== undefined
     ? { ratio: parsePositive('--ratio', f.ratio) }
     : { maxError: f.maxError === undefined ? DEFAULT_MAX_ERROR : parsePositive('--max-error', f.maxError) };
-  if (quant === 'rice' && 'ratio' in target) throw new UsageError('--quant rice goes with --max-error; --ratio allocates over the fixed-size precisions');
-  // --max-error: entropy-coded levels by default; --ratio (and --quant fixed): every fixed-size precision.
-  const quants = quant === 'fixed' || ((quant === undefined || quant === 'auto') && 'ratio' in target) ? BUDGET_QUANTS
-    : quant === undefined || quant === 'auto' ? ['rice' as const] : [quant];
+  // Entropy-coded levels by default; --quant fixed: every fixed-size precision; or the one given.
+  const quants = quant === 'fixed' ? BUDGET_QUANTS : quant === undefined || quant === 'auto' ? ['rice' as const] : [quant];
   return { kind: 'budget', target, rank: rank ?? 'auto', quants };
 }

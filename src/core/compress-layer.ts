@@ -31,6 +31,9 @@ export interface LayerSettings {
   fit?: Partial<FitOptions>;
 }
 
+/** Settings as asked for: a rice factor is asked for by its step ({ rice: step }) and stored as ["rice", count, bytes]. */
+export type LayerRecipe = Omit<LayerSettings, 'quantA' | 'quantB'> & { quantA: QuantRequest; quantB: QuantRequest };
+
 export interface LayerTarget {
   a0: Mat;
   b0: Mat;
@@ -118,7 +121,7 @@ export class LayerFitter {
   }
 }
 
-export function compressLayer(target: LayerTarget, settings: LayerSettings): CompressedLayer {
+export function compressLayer(target: LayerTarget, settings: LayerRecipe): CompressedLayer {
   const { quantA, quantB, ...base } = settings;
   return new LayerFitter(target, base).store(quantA, quantB);
 }

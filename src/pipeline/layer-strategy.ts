@@ -3,7 +3,7 @@
  * under the fixed strategy, under --max-error (search), and the candidate table --ratio allocates over.
  */
 import type { Logger } from 'pino';
-import { compressLayer, LayerFitter, type CompressedLayer, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
+import { compressLayer, LayerFitter, type CompressedLayer, type LayerRecipe, type LayerSettings, type LayerTarget } from '../core/compress-layer.js';
 import { truncationError } from '../core/lowrank.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import type { Candidate } from '../core/allocate.js';
@@ -130,7 +130,6 @@ function fixedQuants(strategy: BudgetStrategy): QuantMode[] {
  */
 function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
   const sigma = target.svd!.sigma;
-  const energy = sigma.reduce((acc, x) => acc + x * x, 0);
   const ranks = rankChoices(strategy.rank, spec);
   let best: CompressedLayer | undefined;
   let closest: CompressedLayer | undefined;
@@ -138,15 +137,11 @@ function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrate
     const tail = truncationError(sigma, rank);
     if (rank < ranks[ranks.length - 1] && tail > maxError) continue;
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
-    const { alpha, beta } = fitter.fit;
-    const normA2 = sumSquares(alpha), normB2 = sumSquares(beta);
-    const s2 = target.s0 * target.s0;
-    const stepA = (t: number): number => t * Math.sqrt(alpha.length / (spec.dIn * Math.max(normB2, 1e-300)));
-    const stepB = (t: number): number => t * Math.sqrt(beta.length / (spec.dOut * Math.max(normA2, 1e-300)));
+    const steps = riceSteps(fitter, target, spec);
+    const stepA = steps.a, stepB = steps.b;
     // Room for rounding error at this rank; where the truncation alone fills the bound, aim low.
     const room = maxError * maxError - tail * tail > 0 ? Math.sqrt(maxError * maxError - tail * tail) : 0.1 * maxError;
-    // High-rate prediction: relative squared error ≈ s²·t²·(k + l)/12 / ‖ΔW‖² (see above).
-    let t = energy > 0 ? room * Math.sqrt((12 * energy) / (s2 * (alpha.length + beta.length))) : 1;
+    let t = steps.t(room);
     let rankBest: CompressedLayer | undefined;
     for (let iter = 0; iter < 8 && Number.isFinite(t) && t > 0; iter++) {
       const layer = fitter.store({ rice: stepA(t) }, { rice: stepB(t) });
@@ -163,6 +158,26 @@ function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrate
     best = rankBest;
   }
   return best ?? closest!;
+}
+
+/** Predicted relative rounding errors of the --ratio rice ladder (geometric, ×1.5). */
+export const RICE_LADDER: readonly number[] = Array.from({ length: 15 }, (_, i) => 0.004 * 1.5 ** i);
+
+/**
+ * The step allocation of searchRice for one fitted rank: a(t), b(t) the steps of A and B, and t(e)
+ * the t whose predicted relative rounding error (high-rate theory, see searchRice) is e.
+ */
+function riceSteps(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec): { a: (t: number) => number; b: (t: number) => number; t: (e: number) => number } {
+  const { alpha, beta } = fitter.fit;
+  const normA2 = sumSquares(alpha), normB2 = sumSquares(beta);
+  const energy = target.svd!.sigma.reduce((acc, x) => acc + x * x, 0);
+  const s2 = target.s0 * target.s0;
+  return {
+    a: (t) => t * Math.sqrt(alpha.length / (spec.dIn * Math.max(normB2, 1e-300))),
+    b: (t) => t * Math.sqrt(beta.length / (spec.dOut * Math.max(normA2, 1e-300))),
+    // relative squared rounding error ≈ s²·t²·(k + l)/12 / ‖ΔW‖²
+    t: (e) => (energy > 0 && s2 > 0 ? e * Math.sqrt((12 * energy) / (s2 * (alpha.length + beta.length))) : 1),
+  };
 }
 
 function sumSquares(v: Float64Array): number {
@@ -232,9 +247,26 @@ function lowerMode(mode: QuantMode, quants: readonly QuantMode[]): QuantMode | u
   return quants.filter((q) => bitsPerValue(q) < bits).sort((a, b) => bitsPerValue(b) - bitsPerValue(a))[0];
 }
 
-/** Every (rank, precision of A, precision of B) candidate of one layer, measured. */
-export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerSettings }> {
-  const table: Array<Candidate & { settings: LayerSettings }> = [];
+/**
+ * Every candidate of one layer for --ratio, measured as stored: with fixed-size precisions every
+ * (rank, precision of A, precision of B); with rice coding, per rank a ladder of steps whose
+ * predicted rounding errors run from 0.4% to 120% of the layer (RICE_LADDER), so the allocator can
+ * trade bytes for error smoothly. Each row's settings recompute exactly that candidate.
+ */
+export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerRecipe }> {
+  const table: Array<Candidate & { settings: LayerRecipe }> = [];
+  if (strategy.quants.includes('rice')) {
+    for (const rank of rankChoices(strategy.rank, spec)) {
+      const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
+      const steps = riceSteps(fitter, target, spec);
+      for (const e of RICE_LADDER) {
+        const quantA = { rice: steps.a(steps.t(e)) }, quantB = { rice: steps.b(steps.t(e)) };
+        const layer = fitter.store(quantA, quantB);
+        table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: { ...layer.settings, quantA, quantB } });
+      }
+    }
+    return table;
+  }
   const pairs = precisionPairs(fixedQuants(strategy));
   for (const rank of rankChoices(strategy.rank, spec)) {
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, pairs[0][0], seed, fit));

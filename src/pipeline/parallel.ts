@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerSettings } from '../core/compress-layer.js';
+import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerRecipe } from '../core/compress-layer.js';
 import { targetSvd } from '../core/fit.js';
 import { setUniformBasisDevice } from '../core/uniform-basis.js';
 import type { ComputeBackend } from '../backends/index.js';
@@ -59,10 +59,10 @@ export interface FitTask {
   job:
     | { kind: 'choose'; settings: CompressSettings }
     | { kind: 'table'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit'] }
-    | { kind: 'compress'; settings: LayerSettings };
+    | { kind: 'compress'; settings: LayerRecipe };
 }
 
-export type CandidateRow = Candidate & { settings: LayerSettings };
+export type CandidateRow = Candidate & { settings: LayerRecipe };
 
 export interface FitOutcome {
   layer?: CompressedLayer;

@@ -39,10 +39,10 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
     ['kohya-sdxl', byPath('kohya-sdxl-bf16.safetensors'), {}],
     ['peft-dora-conv', byPath('peft-dora-conv-bf16/adapter_model.safetensors'), {}],
     ['tiny-fixed', byPath('tiny-peft/adapter_model.safetensors'), { quant: 'fixed' }],
-    // --ratio allocates whole-factor precisions only (no segments): these have exact version-1 renderings.
-    ['tiny-ratio', byPath('tiny-peft/adapter_model.safetensors'), { ratio: '4' }],
-    ['kohya-ratio', byPath('kohya-sdxl-bf16.safetensors'), { ratio: '4' }],
-    ['dora-ratio', byPath('peft-dora-conv-bf16/adapter_model.safetensors'), { ratio: '4' }],
+    // --ratio with fixed-size precisions allocates whole factors (no segments): exact version-1 renderings.
+    ['tiny-ratio', byPath('tiny-peft/adapter_model.safetensors'), { ratio: '4', quant: 'fixed' }],
+    ['kohya-ratio', byPath('kohya-sdxl-bf16.safetensors'), { ratio: '4', quant: 'fixed' }],
+    ['dora-ratio', byPath('peft-dora-conv-bf16/adapter_model.safetensors'), { ratio: '4', quant: 'fixed' }],
   ];
   const seeds: NolaSeed[] = [];
   for (const [name, input, flags] of jobs) {

@@ -1,0 +1,37 @@
+/**
+ * --ratio X: the coefficients fit the byte budget (fp16 factor bytes / X) with either coding, and
+ * at the same budget the rice ladder (the default) leaves less energy-weighted error than the
+ * fixed-size table: the allocator (src/core/allocate.ts, checked against brute force elsewhere)
+ * chooses among candidates that are each measured as stored.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { compress } from '../../src/pipeline/compress.js';
+import { resolveStrategy } from '../../src/cli/options.js';
+import { writeSyntheticAdapter } from '../../bench/synthetic-adapter.js';
+
+test('--ratio meets its byte budget; rice spends it for less error than fixed-size codes', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-'));
+  try {
+    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 96, rank: 8, modules: ['q_proj', 'v_proj'], seed: 11 });
+    for (const ratio of ['3', '6']) {
+      const errors: Record<string, number> = {};
+      for (const quant of ['auto', 'fixed']) {
+        const output = path.join(dir, `r${ratio}-${quant}.nola.safetensors`);
+        const { report } = await compress({ input: src, output, settings: { strategy: resolveStrategy({ ratio, quant }), seed: 1, fit: {} } });
+        const t = report.totals;
+        assert.ok(t.coefficientBytes <= t.fp16BytesBefore / Number(ratio), `--ratio ${ratio} --quant ${quant}: ${t.coefficientBytes} > ${t.fp16BytesBefore / Number(ratio)}`);
+        // Not trivially small either: the budget is used (within a tenth of it).
+        assert.ok(t.coefficientBytes >= 0.9 * t.fp16BytesBefore / Number(ratio), `--ratio ${ratio} --quant ${quant}: ${t.coefficientBytes} bytes leave the budget unused`);
+        errors[quant] = t.energyWeightedError;
+        if (quant === 'auto') assert.ok(report.layers.every((l) => Array.isArray(l.quantA) && (l.quantA[0] as readonly unknown[])[0] === 'rice'));
+      }
+      assert.ok(errors.auto < errors.fixed, `--ratio ${ratio}: rice ${errors.auto} vs fixed ${errors.fixed}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
