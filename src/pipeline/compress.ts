@@ -19,7 +19,9 @@ import {
   passthroughTensorName, placeBlocks, roundError, serializeDocument, type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
 import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
-import { writeSafetensors, assertWritable, hashDataSection, sha256Hex } from '../io/index.js';
+import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex } from '../io/index.js';
+import { deriveLayerSeeds } from '../core/seeds.js';
+import { RICE_HEADER_BYTES } from '../core/rice.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
@@ -121,7 +123,9 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
       const tables = measured.map((o) => o.table!);
       const energies = measured.map((o) => o.sigma.reduce((acc, s) => acc + s * s, 0));
       const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
-      const { choice } = allocateBudget(tables, energies, fp16Bytes / strategy.target.ratio);
+      // --ratio X is about the whole file: the header and the compressed document come out of the budget.
+      const budget = fp16Bytes / strategy.target.ratio;
+      const { choice } = allocateBudget(tables, energies, Math.max(0, budget - containerOverhead(lora, budget, seed)));
       const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'compress', settings: tables[i][choice[i]].settings }), (i, o) => {
         logWarnings(o);
         req.onProgress?.(++done / 2, total, layers[i].name);
@@ -136,6 +140,37 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * The bytes a NOLA file of this LoRA spends besides coefficients and passthrough tensors (8-byte
+ * length, header, compressed document), estimated before any setting is chosen: the document is
+ * built as compress will build it, each layer at full rank with a rice block of its share of the
+ * coefficient budget, its real seeds, and an error of six digits.
+ */
+function containerOverhead(lora: OpenLora, coefficientBudget: number, seed: number): number {
+  const layers = lora.plan.layers;
+  const fp16 = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0) || 1;
+  const fitted = layers.map((spec): Fitted => {
+    const { seedA, seedB } = deriveLayerSeeds(seed, spec.name);
+    const k = spec.rank * spec.dIn, l = spec.dOut * spec.rank;
+    const share = (n: number): number => Math.max(RICE_HEADER_BYTES, Math.round((coefficientBudget * n) / (fp16 / 2)));
+    const error = 0.05 + (seedA % 899_999) / 1e7;
+    const layer = {
+      settings: { rank: spec.rank, k, l, basis: 'orthogonal', quantA: [['rice', k, share(k)]], quantB: [['rice', l, share(l)]], seedA, seedB },
+      error, deliveredError: error,
+    } as unknown as CompressedLayer;
+    return { spec, layer, sigma: new Float64Array(0) };
+  });
+  const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64));
+  const { metadata, body } = serializeDocument(doc);
+  const document = deflateSync(body, { level: 9 }).length;
+  const specs: TensorSpec[] = [
+    { name: COEFF_TENSOR, dtype: 'U8', shape: [Math.round(coefficientBudget)] },
+    { name: DOCUMENT_TENSOR, dtype: 'U8', shape: [document] },
+    ...lora.plan.passthrough.map((name, i) => { const t = lora.reader.get(name)!; return { name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape }; }),
+  ];
+  return 8 + encodeHeader({ [NOLA_METADATA_KEY]: metadata }, planLayout(specs)).length + document;
 }
 
 /** Largest resident set of the whole process (all threads) so far, in bytes. */

@@ -1,11 +1,13 @@
 /**
  * nola compress --sweep: the size/error trade-off of one file, without writing a NOLA file.
- * Every layer is read once; its candidate table (rank × precision of A × precision of B, measured)
- * serves every budget point, and its spectrum gives the SVD-truncation baseline at the same sizes.
+ * Every layer is read once. Each --max-error point runs the same per-layer search as compress (so
+ * the sizes are those compress writes); the layer's candidate table (per rank, the rice ladder of
+ * steps, each measured as stored) serves every --ratio point; its spectrum gives the SVD-truncation
+ * baseline at the same bounds and sizes.
  */
 import { openLora, readFactors } from './source.js';
-import { candidateTable, chooseLayer } from './layer-strategy.js';
-import { BUDGET_QUANTS, PAPER_PRESET, type BudgetStrategy } from './settings.js';
+import { boundError, candidateTable, chooseLayer, settingsBytes } from './layer-strategy.js';
+import { PAPER_PRESET, type BudgetStrategy } from './settings.js';
 import { targetSvd } from '../core/fit.js';
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget, allocateMaxError, type Candidate } from '../core/allocate.js';
@@ -45,8 +47,10 @@ export async function sweep(a: {
   const lora = await openLora(a.input, a.family);
   try {
     const layers = lora.plan.layers;
-    const strategy: BudgetStrategy = { kind: 'budget', target: { maxError: 0.1 }, rank: 'auto', quants: BUDGET_QUANTS };
+    const strategy: BudgetStrategy = { kind: 'budget', target: { maxError: 0.1 }, rank: 'auto', quants: ['rice'] };
     const nola: Candidate[][] = [], svd: Candidate[][] = [], energies: number[] = [];
+    // searched[j][l]: layer l compressed under --max-error SWEEP_MAX_ERRORS[j], as compress would.
+    const searched: Candidate[][] = SWEEP_MAX_ERRORS.map(() => []);
     const paper = { bytes: 0, sq: 0, max: 0 };
     for (const [i, spec] of layers.entries()) {
       const { a0, b0 } = await readFactors(lora, spec);
@@ -55,6 +59,10 @@ export async function sweep(a: {
       const energy = sigma.reduce((acc, v) => acc + v * v, 0);
       energies.push(energy);
       nola.push(candidateTable(target, spec, strategy, a.seed, {}).map(({ bytes, error }) => ({ bytes, error })));
+      SWEEP_MAX_ERRORS.forEach((e, j) => {
+        const layer = chooseLayer(target, spec, { strategy: { ...strategy, target: { maxError: e } }, seed: a.seed, fit: {} });
+        searched[j].push({ bytes: settingsBytes(layer.settings), error: boundError(layer) });
+      });
       svd.push(Array.from({ length: spec.rank + 1 }, (_, t) => ({ bytes: 2 * t * (spec.dIn + spec.dOut), error: truncationError(sigma, t) })));
       if (a.includePaper) {
         const layer = chooseLayer(target, spec, { strategy: PAPER_PRESET, seed: a.seed, fit: {} });
@@ -75,8 +83,8 @@ export async function sweep(a: {
       };
     };
     const points: SweepPoint[] = [];
-    for (const e of SWEEP_MAX_ERRORS) {
-      points.push(point(`--max-error ${e}`, 'nola', 'max-error', nola, allocateMaxError(nola, e).choice));
+    for (const [j, e] of SWEEP_MAX_ERRORS.entries()) {
+      points.push(point(`--max-error ${e}`, 'nola', 'max-error', searched[j].map((c) => [c]), layers.map(() => 0)));
       points.push(point(`svd fp16, max error ${e}`, 'svd-fp16', 'max-error', svd, allocateMaxError(svd, e).choice));
     }
     for (const x of SWEEP_RATIOS) {

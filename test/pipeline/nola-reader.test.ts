@@ -140,8 +140,8 @@ test('regression: a stored adapter config that contradicts the layer ranks (was 
 
 test('regression: an alpha its dtype cannot hold (was written as Inf, or wrapped around in an integer dtype)', async () => {
   const kohya = seed('kohya-ratio-v1');
-  await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).alpha = 1e300; }), NumericError, /alpha 1e\+300 does not fit its BF16 tensor/);
-  await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).dtype_alpha = 'I8'; layer0(d).alpha = 1000; }), NumericError, /alpha 1000 does not fit its I8 tensor/);
+  await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).alpha = 1e300; }), NumericError, /alpha [\d.]+e\+\d+ does not fit its BF16 tensor/);
+  await assertRefused(withEditedDoc(kohya, (d) => { layer0(d).dtype_alpha = 'I8'; layer0(d).alpha = 1000; }), NumericError, /alpha \d+ does not fit its I8 tensor/);
 });
 
 test('regression: a scale that makes the factors overflow their dtype (was written as Inf)', async () => {
