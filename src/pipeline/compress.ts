@@ -125,7 +125,16 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
       const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
       // --ratio X is about the whole file: the header and the compressed document come out of the budget.
       const budget = fp16Bytes / strategy.target.ratio;
-      const { choice } = allocateBudget(tables, energies, Math.max(0, budget - containerOverhead(lora, budget, seed)));
+      const overhead = containerOverhead(lora, budget, seed);
+      let coefficientBudget = budget - overhead;
+      if (overhead > budget / 2) {
+        // A tiny adapter: the container alone would eat most of the budget. Give the coefficients the
+        // whole budget instead, and say that the file ratio will fall short.
+        req.log?.warn(`--ratio ${strategy.target.ratio}: the file's header and layer document take about ${overhead} bytes, ` +
+          `more than half of the ${Math.round(budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${strategy.target.ratio}x smaller`);
+        coefficientBudget = budget;
+      }
+      const { choice } = allocateBudget(tables, energies, coefficientBudget);
       const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'compress', settings: tables[i][choice[i]].settings }), (i, o) => {
         logWarnings(o);
         req.onProgress?.(++done / 2, total, layers[i].name);

@@ -160,6 +160,9 @@ function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrate
   return best ?? closest!;
 }
 
+/** Range of the rice steps the search uses (normal f32 values). */
+const MIN_STEP = 1e-37, MAX_STEP = 1e37;
+
 /** Predicted relative rounding errors of the --ratio rice ladder (geometric, ×1.5). */
 export const RICE_LADDER: readonly number[] = Array.from({ length: 15 }, (_, i) => 0.004 * 1.5 ** i);
 
@@ -172,9 +175,11 @@ function riceSteps(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec): {
   const normA2 = sumSquares(alpha), normB2 = sumSquares(beta);
   const energy = target.svd!.sigma.reduce((acc, x) => acc + x * x, 0);
   const s2 = target.s0 * target.s0;
+  // A step must be a normal finite f32; a factor of zeros (an untrained B) takes the largest.
+  const clamp = (step: number): number => (Number.isNaN(step) ? MAX_STEP : Math.min(MAX_STEP, Math.max(MIN_STEP, step)));
   return {
-    a: (t) => t * Math.sqrt(alpha.length / (spec.dIn * Math.max(normB2, 1e-300))),
-    b: (t) => t * Math.sqrt(beta.length / (spec.dOut * Math.max(normA2, 1e-300))),
+    a: (t) => clamp(t * Math.sqrt(alpha.length / (spec.dIn * Math.max(normB2, 1e-300)))),
+    b: (t) => clamp(t * Math.sqrt(beta.length / (spec.dOut * Math.max(normA2, 1e-300)))),
     // relative squared rounding error ≈ s²·t²·(k + l)/12 / ‖ΔW‖²
     t: (e) => (energy > 0 && s2 > 0 ? e * Math.sqrt((12 * energy) / (s2 * (alpha.length + beta.length))) : 1),
   };

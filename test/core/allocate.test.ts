@@ -123,3 +123,16 @@ test('allocateBudget meets the byte budget and matches brute force on a small ca
     assert.ok(got >= best - 1e-12 && got <= best * 1.5 + 1e-12, `budget ${budget}: ${got} vs optimum ${best}`);
   }
 });
+
+test('regression: a layer whose B is all zeros (an untrained adapter) compresses under --max-error and --ratio (the rice step was 1e150, not an f32)', () => {
+  const { a0, spec } = layerWithSpectrum([3, 2, 1, 0.5], 40, 32, 71);
+  const b0 = mat(40, 4); // zeros
+  const svd = targetSvd({ a0, b0, s0: 1 });
+  const strategy = { kind: 'budget' as const, target: { maxError: 0.1 }, rank: 'auto' as const, quants: ['rice' as const] };
+  const layer = chooseLayer({ a0, b0, s0: 1, svd }, spec, { strategy, seed: 1, fit: {} });
+  assert.equal(layer.error, 0);
+  const { a, b } = expandLayer(layer.settings, spec.dIn, spec.dOut, layer.blockA, layer.blockB);
+  assert.ok(b.data.every((x) => x === 0) && a.data.every(Number.isFinite));
+  const table = candidateTable({ a0, b0, s0: 1, svd }, spec, { ...strategy, target: { ratio: 4 } }, 1, {});
+  assert.ok(table.length > 0 && table.every((c) => c.error === 0 && c.bytes > 0));
+});

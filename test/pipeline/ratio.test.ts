@@ -12,6 +12,7 @@ import path from 'node:path';
 import { compress } from '../../src/pipeline/compress.js';
 import { resolveStrategy } from '../../src/cli/options.js';
 import { writeSyntheticAdapter } from '../../bench/synthetic-adapter.js';
+import type { Logger } from 'pino';
 
 test('--ratio meets its byte budget on the whole file; rice spends it for less error than fixed-size codes', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-'));
@@ -36,6 +37,24 @@ test('--ratio meets its byte budget on the whole file; rice spends it for less e
       }
       assert.ok(errors.auto < errors.fixed, `--ratio ${ratio}: rice ${errors.auto} vs fixed ${errors.fixed}`);
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('--ratio on an adapter too small for its own container: the coefficients get the whole budget, with a warning', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-small-'));
+  try {
+    // Two 8 x 8 layers of rank 2: 128 fp16 bytes of factors, so --ratio 4 leaves 32 bytes, far less than any header.
+    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 1, d: 8, rank: 2, modules: ['q_proj', 'v_proj'], seed: 2 });
+    const warnings: string[] = [];
+    const log = { warn: (m: string) => warnings.push(m) } as unknown as Logger;
+    const { report } = await compress({ input: src, output: path.join(dir, 'x.nola.safetensors'), log, settings: { strategy: resolveStrategy({ ratio: '4' }), seed: 1, fit: {} } });
+    const budget = report.totals.fp16BytesBefore / 4;
+    assert.ok(report.totals.coefficientBytes <= budget);
+    assert.ok(report.totals.coefficientBytes > 0);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0], /^--ratio 4: the file's header and layer document take about \d+ bytes, more than half of the 32-byte budget/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
