@@ -5,6 +5,7 @@
  */
 import { colKeys, rowKey } from '../src/core/generator.js';
 import { tsKernels, wasmKernels, type UniformKernels } from '../src/core/kernels/index.js';
+import { decodeRice, encodeRice } from '../src/core/rice.js';
 
 export interface KernelRate {
   kernels: string;
@@ -42,4 +43,38 @@ export function measureKernels(sizes: Array<[number, number]>, reps = 3): Kernel
     }
   }
   return out;
+}
+
+export interface RiceRate {
+  /** Values per block and the step relative to the values' spread (1 = one standard deviation). */
+  n: number;
+  step: number;
+  bitsPerValue: number;
+  encodePerSecond: number;
+  decodePerSecond: number;
+}
+
+/**
+ * Single-thread throughput of the rice coding (src/core/rice.ts) on Gaussian values, at steps that
+ * give about 3.5 and 5.4 bits per value (the range --max-error 0.1 lands in): values per second.
+ */
+export function measureRice(n = 4_000_000, steps = [0.4, 0.1], reps = 3): RiceRate[] {
+  // Box–Muller over a fixed LCG: the same values on every run.
+  let s = 1;
+  const next = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return (s + 1) / 4294967297; };
+  const v = Float64Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next()));
+  const out = new Float64Array(n);
+  return steps.map((step) => {
+    let enc = Infinity, dec = Infinity, bytes = 0;
+    for (let r = 0; r < reps; r++) {
+      let t = performance.now();
+      const block = encodeRice(v, step).bytes;
+      enc = Math.min(enc, performance.now() - t);
+      bytes = block.length;
+      t = performance.now();
+      decodeRice(block, n, out);
+      dec = Math.min(dec, performance.now() - t);
+    }
+    return { n, step, bitsPerValue: (8 * bytes) / n, encodePerSecond: n / (enc / 1000), decodePerSecond: n / (dec / 1000) };
+  });
 }

@@ -21,7 +21,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeSyntheticAdapter } from './synthetic-adapter.js';
-import { measureKernels, type KernelRate } from './kernels.js';
+import { measureKernels, measureRice, type KernelRate, type RiceRate } from './kernels.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The compiled tree (dist/ or any --outDir) and the checkout holding package.json above it. */
@@ -187,12 +187,16 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(tmpdir(), 'nola-bench-'));
   const shim = path.join(tmp, 'nola.mjs');
   await writeFile(shim, `import(${JSON.stringify(pathToFileURL(path.join(distRoot, 'src/cli/main.js')).href)}).then((m) => m.main(process.argv));\n`);
-  const results: { machine: typeof machine; kernels?: KernelRate[]; cases: CaseResult[] } = { machine, cases: [] };
+  const results: { machine: typeof machine; kernels?: KernelRate[]; rice?: RiceRate[]; cases: CaseResult[] } = { machine, cases: [] };
   try {
     if (o.kernels) {
       results.kernels = measureKernels([[o.coeffs, o.rank * o.d], [1024, 6144]]);
       for (const k of results.kernels) {
         process.stdout.write(`kernel ${k.kernels} k=${k.k} n=${k.n}: synthesis ${(k.synthPerSecond / 1e9).toFixed(2)} G basis values/s/core, analysis ${(k.analyzePerSecond / 1e9).toFixed(2)} G/s/core (float32 analysis ${(k.analyzeF32PerSecond / 1e9).toFixed(2)})\n`);
+      }
+      results.rice = measureRice();
+      for (const r of results.rice) {
+        process.stdout.write(`rice n=${r.n} step=${r.step}σ: ${r.bitsPerValue.toFixed(2)} bits/value, encode ${(r.encodePerSecond / 1e6).toFixed(1)} M values/s, decode ${(r.decodePerSecond / 1e6).toFixed(1)} M values/s (one core)\n`);
       }
     }
     for (const blocks of o.synthetic ? o.layers : []) {
