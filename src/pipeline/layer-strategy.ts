@@ -72,13 +72,14 @@ export function boundError(layer: CompressedLayer): number {
 export const BOUND_MARGIN = 1e-4;
 
 /**
- * Fewest bytes with error ≤ E. Ranks are tried upward from the first whose truncation error alone
+ * Fewest bytes with error ≤ E. With rice coding (the default) see searchRice. With fixed-size
+ * precisions: ranks are tried upward from the first whose truncation error alone
  * is below E; at each rank every pair of precisions (A, B) is tried, cheapest first, reusing one
  * fit per rank and one re-solve of B per precision of A. The search stops at the first rank whose
  * cheapest setting costs more than the best found.
  */
 function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, userBound: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
-  // Layers land on the bound itself (see spendSlack): keep a hair inside it, so that a reader who
+  // Layers land on the bound itself (searchRice, spendSlack): keep a hair inside it, so that a reader who
   // recomputes the error in float32 or in another order still finds it within the bound.
   const maxError = userBound * (1 - BOUND_MARGIN);
   if (strategy.quants.includes('rice')) return searchRice(target, spec, strategy, maxError, seed, fit);
