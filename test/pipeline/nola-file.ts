@@ -64,11 +64,13 @@ export function frame(f: Framed): Uint8Array {
 export function editDocumentText(bytes: Uint8Array, edit: (text: string) => string): Uint8Array | null {
   const f = unframe(bytes);
   if (f === null || typeof f.metadata?.nola !== 'string') return null;
-  let envelope: Record<string, unknown>;
+  let envelope: Record<string, unknown> = {};
   try {
-    envelope = JSON.parse(f.metadata.nola) as Record<string, unknown>;
+    const parsed = JSON.parse(f.metadata.nola) as unknown;
+    // A mutated envelope may be any JSON value: only an object can name a document tensor.
+    if (typeof parsed === 'object' && parsed !== null) envelope = parsed as Record<string, unknown>;
   } catch {
-    envelope = {};
+    // not JSON: edited as version-1 text below
   }
   const docTensor = f.tensors.find((t) => t.name === envelope.document);
   if (envelope.format_version === 2 && docTensor !== undefined) {
