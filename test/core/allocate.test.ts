@@ -40,7 +40,8 @@ test('--max-error: every layer meets the bound on what is stored, at the rank th
     [4, 3.8, 3.5, 3.3, 3, 2.8, 2.6, 2.4],    // flat: needs (nearly) full rank
     [10, 1, 0.1, 0.01, 0.001, 0.0001, 0, 0], // rank deficient
   ];
-  for (const bound of [0.05, 0.1, 0.2]) {
+  // Both codings: rice (the default) and the fixed-size precisions (--quant fixed).
+  for (const quants of [['rice' as const], BUDGET_QUANTS]) for (const bound of [0.05, 0.1, 0.2]) {
     spectra.forEach((sigma, idx) => {
       const { a0, b0, spec } = layerWithSpectrum(sigma, 96, 80, 10 + idx);
       const svd = targetSvd({ a0, b0, s0: 1 });
@@ -48,13 +49,15 @@ test('--max-error: every layer meets the bound on what is stored, at the rank th
       let minRank = 1;
       while (truncationError(Float64Array.from(sigma), minRank) > bound) minRank++;
       const layer = chooseLayer({ a0, b0, s0: 1, svd }, spec, {
-        strategy: { kind: 'budget', target: { maxError: bound }, rank: 'auto', quants: BUDGET_QUANTS }, seed: 3, fit: {},
+        strategy: { kind: 'budget', target: { maxError: bound }, rank: 'auto', quants }, seed: 3, fit: {},
       });
       assert.ok(layer.settings.rank >= minRank, `bound ${bound} spectrum ${idx}: rank ${layer.settings.rank} < ${minRank}`);
       const { a, b } = expandLayer(layer.settings, spec.dIn, spec.dOut, layer.blockA, layer.blockB);
       const stored = relativeError(1, b0, a0, 1, b, a);
       assert.ok(Math.abs(stored - layer.error) < 1e-9, `reported ${layer.error}, recomputed ${stored}`);
       assert.ok(stored <= bound, `bound ${bound} spectrum ${idx}: stored error ${stored}`);
+      // Rice spends the budget: the step search lands the layer close to the bound, not far inside it.
+      if (quants[0] === 'rice') assert.ok(stored >= 0.9 * bound, `bound ${bound} spectrum ${idx}: rice stopped at ${stored}`);
     });
   }
 });
