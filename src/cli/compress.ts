@@ -24,6 +24,8 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
     basis: o.basis as string | undefined,
     quant: o.quant as string | undefined,
   });
+  // The paper's construction keeps the layout issue #2 specified for it (readers of that spec read it).
+  const formatVersion = o.formatVersion === undefined ? (o.preset === 'paper' ? 1 : 2) : parseInteger('--format-version', String(o.formatVersion), 1, 2) as 1 | 2;
   const seed = parseInteger('--seed', String(o.seed), 0, 0xffffffff);
   const refineIters = parseInteger('--iters', String(o.iters), 0, 100000);
   const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);
@@ -42,13 +44,14 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
     log: ctx.log,
     threads,
     device,
+    formatVersion,
   }).finally(() => progress.done());
   if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
   ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
 }
 
 async function runSweep(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
-  for (const flag of ['output', 'report', 'maxError', 'ratio', 'preset', 'coeffs', 'coeffsA', 'coeffsB', 'quant', 'rank', 'basis'] as const) {
+  for (const flag of ['output', 'report', 'maxError', 'ratio', 'preset', 'coeffs', 'coeffsA', 'coeffsB', 'quant', 'rank', 'basis', 'formatVersion'] as const) {
     if (o[flag] !== undefined) throw new UsageError(`--sweep tries its own settings and writes no NOLA file; drop --${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   }
   const svg = o.svg as string | undefined;

@@ -229,6 +229,61 @@ export function serializeDocument(doc: NolaDocument): { metadata: string; body: 
   return { metadata, body };
 }
 
+/** Where a version-1 file keeps one part of one factor's block: `nola.coeffs.<i>.A`, `….A.scales`. */
+export interface V1TensorPart {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  layer: number;
+  factor: 'A' | 'B';
+  part: 'codes' | 'scales';
+}
+
+/**
+ * A document as version 1 stores it (`--format-version 1`; what issue #2 specified and nola 0.1
+ * wrote): the whole document as the `nola` metadata JSON, one object per layer with every field
+ * spelled out, and one tensor per block part. Only single-mode fixed-size storage fits in it.
+ */
+export function serializeDocumentV1(doc: NolaDocument): { metadata: string; tensors: V1TensorPart[] } {
+  const tensors: V1TensorPart[] = [];
+  const layers = doc.layers.map((e, i) => {
+    const names: Record<string, string> = {};
+    for (const f of ['A', 'B'] as const) {
+      const mode = e[`quant_${f}`];
+      if (typeof mode !== 'string') throw new Error(`internal: version 1 cannot hold segmented or rice storage (layer ${e.name})`);
+      const count = f === 'A' ? e.num_basis_A : e.num_basis_B;
+      const sizes = blockSizes(count, mode);
+      const dtype: DType = mode === 'f32' ? 'F32' : mode === 'f16' ? 'F16' : mode === 'bf16' ? 'BF16' : 'U8';
+      const name = `${V1_COEFF_PREFIX}${i}.${f}`;
+      tensors.push({ name, dtype, shape: [dtype === 'U8' ? sizes.codes : count], layer: i, factor: f, part: 'codes' });
+      names[`coeffs_${f}`] = name;
+      if (sizes.scales > 0) {
+        tensors.push({ name: `${name}.scales`, dtype: 'F16', shape: [sizes.scales / 2], layer: i, factor: f, part: 'scales' });
+        names[`scales_${f}`] = `${name}.scales`;
+      }
+    }
+    return {
+      name: e.name, kind: e.kind, key_A: e.key_A, key_B: e.key_B,
+      ...(e.key_alpha !== undefined ? { key_alpha: e.key_alpha, dtype_alpha: e.dtype_alpha } : {}),
+      dtype_A: e.dtype_A, dtype_B: e.dtype_B, shape_A: e.shape_A, shape_B: e.shape_B,
+      source_rank: e.source_rank, rank: e.rank, d_in: e.d_in, d_out: e.d_out,
+      ...(e.alpha !== undefined ? { alpha: e.alpha } : {}),
+      source_scale: e.source_scale, scale: e.scale, basis: e.basis, seed_A: e.seed_A, seed_B: e.seed_B,
+      num_basis_A: e.num_basis_A, num_basis_B: e.num_basis_B, quant_A: e.quant_A, quant_B: e.quant_B,
+      coeffs_A: names.coeffs_A, coeffs_B: names.coeffs_B,
+      ...(names.scales_A !== undefined ? { scales_A: names.scales_A } : {}),
+      ...(names.scales_B !== undefined ? { scales_B: names.scales_B } : {}),
+      error: roundError(e.error),
+      ...(e.error_expanded !== undefined ? { error_expanded: roundError(e.error_expanded) } : {}),
+    };
+  });
+  const metadata = JSON.stringify({ format_version: 1, generator: doc.generator, source: doc.source, layers, passthrough: doc.passthrough });
+  return { metadata, tensors };
+}
+
+/** Version 1 names coefficient tensors `nola.coeffs.<layer>.<factor>` (and `….scales`). */
+const V1_COEFF_PREFIX = 'nola.coeffs.';
+
 /**
  * Parse and validate the document against the tensors actually present. Every inconsistency is a
  * FormatError naming the file and the field, so expand never starts on a file it cannot finish.

@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { deflateSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { openLora, readFactors, type OpenLora } from './source.js';
-import type { CompressSettings } from './settings.js';
+import type { CompressSettings, Strategy } from './settings.js';
 import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.js';
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget } from '../core/allocate.js';
@@ -16,7 +16,8 @@ import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitTask 
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
-  passthroughTensorName, placeBlocks, roundError, serializeDocument, type NolaDocument, type NolaLayerEntry,
+  passthroughTensorName, placeBlocks, roundError, serializeDocument, serializeDocumentV1,
+  type NolaDocument, type NolaLayerEntry, type V1TensorPart,
 } from '../container/document.js';
 import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
 import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex } from '../io/index.js';
@@ -42,6 +43,11 @@ export interface CompressRequest {
   forceThreads?: boolean;
   /** Compute device for the fit (default cpu); gpu/tfjs-cpu fit in this thread. */
   device?: Device;
+  /**
+   * NOLA format version to write (default 2). Version 1 (issue #2's layout, nola 0.1) holds only
+   * single-mode fixed-size storage: a fixed strategy, or a budget with one --quant mode.
+   */
+  formatVersion?: 1 | 2;
 }
 
 export function defaultNolaPath(file: string): string {
@@ -57,6 +63,8 @@ interface Fitted {
 }
 
 export async function compress(req: CompressRequest): Promise<{ output: string; report: CompressReport }> {
+  const version = req.formatVersion ?? FORMAT_VERSION;
+  if (version === 1) assertVersion1Fits(req.settings.strategy);
   const lora = await openLora(req.input, req.family);
   try {
     const output = req.output ?? defaultNolaPath(lora.file);
@@ -67,9 +75,15 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     const fitted = await fitAll(lora, req);
     const coeffs = coefficientStream(fitted);
     const doc = buildDocument(lora, fitted, await hashDataSection(lora.reader), sha256Hex(coeffs));
-    const { metadata, body } = serializeDocument(doc);
-    const { specs, produce } = containerTensors(lora, coeffs, deflateSync(body, { level: 9 }));
-    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+    if (version === 1) {
+      const { metadata, tensors } = serializeDocumentV1(doc);
+      const { specs, produce } = containerTensorsV1(lora, fitted, tensors);
+      await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+    } else {
+      const { metadata, body } = serializeDocument(doc);
+      const { specs, produce } = containerTensors(lora, coeffs, deflateSync(body, { level: 9 }));
+      await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+    }
 
     const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));
     const report = buildCompressReport({
@@ -262,6 +276,34 @@ function containerTensors(lora: OpenLora, coeffs: Uint8Array, document: Uint8Arr
   const produce = async (spec: TensorSpec): Promise<TensorData> =>
     spec.name === COEFF_TENSOR ? coeffs : spec.name === DOCUMENT_TENSOR ? document : new Uint8Array(await lora.reader.readRaw(passthrough.get(spec.name)!));
   return { specs, produce };
+}
+
+/** Version 1 keeps each block part in its own tensor (see serializeDocumentV1). */
+function containerTensorsV1(lora: OpenLora, fitted: Fitted[], parts: V1TensorPart[]): { specs: TensorSpec[]; produce: (spec: TensorSpec) => Promise<TensorData> } {
+  const data = new Map<string, Uint8Array | { passthrough: string }>();
+  const specs: TensorSpec[] = parts.map((p) => {
+    const { layer } = fitted[p.layer];
+    const block = p.factor === 'A' ? layer.blockA : layer.blockB;
+    data.set(p.name, p.part === 'codes' ? block.codes : block.scales);
+    return { name: p.name, dtype: p.dtype, shape: p.shape };
+  });
+  lora.plan.passthrough.forEach((name, i) => {
+    const t = lora.reader.get(name)!;
+    specs.push({ name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape });
+    data.set(passthroughTensorName(i), { passthrough: name });
+  });
+  const produce = async (spec: TensorSpec): Promise<TensorData> => {
+    const d = data.get(spec.name)!;
+    return d instanceof Uint8Array ? d : new Uint8Array(await lora.reader.readRaw(d.passthrough));
+  };
+  return { specs, produce };
+}
+
+/** Version 1 has no rice blocks and no split precisions: refuse, before any work, the strategies that make them. */
+function assertVersion1Fits(strategy: Strategy): void {
+  if (strategy.kind === 'budget' && (strategy.quants.length !== 1 || strategy.quants[0] === 'rice')) {
+    throw new UsageError('--format-version 1 holds one fixed-size precision per factor: give --quant with one mode (f32, f16, bf16, int8 … int2), or use --preset paper / --coeffs');
+  }
 }
 
 function layerRow({ spec, layer, sigma }: Fitted, entry: NolaLayerEntry): LayerReport {
