@@ -98,27 +98,17 @@ export function passthroughTensorName(index: number): string {
   return `${PASSTHROUGH_PREFIX}${index}`;
 }
 
-export function quantBits(mode: QuantMode): number {
-  switch (mode) {
-    case 'f32': return 32;
-    case 'f16': case 'bf16': return 16;
-    default: return Number(mode.slice(3));
-  }
-}
-
-export function isIntQuant(mode: QuantMode): boolean {
-  return mode.startsWith('int');
-}
-
-/** Bytes of the codes and of the per-group scales of `count` coefficients stored as `spec`. */
-export function blockSizes(count: number, spec: QuantSpec): { codes: number; scales: number } {
-  return quantizedSizes(count, spec);
-}
-
-/** Bytes the coefficients of one factor occupy in the file (codes + scales). */
-export function coeffBytes(count: number, spec: QuantSpec): number {
-  const { codes, scales } = blockSizes(count, spec);
-  return codes + scales;
+/**
+ * Version 1 keeps a factor's block as tensors of their own: the codes as F32/F16/BF16 [count] for
+ * the float modes or U8 [bytes] for the int modes, and the int modes' scales as F16 [groups].
+ */
+function v1BlockTensors(count: number, mode: QuantMode): { codes: { dtype: DType; shape: number[]; bytes: number }; scales?: { dtype: DType; shape: number[]; bytes: number } } {
+  const sizes = quantizedSizes(count, mode);
+  const dtype: DType = mode === 'f32' ? 'F32' : mode === 'f16' ? 'F16' : mode === 'bf16' ? 'BF16' : 'U8';
+  return {
+    codes: { dtype, shape: [dtype === 'U8' ? sizes.codes : count], bytes: sizes.codes },
+    ...(sizes.scales > 0 ? { scales: { dtype: 'F16', shape: [sizes.scales / 2], bytes: sizes.scales } } : {}),
+  };
 }
 
 /**
@@ -131,7 +121,7 @@ export function placeBlocks(
 ): { blocks: Array<NolaLayerEntry['blocks']>; bytes: number } {
   let offset = 0;
   const place = (count: number, mode: QuantSpec): BlockLocation => {
-    const { codes, scales } = blockSizes(count, mode);
+    const { codes, scales } = quantizedSizes(count, mode);
     const loc: BlockLocation = { codes: { tensor, offset, bytes: codes } };
     offset += codes;
     if (scales > 0) {
@@ -251,14 +241,12 @@ export function serializeDocumentV1(doc: NolaDocument): { metadata: string; tens
     for (const f of ['A', 'B'] as const) {
       const mode = e[`quant_${f}`];
       if (typeof mode !== 'string') throw new Error(`internal: version 1 cannot hold segmented or rice storage (layer ${e.name})`);
-      const count = f === 'A' ? e.num_basis_A : e.num_basis_B;
-      const sizes = blockSizes(count, mode);
-      const dtype: DType = mode === 'f32' ? 'F32' : mode === 'f16' ? 'F16' : mode === 'bf16' ? 'BF16' : 'U8';
+      const { codes, scales } = v1BlockTensors(f === 'A' ? e.num_basis_A : e.num_basis_B, mode);
       const name = `${V1_COEFF_PREFIX}${i}.${f}`;
-      tensors.push({ name, dtype, shape: [dtype === 'U8' ? sizes.codes : count], layer: i, factor: f, part: 'codes' });
+      tensors.push({ name, dtype: codes.dtype, shape: codes.shape, layer: i, factor: f, part: 'codes' });
       names[`coeffs_${f}`] = name;
-      if (sizes.scales > 0) {
-        tensors.push({ name: `${name}.scales`, dtype: 'F16', shape: [sizes.scales / 2], layer: i, factor: f, part: 'scales' });
+      if (scales !== undefined) {
+        tensors.push({ name: `${name}.scales`, dtype: scales.dtype, shape: scales.shape, layer: i, factor: f, part: 'scales' });
         names[`scales_${f}`] = `${name}.scales`;
       }
     }
@@ -360,17 +348,14 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     layers.forEach((e, i) => {
       const l = (doc.layers as Array<Record<string, unknown>>)[i];
       for (const f of ['A', 'B'] as const) {
-        const count = f === 'A' ? e.num_basis_A : e.num_basis_B;
         const mode = e[`quant_${f}`];
         if (typeof mode !== 'string') fail(`layer ${i}: version 1 has no quantization segments (quant_${f})`);
-        const sizes = blockSizes(count, mode);
-        const codesDtype: DType = mode === 'f32' ? 'F32' : mode === 'f16' ? 'F16' : mode === 'bf16' ? 'BF16' : 'U8';
-        const what = `layer ${i} (${e.name}) coeffs_${f}`;
-        claimTensor(l[`coeffs_${f}`], codesDtype, [codesDtype === 'U8' ? sizes.codes : count], what);
-        e.blocks[f] = { codes: { tensor: l[`coeffs_${f}`] as string, offset: 0, bytes: sizes.codes } };
-        if (sizes.scales > 0) {
-          claimTensor(l[`scales_${f}`], 'F16', [sizes.scales / 2], `layer ${i} (${e.name}) scales_${f}`);
-          e.blocks[f].scales = { tensor: l[`scales_${f}`] as string, offset: 0, bytes: sizes.scales };
+        const { codes, scales } = v1BlockTensors(f === 'A' ? e.num_basis_A : e.num_basis_B, mode as QuantMode);
+        claimTensor(l[`coeffs_${f}`], codes.dtype, codes.shape, `layer ${i} (${e.name}) coeffs_${f}`);
+        e.blocks[f] = { codes: { tensor: l[`coeffs_${f}`] as string, offset: 0, bytes: codes.bytes } };
+        if (scales !== undefined) {
+          claimTensor(l[`scales_${f}`], scales.dtype, scales.shape, `layer ${i} (${e.name}) scales_${f}`);
+          e.blocks[f].scales = { tensor: l[`scales_${f}`] as string, offset: 0, bytes: scales.bytes };
         }
       }
     });

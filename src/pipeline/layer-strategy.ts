@@ -8,8 +8,7 @@ import { truncationError } from '../core/lowrank.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
-import { coeffBytes, type QuantMode } from '../container/document.js';
-import { bitsPerValue, type QuantSpec } from '../core/quantize.js';
+import { bitsPerValue, quantizedBytes, type QuantMode, type QuantSpec } from '../core/quantize.js';
 import { QUANT_GROUP_SIZE } from '../core/constants.js';
 import type { BudgetStrategy, CompressSettings } from './settings.js';
 
@@ -60,7 +59,7 @@ function fullSpanSettings(spec: LayerSpec, rank: number, quant: QuantMode, seed:
 }
 
 export function settingsBytes(s: LayerSettings): number {
-  return coeffBytes(s.k, s.quantA) + coeffBytes(s.l, s.quantB);
+  return quantizedBytes(s.k, s.quantA) + quantizedBytes(s.l, s.quantB);
 }
 
 /** The error that matters for a bound: what the user gets after expanding, or the NOLA reconstruction if worse. */
@@ -93,7 +92,7 @@ function searchMaxError(target: LayerTarget, spec: LayerSpec, strategy: BudgetSt
     if (rank < ranks[ranks.length - 1] && truncationError(sigma, rank) > maxError) continue;
     const base = fullSpanSettings(spec, rank, pairs[0][0], seed, fit);
     const byBytes = pairs
-      .map(([qa, qb]) => ({ qa, qb, bytes: coeffBytes(base.k, qa) + coeffBytes(base.l, qb) }))
+      .map(([qa, qb]) => ({ qa, qb, bytes: quantizedBytes(base.k, qa) + quantizedBytes(base.l, qb) }))
       .sort((x, y) => x.bytes - y.bytes);
     if (best !== undefined && byBytes[0].bytes >= settingsBytes(best.settings)) break;
     const fitter = new LayerFitter(target, base);
