@@ -17,7 +17,7 @@ import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
   passthroughTensorName, placeBlocks, roundError, serializeDocument, serializeDocumentV1,
-  type NolaDocument, type NolaLayerEntry, type V1TensorPart,
+  type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
 import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
 import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex } from '../io/index.js';
@@ -73,17 +73,29 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     for (const w of lora.plan.warnings) req.log?.warn(w);
 
     const fitted = await fitAll(lora, req);
-    const coeffs = coefficientStream(fitted);
-    const doc = buildDocument(lora, fitted, await hashDataSection(lora.reader), sha256Hex(coeffs));
+    const tensorsSha256 = await hashDataSection(lora.reader);
+    let doc: NolaDocument, metadata: string, own: OwnTensor[];
     if (version === 1) {
-      const { metadata, tensors } = serializeDocumentV1(doc);
-      const { specs, produce } = containerTensorsV1(lora, fitted, tensors);
-      await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+      doc = buildDocument(lora, fitted, tensorsSha256);
+      const v1 = serializeDocumentV1(doc);
+      metadata = v1.metadata;
+      own = v1.tensors.map(({ name, dtype, shape, layer, factor, part }) => {
+        const block = factor === 'A' ? fitted[layer].layer.blockA : fitted[layer].layer.blockB;
+        return { name, dtype, shape, data: part === 'codes' ? block.codes : block.scales };
+      });
     } else {
-      const { metadata, body } = serializeDocument(doc);
-      const { specs, produce } = containerTensors(lora, coeffs, deflateSync(body, { level: 9 }));
-      await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+      const coeffs = coefficientStream(fitted);
+      doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs));
+      const v2 = serializeDocument(doc);
+      metadata = v2.metadata;
+      const document = deflateSync(v2.body, { level: 9 });
+      own = [
+        { name: COEFF_TENSOR, dtype: 'U8', shape: [coeffs.length], data: coeffs },
+        { name: DOCUMENT_TENSOR, dtype: 'U8', shape: [document.length], data: document },
+      ];
     }
+    const { specs, produce } = containerTensors(lora, own);
+    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
 
     const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));
     const report = buildCompressReport({
@@ -139,7 +151,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
       const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
       // --ratio X is about the whole file: the header and the compressed document come out of the budget.
       const budget = fp16Bytes / strategy.target.ratio;
-      const overhead = containerOverhead(lora, budget, seed);
+      const overhead = containerOverhead(lora, fp16Bytes, budget, seed);
       let coefficientBudget = budget - overhead;
       if (overhead > budget / 2) {
         // A tiny adapter: the container alone would eat most of the budget. Give the coefficients the
@@ -171,10 +183,9 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
  * built as compress will build it, each layer at full rank with a rice block of its share of the
  * coefficient budget, its real seeds, and an error of six digits.
  */
-function containerOverhead(lora: OpenLora, coefficientBudget: number, seed: number): number {
-  const layers = lora.plan.layers;
-  const fp16 = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0) || 1;
-  const fitted = layers.map((spec): Fitted => {
+function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number): number {
+  const fp16 = fp16Bytes || 1;
+  const fitted = lora.plan.layers.map((spec): Fitted => {
     const { seedA, seedB } = deriveLayerSeeds(seed, spec.name);
     const k = spec.rank * spec.dIn, l = spec.dOut * spec.rank;
     const share = (n: number): number => Math.max(RICE_HEADER_BYTES, Math.round((coefficientBudget * n) / (fp16 / 2)));
@@ -191,7 +202,7 @@ function containerOverhead(lora: OpenLora, coefficientBudget: number, seed: numb
   const specs: TensorSpec[] = [
     { name: COEFF_TENSOR, dtype: 'U8', shape: [Math.round(coefficientBudget)] },
     { name: DOCUMENT_TENSOR, dtype: 'U8', shape: [document] },
-    ...lora.plan.passthrough.map((name, i) => { const t = lora.reader.get(name)!; return { name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape }; }),
+    ...passthroughSpecs(lora),
   ];
   return 8 + encodeHeader({ [NOLA_METADATA_KEY]: metadata }, planLayout(specs)).length + document;
 }
@@ -201,7 +212,8 @@ function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, coeffsSha256: string): NolaDocument {
+/** The document compress writes; `coeffsSha256` (of the version-2 coefficient stream) only for version 2. */
+function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, coeffsSha256?: string): NolaDocument {
   const counts = fitted.map(({ layer: { settings: s } }) => ({ num_basis_A: s.k, num_basis_B: s.l, quant_A: s.quantA, quant_B: s.quantB }));
   const { blocks } = placeBlocks(counts);
   const layers: NolaLayerEntry[] = fitted.map(({ spec, layer }, i) => {
@@ -249,7 +261,7 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, 
     },
     layers,
     passthrough: lora.plan.passthrough.map((name, i) => ({ name, tensor: passthroughTensorName(i) })),
-    coeffs: { tensor: COEFF_TENSOR, sha256: coeffsSha256 },
+    ...(coeffsSha256 !== undefined ? { coeffs: { tensor: COEFF_TENSOR, sha256: coeffsSha256 } } : {}),
   };
 }
 
@@ -262,39 +274,28 @@ function coefficientStream(fitted: Fitted[]): Uint8Array {
   return out;
 }
 
-function containerTensors(lora: OpenLora, coeffs: Uint8Array, document: Uint8Array): { specs: TensorSpec[]; produce: (spec: TensorSpec) => Promise<TensorData> } {
-  const specs: TensorSpec[] = [
-    { name: COEFF_TENSOR, dtype: 'U8', shape: [coeffs.length] },
-    { name: DOCUMENT_TENSOR, dtype: 'U8', shape: [document.length] },
-  ];
-  const passthrough = new Map<string, string>();
-  lora.plan.passthrough.forEach((name, i) => {
-    const t = lora.reader.get(name)!;
-    specs.push({ name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape });
-    passthrough.set(passthroughTensorName(i), name);
+/** A tensor the container holds in memory (coefficients, document). */
+type OwnTensor = TensorSpec & { data: Uint8Array };
+
+/** The source's non-LoRA tensors as the NOLA file names them (`nola.passthrough.<j>`), with the source name each copies. */
+function passthroughSpecs(lora: OpenLora): Array<TensorSpec & { source: string }> {
+  return lora.plan.passthrough.map((source, i) => {
+    const t = lora.reader.get(source)!;
+    return { name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape, source };
   });
-  const produce = async (spec: TensorSpec): Promise<TensorData> =>
-    spec.name === COEFF_TENSOR ? coeffs : spec.name === DOCUMENT_TENSOR ? document : new Uint8Array(await lora.reader.readRaw(passthrough.get(spec.name)!));
-  return { specs, produce };
 }
 
-/** Version 1 keeps each block part in its own tensor (see serializeDocumentV1). */
-function containerTensorsV1(lora: OpenLora, fitted: Fitted[], parts: V1TensorPart[]): { specs: TensorSpec[]; produce: (spec: TensorSpec) => Promise<TensorData> } {
-  const data = new Map<string, Uint8Array | { passthrough: string }>();
-  const specs: TensorSpec[] = parts.map((p) => {
-    const { layer } = fitted[p.layer];
-    const block = p.factor === 'A' ? layer.blockA : layer.blockB;
-    data.set(p.name, p.part === 'codes' ? block.codes : block.scales);
-    return { name: p.name, dtype: p.dtype, shape: p.shape };
-  });
-  lora.plan.passthrough.forEach((name, i) => {
-    const t = lora.reader.get(name)!;
-    specs.push({ name: passthroughTensorName(i), dtype: t.dtype, shape: t.shape });
-    data.set(passthroughTensorName(i), { passthrough: name });
-  });
+/** Every tensor of the file: the container's own, then the passthrough tensors, read from the source as the writer asks. */
+function containerTensors(lora: OpenLora, own: OwnTensor[]): { specs: TensorSpec[]; produce: (spec: TensorSpec) => Promise<TensorData> } {
+  const data = new Map<string, Uint8Array | string>(own.map((t) => [t.name, t.data]));
+  const specs: TensorSpec[] = own.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
+  for (const { source, ...spec } of passthroughSpecs(lora)) {
+    specs.push(spec);
+    data.set(spec.name, source);
+  }
   const produce = async (spec: TensorSpec): Promise<TensorData> => {
     const d = data.get(spec.name)!;
-    return d instanceof Uint8Array ? d : new Uint8Array(await lora.reader.readRaw(d.passthrough));
+    return typeof d === 'string' ? new Uint8Array(await lora.reader.readRaw(d)) : d;
   };
   return { specs, produce };
 }
