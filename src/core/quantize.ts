@@ -139,11 +139,12 @@ export interface QuantizeOptions {
 }
 
 export function quantize(values: ArrayLike<number>, spec: QuantRequest, options: QuantizeOptions = {}): QuantizedBlock {
+  // One check for every path (indices are the factor's, whatever segment a value falls in).
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) throw new NumericError(`cannot quantize a non-finite coefficient (${values[i]} at index ${i})`);
+  }
   if (typeof spec === 'string') return quantizeMode(values, spec, options);
   if (!Array.isArray(spec)) {
-    for (let i = 0; i < values.length; i++) {
-      if (!Number.isFinite(values[i])) throw new NumericError(`cannot quantize a non-finite coefficient (${values[i]} at index ${i})`);
-    }
     const { bytes } = encodeRice(values, (spec as { rice: number }).rice);
     return { mode: [['rice', values.length, bytes.length]], count: values.length, codes: bytes, scales: new Uint8Array(0) };
   }
@@ -165,12 +166,10 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** One mode over finite values (quantize checks them). */
 function quantizeMode(values: ArrayLike<number>, mode: QuantMode, options: QuantizeOptions): QuantizedBlock {
   const count = values.length;
   const bits = bitsPerValue(mode);
-  for (let i = 0; i < count; i++) {
-    if (!Number.isFinite(values[i])) throw new NumericError(`cannot quantize a non-finite coefficient (${values[i]} at index ${i})`);
-  }
   if (isFloatMode(mode)) return { mode, count, codes: encodeFloats(values, mode), scales: new Uint8Array(0) };
   const levels = 2 ** (bits - 1) - 1;
   const bias = 2 ** (bits - 1);

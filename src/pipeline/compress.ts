@@ -267,11 +267,7 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, 
 
 /** Every layer's blocks back to back, in the order placeBlocks defines (A then B; codes then scales). */
 function coefficientStream(fitted: Fitted[]): Uint8Array {
-  const parts = fitted.flatMap(({ layer }) => [layer.blockA.codes, layer.blockA.scales, layer.blockB.codes, layer.blockB.scales]);
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
-  return out;
+  return Buffer.concat(fitted.flatMap(({ layer }) => [layer.blockA.codes, layer.blockA.scales, layer.blockB.codes, layer.blockB.scales]));
 }
 
 /** A tensor the container holds in memory (coefficients, document). */
