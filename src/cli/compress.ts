@@ -1,14 +1,25 @@
+import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { Ctx } from './main.js';
 import { resolveStrategy, parseFamily, parseInteger } from './options.js';
 import { createProgress } from './progress.js';
-import { compress } from '../pipeline/compress.js';
+import { compress, defaultNolaPath } from '../pipeline/compress.js';
 import { defaultThreads } from '../pipeline/parallel.js';
 import { parseDevice } from '../backends/index.js';
-import { renderCompressText } from '../report/report.js';
+import { describeRatios, formatBytes, renderCompressText, type CompressReport } from '../report/report.js';
+import { describeQuant } from '../core/quantize.js';
 import { writeTextAtomic, assertWritable } from '../io/index.js';
 import { sweep } from '../pipeline/sweep.js';
 import { renderSweepSvg, renderSweepText } from '../report/sweep-render.js';
 import { UsageError } from '../errors.js';
+import { onceLogger } from './once-logger.js';
+
+/** `-o DIR/` or an existing folder: the default file name inside it. */
+export async function resolveCompressOutput(input: string, output: string | undefined): Promise<string | undefined> {
+  if (output === undefined) return undefined;
+  const isDir = output.endsWith('/') || output.endsWith(path.sep) || await stat(output).then((s) => s.isDirectory(), () => false);
+  return isDir ? path.join(output, path.basename(defaultNolaPath(input))) : output;
+}
 
 export async function runCompress(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
   if (o.sweep === true) return runSweep(ctx, input, o);
@@ -24,7 +35,7 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
     basis: o.basis as string | undefined,
     quant: o.quant as string | undefined,
   });
-  // The paper's construction keeps the layout issue #2 specified for it (readers of that spec read it).
+  // The paper's construction keeps format version 1, the layout readers of nola 0.1 read.
   const formatVersion = o.formatVersion === undefined ? (o.preset === 'paper' ? 1 : 2) : parseInteger('--format-version', String(o.formatVersion), 1, 2) as 1 | 2;
   const seed = parseInteger('--seed', String(o.seed), 0, 0xffffffff);
   const refineIters = parseInteger('--iters', String(o.iters), 0, 100000);
@@ -33,21 +44,38 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const device = parseDevice(o.device === undefined ? 'cpu' : String(o.device));
   const force = o.force === true;
   if (typeof o.report === 'string') await assertWritable(o.report, force);
-  const progress = createProgress('compress');
+  const output = await resolveCompressOutput(input, o.output as string | undefined);
+  const log = onceLogger(ctx.log);
+  const started = Date.now();
+  const progress = createProgress('compress', ctx.progress);
   const { report } = await compress({
     input,
-    output: o.output as string | undefined,
+    output,
     force,
     family: parseFamily('--format', o.format as string | undefined),
     settings: { strategy, seed, fit: { refineIters, alsRounds } },
     onProgress: (d, t, name) => progress.update(d, t, name),
-    log: ctx.log,
+    log,
     threads,
     device,
     formatVersion,
   }).finally(() => progress.done());
+  logReport(log, report, (Date.now() - started) / 1000, threads);
   if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
   ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
+}
+
+/** What a person asked for with -v / --log-level info|debug, and every warning once. */
+function logReport(log: ReturnType<typeof onceLogger>, r: CompressReport, seconds: number, threads: number): void {
+  const ranks = [...new Set(r.layers.map((l) => l.sourceRank))].sort((a, b) => a - b);
+  log.info(`detected ${r.family}: ${r.totals.layers} layers, source ranks ${ranks.join(',')}, ${formatBytes(r.totals.passthroughBytes)} of other tensors kept verbatim`);
+  for (const l of r.layers) {
+    log.debug(`${l.name}: ${l.dOut}x${l.dIn} rank ${l.rank}/${l.sourceRank}, k ${l.k}, l ${l.l}, ${describeQuant(l.quantA)}/${describeQuant(l.quantB)}, ` +
+      `${l.bytesAfter} B, error ${l.error.toFixed(4)} (fit ${l.fitError.toFixed(4)}, rank alone ${(l.rankError ?? 0).toFixed(4)})`);
+  }
+  log.info(describeRatios(r));
+  log.info(`compressed in ${seconds.toFixed(1)} s with ${threads} thread${threads === 1 ? '' : 's'}, peak memory ${formatBytes(r.totals.peakRssBytes)}`);
+  for (const w of r.warnings) log.warn(w);
 }
 
 async function runSweep(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
@@ -56,7 +84,8 @@ async function runSweep(ctx: Ctx, input: string, o: Record<string, string | bool
   }
   const svg = o.svg as string | undefined;
   if (svg !== undefined) await assertWritable(svg, o.force === true);
-  const progress = createProgress('sweep');
+  const started = Date.now();
+  const progress = createProgress('sweep', ctx.progress);
   const result = await sweep({
     input,
     family: parseFamily('--format', o.format as string | undefined),
@@ -64,6 +93,7 @@ async function runSweep(ctx: Ctx, input: string, o: Record<string, string | bool
     includePaper: o.paper !== false,
     onProgress: (d, t, name) => progress.update(d, t, name),
   }).finally(() => progress.done());
+  ctx.log.info(`sweep of ${result.points.length} settings in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   if (svg !== undefined) await writeTextAtomic(svg, renderSweepSvg(result), { force: o.force === true });
   ctx.out(o.json === true ? JSON.stringify(result, null, 2) : renderSweepText(result) + (svg ? `\n  picture: ${svg}` : ''));
 }

@@ -5,7 +5,8 @@ import { expand } from '../pipeline/expand.js';
 import { formatBytes } from '../report/report.js';
 
 export async function runExpand(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
-  const progress = createProgress('expand');
+  const started = Date.now();
+  const progress = createProgress('expand', ctx.progress);
   const result = await expand({
     input,
     output: o.output as string | undefined,
@@ -14,6 +15,7 @@ export async function runExpand(ctx: Ctx, input: string, o: Record<string, strin
     onProgress: (d, t, name) => progress.update(d, t, name),
   }).finally(() => progress.done());
   for (const w of result.warnings) ctx.log.warn(w);
+  ctx.log.info(`expanded ${result.layers} layers (${result.family}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   if (o.json === true) {
     ctx.out(JSON.stringify(result, null, 2));
     return;
@@ -21,6 +23,5 @@ export async function runExpand(ctx: Ctx, input: string, o: Record<string, strin
   ctx.out([
     `nola expand: ${result.input} -> ${result.output} (${result.family}, ${result.layers} layers, ${result.tensors} tensors, ${formatBytes(result.bytes)})`,
     ...(result.config ? [`  config: ${result.config}`] : []),
-    ...result.warnings.map((w) => `  warning: ${w}`),
   ].join('\n'));
 }

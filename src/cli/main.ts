@@ -5,19 +5,35 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
-import { createLogger } from './logger.js';
+import { readFileSync } from 'node:fs';
+import { createLogger, type LogFormat } from './logger.js';
+import { breakBar } from './stderr.js';
+import { progressMode, type ProgressMode } from './progress.js';
 import { EXIT, InterruptedError, NolaError } from '../errors.js';
 import { removeLiveTempFiles } from '../io/atomic.js';
 
 export interface Ctx {
   log: Logger;
   out: (text: string) => void;
+  /** How progress is shown: a bar on a terminal, periodic lines elsewhere, nothing with --quiet. */
+  progress: ProgressMode;
+}
+
+/** The version in package.json (dist/src/cli/main.js sits three levels below it). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
   let debug = argv.includes('--debug');
   process.on('SIGINT', () => {
     removeLiveTempFiles();
+    breakBar();
     process.stderr.write('nola: interrupted; no output was written\n');
     process.exit(EXIT.interrupted);
   });
@@ -55,17 +71,28 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
   program
     .name('nola')
     .description('Compress LoRA checkpoints into NOLA form (seeds + coefficients of random bases) and back.')
-    .version('0.1.0')
-    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .addOption(new Option('--log-level <level>', 'log level on stderr (info: what was detected and chosen, timings; debug: every layer)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
+    .addOption(new Option('--log-format <format>', 'human: one line per message; json: pino JSON lines').choices(['human', 'json']).default('human'))
+    .option('-q, --quiet', 'errors only: no warnings, no progress')
+    .option('-v, --verbose', 'more on stderr: -v = --log-level info, -vv = debug', (_v: string, n: number) => n + 1, 0)
     .option('--debug', 'print stack traces on errors')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `nola: ${s}` : s) })
     .showHelpAfterError('(run nola --help for usage)');
 
   const ctx = (): Ctx => {
-    const opts = program.opts<{ logLevel: string; debug?: boolean }>();
+    const opts = program.opts<{ logLevel: string; logFormat: LogFormat; debug?: boolean; quiet?: boolean; verbose: number }>();
     setDebug(opts.debug === true);
-    return { log: createLogger(opts.logLevel), out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`) };
+    const verbose = opts.verbose >= 2 ? 'debug' : opts.verbose === 1 ? 'info' : undefined;
+    // --log-level given explicitly wins over -q/-v; -q wins over -v.
+    const explicit = program.getOptionValueSource('logLevel') === 'cli';
+    const level = explicit ? opts.logLevel : opts.quiet ? 'error' : verbose ?? opts.logLevel;
+    return {
+      log: createLogger(level, opts.logFormat),
+      out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+      progress: progressMode(opts.quiet === true),
+    };
   };
 
   program

@@ -20,6 +20,15 @@ export function parsePositive(flag: string, v: string): number {
   return n;
 }
 
+/** A relative error bound: 0 would ask for a lossless file, 1 or more lets every layer be dropped. */
+export function parseMaxError(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n >= 1) {
+    throw new UsageError(`--max-error is a relative error between 0 and 1 (exclusive), e.g. 0.1 for 10%; got "${v}"`);
+  }
+  return n;
+}
+
 export function parseRank(v: string): RankRule {
   if (v === 'keep' || v === 'auto') return v;
   return parseInteger('--rank', v, 1);
@@ -89,7 +98,7 @@ export function resolveStrategy(f: StrategyFlags): Strategy {
   if (f.maxError !== undefined && f.ratio !== undefined) throw new UsageError('give either --max-error or --ratio, not both');
   const target = f.ratio !== undefined
     ? { ratio: parsePositive('--ratio', f.ratio) }
-    : { maxError: f.maxError === undefined ? DEFAULT_MAX_ERROR : parsePositive('--max-error', f.maxError) };
+    : { maxError: f.maxError === undefined ? DEFAULT_MAX_ERROR : parseMaxError(f.maxError) };
   // Entropy-coded levels by default; --quant fixed: every fixed-size precision; or the one given.
   const quants = quant === 'fixed' ? BUDGET_QUANTS : quant === undefined || quant === 'auto' ? ['rice' as const] : [quant];
   return { kind: 'budget', target, rank: rank ?? 'auto', quants };

@@ -167,6 +167,27 @@ export function pythonFloatString(x: number): string {
 // ---------------------------------------------------------------------------------------------
 // PEFT-style config adjustment
 
+/**
+ * rank_pattern / alpha_pattern keys that every PEFT release reads the same way. PEFT matches a key
+ * against a module path with re.match(rf"(.*\.)?({key})$") (recent releases) or
+ * re.match(rf".*\.{key}$") (older ones, which need a dot before the key and never match a key that
+ * starts with ^). The key is therefore the shortest proper dotted suffix of the path (regex-escaped)
+ * that no other path equals or ends with after a dot; both rules then match this module and no other.
+ * A path with no such suffix (a single component, or the tail of another path) keys by the whole path,
+ * which the recent rule matches; anchored with ^ only where another path ends with it too.
+ */
+export function patternKeys(paths: readonly string[]): string[] {
+  const all = [...new Set(paths)];
+  return paths.map((p) => {
+    const parts = p.split('.');
+    for (let j = 1; j < parts.length; j++) {
+      const suffix = parts.slice(parts.length - j).join('.');
+      if (!all.some((q) => q !== p && (q === suffix || q.endsWith(`.${suffix}`)))) return escapeRegex(suffix);
+    }
+    return all.some((q) => q !== p && q.endsWith(`.${p}`)) ? `^${escapeRegex(p)}` : escapeRegex(p);
+  });
+}
+
 export interface ConfigLayer {
   modulePath: string;
   rankIn: number;
@@ -180,10 +201,9 @@ export interface ConfigLayer {
  * listed module gets its new rank and keeps its scale (lora_alpha/r, or lora_alpha/sqrt(r) with use_rslora).
  *   - no rank changes: the same object is returned;
  *   - no patterns, and every module goes to one rank R: r = R and lora_alpha scaled to match;
- *   - otherwise: exact entries `^<escaped module path>` are put first in rank_pattern / alpha_pattern
- *     (PEFT's get_pattern_key takes the first key in order with re.match(rf"(.*\.)?({key})$", path); a
- *     leading ^ can then only match at the start of the path, so the entry names that module alone), and
- *     the source's own entries follow, still deciding every module that kept its rank.
+ *   - otherwise: one entry per changed module is put first in rank_pattern / alpha_pattern, keyed by
+ *     patternKeyFor (a dotted suffix of the module path that no other layer's path ends with), and the
+ *     source's own entries follow, still deciding every module that kept its rank.
  * Returns the config and, per layer, the scale PEFT will compute from it.
  */
 export function adjustLoraConfig(config: Record<string, unknown>, layers: ConfigLayer[], where: string):
@@ -206,9 +226,10 @@ export function adjustLoraConfig(config: Record<string, unknown>, layers: Config
     } else {
       const rankPattern: Record<string, number> = {};
       const alphaPattern: Record<string, number> = {};
-      for (const l of layers) {
+      const keys = patternKeys(layers.map((l) => l.modulePath));
+      for (const [i, l] of layers.entries()) {
         if (l.rankOut === l.rankIn) continue;
-        const key = `^${escapeRegex(l.modulePath)}`;
+        const key = keys[i];
         rankPattern[key] = l.rankOut;
         const a = targetAlpha(l);
         if (a !== l.alphaIn || key in view.alphaPattern) alphaPattern[key] = a;
@@ -525,9 +546,10 @@ function planDiffusersToPeft(args: PlanOutputArgs): OutputPlan {
   const loraAlpha = mode(rows.map((x) => x.alpha));
   const rankPattern: Record<string, number> = {};
   const alphaPattern: Record<string, number> = {};
-  for (const x of rows) {
-    if (x.rank !== r) rankPattern[`^${escapeRegex(x.path)}`] = x.rank;
-    if (x.alpha !== loraAlpha) alphaPattern[`^${escapeRegex(x.path)}`] = x.alpha;
+  const keys = patternKeys(rows.map((x) => x.path));
+  for (const [i, x] of rows.entries()) {
+    if (x.rank !== r) rankPattern[keys[i]] = x.rank;
+    if (x.alpha !== loraAlpha) alphaPattern[keys[i]] = x.alpha;
   }
   const meta = parseAdapterMetadata(args.metadata);
   const base = meta ? (meta.components.get(components[0]) ?? meta.flat ?? {}) : {};

@@ -50,9 +50,17 @@ export interface CompressRequest {
   formatVersion?: 1 | 2;
 }
 
-export function defaultNolaPath(file: string): string {
-  const base = file.endsWith('.safetensors') ? file.slice(0, -'.safetensors'.length) : file;
-  return `${base}.nola.safetensors`;
+/**
+ * The default NOLA file for an input (a LoRA file or a PEFT adapter folder): beside it, `x.safetensors`
+ * → `x.nola`, `adapter-folder/` → `adapter-folder.nola`. Not `.safetensors`: LoRA loaders list every
+ * `.safetensors` file, and a NOLA file applied as a LoRA would change nothing. nola reads either name.
+ */
+export function defaultNolaPath(input: string): string {
+  let p = input.replace(/[\\/]+$/, '') || input;
+  const b = path.basename(p);
+  if (b === '' || b === '.' || b === '..') p = path.resolve(p);
+  const base = p.endsWith('.safetensors') ? p.slice(0, -'.safetensors'.length) : p;
+  return `${base}.nola`;
 }
 
 interface Fitted {
@@ -67,7 +75,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
   if (version === 1) assertVersion1Fits(req.settings.strategy);
   const lora = await openLora(req.input, req.family);
   try {
-    const output = req.output ?? defaultNolaPath(lora.file);
+    const output = req.output ?? defaultNolaPath(req.input);
     if (path.resolve(output) === path.resolve(lora.file)) throw new UsageError(`output ${output} is the input file`);
     await assertWritable(output, req.force ?? false);
     for (const w of lora.plan.warnings) req.log?.warn(w);
@@ -329,5 +337,6 @@ function layerRow({ spec, layer, sigma }: Fitted, entry: NolaLayerEntry): LayerR
     energy: sigma.reduce((acc, v) => acc + v * v, 0),
     svdErrorSameParams: truncationError(sigma, Math.floor((s.k + s.l) / perRank)),
     svdFp16ErrorSameBytes: truncationError(sigma, Math.floor(bytesAfter / (2 * perRank))),
+    rankError: truncationError(sigma, s.rank),
   };
 }

@@ -4,15 +4,16 @@
  * rank changed. Factors are synthesized one layer at a time as the writer asks for them.
  */
 import path from 'node:path';
-import { mkdir, stat } from 'node:fs/promises';
-import { assertLayersFit, openNola, synthesizeLayer, type OpenNola } from './nola-source.js';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { assertLayersFit, isNolaMetadata, openNola, synthesizeLayer, type OpenNola } from './nola-source.js';
+import { openSafetensors } from '../io/safetensors/index.js';
 import type { Mat } from '../core/matrix.js';
 import { planOutput, representable, type OutputPlan } from '../formats/index.js';
-import { IoError, NolaError, NumericError } from '../errors.js';
+import { FormatError, IoError, NolaError, NumericError, UsageError } from '../errors.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { Family, LayerSpec } from '../formats/layer.js';
 import type { NolaLayerEntry } from '../container/document.js';
-import { assertWritable, writeSafetensors, writeTextAtomic } from '../io/index.js';
+import { assertWritable, hashDataSection, writeSafetensors, writeTextAtomic } from '../io/index.js';
 import type { TensorData, TensorSpec } from '../io/safetensors/types.js';
 
 export interface ExpandRequest {
@@ -45,30 +46,101 @@ export function specFromEntry(e: NolaLayerEntry): LayerSpec {
   };
 }
 
-/** Default output: beside the input, `x.nola.safetensors` → `x.expanded.safetensors`; a folder gets the source's file name. */
-export async function resolveExpandOutput(input: string, output: string | undefined, sourceFile: string): Promise<string> {
-  if (output === undefined) {
-    const base = input.replace(/\.nola\.safetensors$/, '').replace(/\.safetensors$/, '');
-    return `${base}.expanded.safetensors`;
+/** The weights file PEFT's from_pretrained loads from an adapter folder. */
+export const PEFT_WEIGHTS = 'adapter_model.safetensors';
+
+/** `x.nola` / `x.nola.safetensors` / `x.safetensors` → `x`. */
+function stripNolaExtension(file: string): string {
+  return file.replace(/\.nola\.safetensors$/, '').replace(/\.nola$/, '').replace(/\.safetensors$/, '');
+}
+
+/**
+ * The default expanded output, beside the input, never over the source's files:
+ *   PEFT: a loadable adapter folder `x.expanded/` (adapter_model.safetensors + adapter_config.json);
+ *   kohya, diffusers: `x.expanded.safetensors`.
+ * Returns the weights file's path; a PEFT config goes beside it.
+ */
+export function defaultExpandPath(input: string, family: Family): string {
+  const base = `${stripNolaExtension(input)}.expanded`;
+  return family === 'peft' ? path.join(base, PEFT_WEIGHTS) : `${base}.safetensors`;
+}
+
+/**
+ * A folder given to expand (or verify) stands for the one NOLA file in it: a `*.nola` or
+ * `*.nola.safetensors` file, else the one `.safetensors` file whose metadata says NOLA.
+ */
+export async function resolveNolaPath(input: string): Promise<string> {
+  const st = await stat(input).catch(() => undefined);
+  if (st === undefined || !st.isDirectory()) return input;
+  const entries = (await readdir(input)).sort();
+  let candidates = entries.filter((e) => e.endsWith('.nola') || e.endsWith('.nola.safetensors'));
+  if (candidates.length === 0) {
+    candidates = [];
+    for (const e of entries.filter((x) => x.endsWith('.safetensors'))) {
+      const f = await openSafetensors(path.join(input, e)).catch(() => undefined);
+      if (f === undefined) continue;
+      if (isNolaMetadata(f.metadata)) candidates.push(e);
+      await f.close();
+    }
   }
-  // `-o out/` names a folder, created if needed (a PEFT adapter is a folder).
-  if (output.endsWith('/') || output.endsWith(path.sep)) {
-    await mkdir(output, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-      throw new IoError(`cannot create folder ${output}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`);
-    });
-    return path.join(output, sourceFile);
+  if (candidates.length === 1) return path.join(input, candidates[0]);
+  throw new FormatError(candidates.length === 0
+    ? `${input}: no NOLA file in this folder (looked for *.nola, *.nola.safetensors and NOLA metadata)`
+    : `${input}: several NOLA files (${candidates.slice(0, 3).join(', ')}); name one`);
+}
+
+/**
+ * Where the weights go: the default (see defaultExpandPath); `-o out/` or an existing folder: inside it,
+ * as adapter_model.safetensors for PEFT, else under the source's file name; `-o file`: that file.
+ */
+export async function resolveExpandOutput(input: string, output: string | undefined, sourceFile: string, family: Family = 'kohya'): Promise<string> {
+  const inFolder = family === 'peft' ? PEFT_WEIGHTS : sourceFile;
+  if (output === undefined) return defaultExpandPath(input, family);
+  const isDir = output.endsWith('/') || output.endsWith(path.sep) || await stat(output).then((s) => s.isDirectory(), () => false);
+  return isDir ? path.join(output, inFolder) : output;
+}
+
+/** Creates the folder the output goes in (a PEFT adapter folder, `-o out/`). */
+async function ensureFolder(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+    throw new IoError(`cannot create folder ${dir}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`);
+  });
+}
+
+/** --force replaces an earlier expansion, never the LoRA the NOLA file was made from (same data-section SHA-256). */
+async function assertNotSource(output: string, sourceSha256: string): Promise<void> {
+  const existing = await openSafetensors(output).catch(() => undefined);
+  if (existing === undefined) return;
+  try {
+    if (await hashDataSection(existing) === sourceSha256) {
+      throw new UsageError(`${output} is the LoRA this NOLA file was made from; nola will not replace it: expand elsewhere (-o DIR/)`);
+    }
+  } finally {
+    await existing.close();
   }
-  const isDir = await stat(output).then((s) => s.isDirectory(), () => false);
-  return isDir ? path.join(output, sourceFile) : output;
+}
+
+/**
+ * A config is only replaced together with its own weights: an adapter_config.json beside some other
+ * adapter_model.safetensors belongs to that adapter (the source, typically), --force or not.
+ */
+async function assertConfigOurs(configPath: string, output: string): Promise<void> {
+  const exists = await stat(configPath).then(() => true, () => false);
+  if (!exists) return;
+  const weights = path.join(path.dirname(configPath), PEFT_WEIGHTS);
+  const other = path.resolve(weights) !== path.resolve(output) && await stat(weights).then(() => true, () => false);
+  if (other) {
+    throw new UsageError(`${configPath} belongs to the adapter ${weights} beside it; nola will not replace it: expand into another folder (-o DIR/)`);
+  }
 }
 
 export async function expand(req: ExpandRequest): Promise<ExpandResult> {
-  const nola = await openNola(req.input);
+  const input = await resolveNolaPath(req.input);
+  const nola = await openNola(input);
   try {
     const { doc } = nola;
     assertLayersFit(nola);
-    const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
-    const plan = planOutputFor(req.input, {
+    const plan = planOutputFor(input, {
       family: doc.source.family,
       to: req.to,
       layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
@@ -79,9 +151,20 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       metadata: doc.source.metadata,
       config: doc.source.config,
     });
+    const output = await resolveExpandOutput(input, req.output, doc.source.file, plan.family);
     const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
-    await assertWritable(output, req.force ?? false);
-    if (configPath !== null) await assertWritable(configPath, req.force ?? false);
+    // A folder that does not exist yet holds nothing to overwrite; it is created just before writing.
+    const folderExists = await stat(path.dirname(output)).then((st) => st.isDirectory(), () => false);
+    if (folderExists) {
+      await assertWritable(output, req.force ?? false);
+      await assertNotSource(output, doc.source.tensors_sha256);
+      if (configPath !== null) {
+        await assertWritable(configPath, req.force ?? false);
+        await assertConfigOurs(configPath, output);
+      }
+    } else {
+      await ensureFolder(path.dirname(output));
+    }
 
     const produce = factorProducer(nola, plan, req.onProgress);
     const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
@@ -92,7 +175,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     // PEFT writes its config with indent=2 and no trailing newline; an unchanged config stays byte-compatible.
     if (configPath !== null) await writeTextAtomic(configPath, JSON.stringify(plan.config, null, 2), { force: req.force });
     return {
-      input: req.input, output, config: configPath, family: plan.family,
+      input, output, config: configPath, family: plan.family,
       layers: plan.layers.length, tensors: plan.tensors.length, bytes: (await stat(output)).size, warnings: plan.warnings,
     };
   } finally {

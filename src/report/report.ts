@@ -37,6 +37,24 @@ export interface LayerReport {
   svdErrorSameParams: number;
   /** Best SVD truncation stored in fp16 within the same bytes (what kohya's resize_lora can do). */
   svdFp16ErrorSameBytes: number;
+  /** Error of truncating the source to the NOLA rank alone (Eckart–Young): what the rank choice costs. */
+  rankError?: number;
+  /** Set when the layer ends above the requested --max-error (see CompressReport.bound). */
+  aboveBound?: boolean;
+}
+
+/** What limited the fidelity: the rank kept, the random subspace (k, l below full span), or the coefficient precision. */
+export type ErrorCause = 'rank' | 'subspace' | 'precision' | 'budget';
+
+/** The --max-error promise and how it was kept. */
+export interface BoundCheck {
+  maxError: number;
+  /** Layers whose stored or expanded error is above maxError. */
+  layersAbove: number;
+  worst: number;
+  worstLayer: string | null;
+  /** The option that made them miss (e.g. "--rank 2", "--quant int4"), null when kept. */
+  cause: string | null;
 }
 
 export interface CompressTotals {
@@ -76,6 +94,8 @@ export interface CompressReport {
   family: Family;
   strategy: Strategy;
   totals: CompressTotals;
+  /** Present for --max-error (the default): which layers, if any, ended above the bound and why. */
+  bound: BoundCheck | null;
   layers: LayerReport[];
   warnings: string[];
 }
@@ -113,14 +133,104 @@ export function buildCompressReport(a: {
     peakRssBytes: a.peakRssBytes ?? 0,
   };
   const warnings = [...a.warnings];
+  const bound = checkBound(a.strategy, a.layers);
+  if (bound !== null && bound.layersAbove > 0) warnings.push(boundWarning(bound, a.layers));
+  const zeroed = a.layers.filter((l) => Math.max(l.error, l.deliveredError) >= NEARLY_ZEROED);
+  if (zeroed.length > 0) warnings.push(zeroedWarning(a.strategy, zeroed));
   if (totals.energyWeightedError > 0.5) {
     warnings.push(
       `these settings keep only ${pct(1 - totals.energyWeightedError ** 2)} of the adapter's energy ` +
-        `(error ${totals.energyWeightedError.toFixed(3)}): a fixed random subspace captures about (k/d_in)·(l/d_out) of each ` +
-        `component, so the compressed adapter will not behave like the original. Use the default (--max-error 0.1) or --ratio for a faithful file.`,
+        `(error ${totals.energyWeightedError.toFixed(3)}): ${explainLoss(a.strategy, a.layers)}, ` +
+        'so the compressed adapter will not behave like the original. Use the default (--max-error 0.1) or a smaller --ratio for a faithful file.',
     );
   }
-  return { tool: 'nola', command: 'compress', input: a.input, output: a.output, family: a.family, strategy: a.strategy, totals, layers: a.layers, warnings };
+  return {
+    tool: 'nola', command: 'compress', input: a.input, output: a.output, family: a.family, strategy: a.strategy, totals, bound,
+    layers: a.layers, warnings,
+  };
+}
+
+/** A layer at or above this error keeps (almost) nothing of its update. */
+export const NEARLY_ZEROED = 0.9;
+
+function boundError(l: LayerReport): number {
+  return Math.max(l.error, l.deliveredError);
+}
+
+/** The option behind a setting, as the user typed it. */
+function optionOf(s: Strategy, cause: ErrorCause): string {
+  if (s.kind === 'fixed') {
+    if (cause === 'rank') return `--rank ${s.rank}`;
+    if (cause === 'precision') return `--quant ${s.quant}`;
+    return `--coeffs (k=${s.coeffsA}, l=${s.coeffsB})`;
+  }
+  if (cause === 'budget' && 'ratio' in s.target) return `--ratio ${s.target.ratio}`;
+  if (cause === 'rank') return `--rank ${s.rank}`;
+  return s.quants.length === 1 ? `--quant ${s.quants[0]}` : `--quant fixed (${s.quants.join('/')})`;
+}
+
+/**
+ * Splits a layer's squared error into what the rank drops (Eckart–Young at the NOLA rank), what the
+ * random subspace misses (fit error above that), and what rounding the coefficients adds; the largest part is the cause.
+ */
+export function causeOf(l: LayerReport): ErrorCause {
+  const r2 = (l.rankError ?? 0) ** 2;
+  const f2 = Math.max(l.fitError, l.rankError ?? 0) ** 2;
+  const e2 = boundError(l) ** 2;
+  const parts: Array<[ErrorCause, number]> = [['rank', r2], ['subspace', f2 - r2], ['precision', e2 - f2]];
+  return parts.sort((x, y) => y[1] - x[1])[0][0];
+}
+
+function checkBound(s: Strategy, layers: LayerReport[]): BoundCheck | null {
+  if (s.kind !== 'budget' || !('maxError' in s.target)) return null;
+  const maxError = s.target.maxError;
+  const above = layers.filter((l) => boundError(l) > maxError);
+  for (const l of above) l.aboveBound = true;
+  let worst: LayerReport | undefined;
+  for (const l of above) if (worst === undefined || boundError(l) > boundError(worst)) worst = l;
+  if (worst === undefined) return { maxError, layersAbove: 0, worst: layers.reduce((m, l) => Math.max(m, boundError(l)), 0), worstLayer: null, cause: null };
+  return { maxError, layersAbove: above.length, worst: boundError(worst), worstLayer: worst.name, cause: optionOf(s, dominantCause(above)) };
+}
+
+function dominantCause(layers: LayerReport[]): ErrorCause {
+  const counts = new Map<ErrorCause, number>();
+  for (const l of layers) { const c = causeOf(l); counts.set(c, (counts.get(c) ?? 0) + 1); }
+  return [...counts].sort((x, y) => y[1] - x[1])[0][0];
+}
+
+function boundWarning(b: BoundCheck, layers: LayerReport[]): string {
+  const above = layers.filter((l) => l.aboveBound);
+  const cause = dominantCause(above);
+  const why = cause === 'rank'
+    ? `${b.cause} keeps too little of their spectrum (that rank alone errs by up to ${Math.max(...above.map((l) => l.rankError ?? 0)).toFixed(4)}); raise it or leave --rank out`
+    : `${b.cause} is too coarse for them; leave --quant out (rice coding meets the bound) or choose a finer precision`;
+  return `${above.length} of ${layers.length} layers end above --max-error ${b.maxError} (worst ${b.worst.toFixed(4)}, ${b.worstLayer}): ${why}`;
+}
+
+function zeroedWarning(s: Strategy, zeroed: LayerReport[]): string {
+  const names = zeroed.slice(0, 3).map((l) => `${l.name} (${boundError(l).toFixed(3)})`).join(', ') + (zeroed.length > 3 ? `, … ${zeroed.length - 3} more` : '');
+  const causes = new Set(zeroed.map(causeOf));
+  const cause: ErrorCause = s.kind === 'budget' && 'ratio' in s.target ? 'budget' : causes.has('subspace') ? 'subspace' : causes.has('rank') ? 'rank' : 'precision';
+  const why = cause === 'budget' ? `${optionOf(s, cause)} leaves them (almost) no bytes; ask for a smaller ratio, or use --max-error`
+    : cause === 'subspace' ? `the random subspace of ${optionOf(s, cause)} misses (almost) all of their update`
+      : `${optionOf(s, cause)} keeps (almost) nothing of them`;
+  return `${zeroed.length} layers keep (almost) nothing of their update (error ≥ ${NEARLY_ZEROED}): ${names}: ${why}`;
+}
+
+/** Why most of the energy is lost, by the energy-weighted share of each cause. */
+function explainLoss(s: Strategy, layers: LayerReport[]): string {
+  const share = new Map<ErrorCause, number>();
+  for (const l of layers) {
+    const r2 = (l.rankError ?? 0) ** 2, f2 = Math.max(l.fitError, l.rankError ?? 0) ** 2, e2 = boundError(l) ** 2;
+    share.set('rank', (share.get('rank') ?? 0) + l.energy * r2);
+    share.set('subspace', (share.get('subspace') ?? 0) + l.energy * (f2 - r2));
+    share.set('precision', (share.get('precision') ?? 0) + l.energy * (e2 - f2));
+  }
+  const cause = [...share].sort((x, y) => y[1] - x[1])[0][0];
+  if (s.kind === 'budget' && 'ratio' in s.target && cause !== 'rank') return `${optionOf(s, 'budget')} leaves too few bytes for the layers`;
+  if (cause === 'subspace') return 'a fixed random subspace captures about (k/d_in)·(l/d_out) of each component of the update';
+  if (cause === 'rank') return `the rank kept (${optionOf(s, 'rank')}) drops most of the spectrum`;
+  return `the coefficient precision (${optionOf(s, 'precision')}) is too coarse`;
 }
 
 /** "int5", or "int4/int6", or with segments "int5×20480+int4×12288/int5". */
@@ -140,30 +250,47 @@ export function formatBytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-/** Short human summary: totals, the worst layers, warnings. */
+/** The energy a layer loses, ‖ΔW‖²·err²: what the worst-layers table ranks by. */
+function energyLost(l: LayerReport): number {
+  return l.energy * l.error * l.error;
+}
+
+/** Short human summary: the headline size, the two error figures, the layers that cost the most. Warnings go to the log. */
 export function renderCompressText(r: CompressReport, worst = 5): string {
   const t = r.totals;
   const lines = [
     `nola compress: ${r.input} -> ${r.output}`,
     `  format ${r.family}, ${t.layers} layers, strategy ${describeStrategy(r)}`,
-    `  size   ${formatBytes(t.inputBytes)} -> ${formatBytes(t.outputBytes)} (${t.fileRatio.toFixed(2)}x smaller file; ` +
-      `coefficients ${formatBytes(t.coefficientBytes)} vs fp16 factors ${formatBytes(t.fp16BytesBefore)}: ${t.fp16Ratio.toFixed(2)}x, ` +
-      `${t.fileFp16Ratio.toFixed(2)}x with the file's header and document; passthrough ${formatBytes(t.passthroughBytes)})`,
-    `  error  energy-weighted ${t.energyWeightedError.toFixed(4)}, worst layer ${t.maxError.toFixed(4)}` +
-      `${t.maxDeliveredError > t.maxError + 5e-5 ? ` (${t.maxDeliveredError.toFixed(4)} once expanded to the source dtypes)` : ''} (relative Frobenius error of ΔW)`,
+    `  size   ${formatBytes(t.inputBytes)} -> ${formatBytes(t.outputBytes)}: ${t.fileRatio.toFixed(2)}x smaller file` +
+      (t.passthroughBytes > 0 ? ` (${formatBytes(t.passthroughBytes)} of tensors kept verbatim included)` : ''),
+    `  error  ${describeErrors(t.energyWeightedError, t.maxError)}` +
+      `${t.maxDeliveredError > t.maxError + 5e-5 ? `; ${t.maxDeliveredError.toFixed(4)} worst once expanded to the source dtypes` : ''}`,
   ];
-  const sorted = [...r.layers].sort((a, b) => b.error - a.error).slice(0, worst);
+  if (r.bound !== null && r.bound.layersAbove > 0) lines.push(`  bound  ${r.bound.layersAbove} layers above --max-error ${r.bound.maxError} (marked * below; cause: ${r.bound.cause})`);
+  const lost = r.layers.reduce((acc, l) => acc + energyLost(l), 0);
+  const sorted = [...r.layers].sort((a, b) => energyLost(b) - energyLost(a) || b.bytesAfter - a.bytesAfter).slice(0, worst);
   if (sorted.length > 0) {
-    lines.push(`  worst layers (error | svd same params | svd fp16 same bytes | rank k l quant):`);
+    lines.push('  layers that lose the most energy (share of the energy lost | error | bytes | error of plain SVD in fp16 at the same bytes | rank k l quant):');
     for (const l of sorted) {
       lines.push(
-        `    ${l.error.toFixed(4)} | ${l.svdErrorSameParams.toFixed(4)} | ${l.svdFp16ErrorSameBytes.toFixed(4)} | ` +
-          `r${l.rank} k${l.k} l${l.l} ${describePair(l.quantA, l.quantB)}  ${l.name}`,
+        `   ${l.aboveBound ? '*' : ' '}${pct(lost > 0 ? energyLost(l) / lost : 0).padStart(6)} | ${l.error.toFixed(4)} | ${formatBytes(l.bytesAfter).padStart(9)} | ` +
+          `${l.svdFp16ErrorSameBytes.toFixed(4)} | r${l.rank}/${l.sourceRank} k${l.k} l${l.l} ${describePair(l.quantA, l.quantB)}  ${l.name}`,
       );
     }
   }
-  for (const w of r.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');
+}
+
+/** The one phrasing of the two error figures, shared by compress and inspect. */
+export function describeErrors(energyWeighted: number, worst: number): string {
+  return `energy-weighted ${energyWeighted.toFixed(4)}, worst layer ${worst.toFixed(4)} (relative Frobenius error of ΔW)`;
+}
+
+/** The other ratios, for the log (the JSON report has them all). */
+export function describeRatios(r: CompressReport): string {
+  const t = r.totals;
+  return `coefficients ${formatBytes(t.coefficientBytes)} vs the LoRA factors as fp16 ${formatBytes(t.fp16BytesBefore)}: ${t.fp16Ratio.toFixed(2)}x; ` +
+    `${t.fileFp16Ratio.toFixed(2)}x counting the file's header and layer document; ${t.paramRatio.toFixed(2)}x fewer parameters`;
 }
 
 function describeStrategy(r: CompressReport): string {

@@ -132,7 +132,7 @@ test('expand: PEFT uniform rank change sets r and lora_alpha so the scale holds 
   }
 });
 
-test('expand: PEFT per-layer rank changes add anchored pattern entries first; every scale holds under PEFT lookup', async () => {
+test('expand: PEFT per-layer rank changes add unique-suffix pattern entries first; every scale holds under PEFT lookup', async () => {
   const mod = (m: string) => pair(`base_model.model.${m}.lora_A.weight`, `base_model.model.${m}.lora_B.weight`, m.endsWith('q_proj') ? 4 : 8, 16, 16);
   const modules = ['model.layers.0.q_proj', 'model.layers.0.v_proj', 'model.layers.1.q_proj', 'model.layers.1.v_proj', 'x.model.layers.1.v_proj'];
   const config = { r: 8, lora_alpha: 16, rank_pattern: { q_proj: 4 }, alpha_pattern: { 'layers\\.1\\.v_proj': 4 } };
@@ -140,7 +140,8 @@ test('expand: PEFT per-layer rank changes add anchored pattern entries first; ev
   const newRank: Record<string, number> = { 'model.layers.0.q_proj': 2, 'model.layers.1.v_proj': 3 };
   const out = planOutput({ family: 'peft', layers: plainLayers(plan, (l) => newRank[l.name] ?? l.rank), passthrough: [], metadata: null, config });
   const c = out.config as Record<string, unknown>;
-  assert.equal(Object.keys(c.rank_pattern as object)[0], '^model\\.layers\\.0\\.q_proj');
+  // The shortest dotted suffix no other module ends with; model.layers.1.v_proj is the tail of x.model.layers.1.v_proj, so it is anchored.
+  assert.deepEqual(Object.keys(c.rank_pattern as object).slice(0, 2), ['0\\.q_proj', '^model\\.layers\\.1\\.v_proj']);
   for (const [i, spec] of plan.layers.entries()) {
     const { r, alpha } = peftLookup(c, spec.name);
     const rank = newRank[spec.name] ?? spec.rank;
