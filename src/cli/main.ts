@@ -149,8 +149,19 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .argument('<nola>', 'a .nola.safetensors file')
     .argument('[source]', 'the source LoRA, to recompute errors and check its checksum')
     .option('--tolerance <t>', 'allowed difference between claimed and measured errors', '1e-4')
+    .option('--max-error <E>', 'for an expanded LoRA: the bound every layer must meet (default 0.1)')
+    .option('--layers', 'print every layer\'s measured error')
     .option('--json', 'print JSON')
     .action(async (nola: string, source: string | undefined, opts: Record<string, string | boolean | undefined>) => (await import('./verify.js')).runVerify(ctx(), nola, source, opts));
+
+  program
+    .command('compare')
+    .description('per-layer relative error between two LoRAs of the same layout: ‖ΔW_A − ΔW_B‖ / ‖ΔW_A‖')
+    .argument('<a>', 'the reference LoRA (file or PEFT folder)')
+    .argument('<b>', 'the LoRA compared with it (same layer names; any ranks)')
+    .option('--format <family>', 'override format detection: peft, kohya or diffusers')
+    .option('--json', 'print JSON')
+    .action(async (a: string, b: string, opts: Record<string, string | boolean | undefined>) => (await import('./compare.js')).runCompare(ctx(), a, b, opts));
 
   return program;
 }

@@ -4,7 +4,26 @@ import { openSafetensors } from '../io/safetensors/index.js';
 import { isNolaMetadata, openNola } from './nola-source.js';
 import { openLora, readFactors, resolveLoraPath } from './source.js';
 import type { Family, LayerKind } from '../formats/layer.js';
-import type { BlockLocation, QuantSpec } from '../container/document.js';
+import type { BlockLocation, NolaLayerEntry, QuantSpec } from '../container/document.js';
+import { lowRankNorm } from '../core/lowrank.js';
+import { assertLayersFit, synthesizeLayer } from './nola-source.js';
+
+/** "h.2" before "h.10": digit runs compare as numbers. */
+export function naturalCompare(a: string, b: string): number {
+  const ta = a.split(/(\d+)/), tb = b.split(/(\d+)/);
+  for (let i = 0; i < Math.min(ta.length, tb.length); i++) {
+    if (ta[i] === tb[i]) continue;
+    const numeric = i % 2 === 1;
+    if (numeric) return Number(ta[i]) - Number(tb[i]) || ta[i].length - tb[i].length;
+    return ta[i] < tb[i] ? -1 : 1;
+  }
+  return ta.length - tb.length;
+}
+
+/** The update's shape: "768×768" for a linear layer, "320×320×3×3" for a convolution (out × in × kernel). */
+export function updateShape(shapeA: readonly number[], shapeB: readonly number[]): string {
+  return [shapeB[0], ...shapeA.slice(1)].join('×');
+}
 
 export interface LoraInspection {
   kind: 'lora';
@@ -12,7 +31,7 @@ export interface LoraInspection {
   family: Family;
   bytes: { file: number; header: number; factors: number; passthrough: number };
   totals: { layers: number; params: number; fp16Bytes: number; ranks: number[] };
-  layers: Array<{ name: string; kind: LayerKind; dOut: number; dIn: number; rank: number; alpha: number | null; scale: number; dtypeA: string; dtypeB: string; params: number }>;
+  layers: Array<{ name: string; kind: LayerKind; shape: string; dOut: number; dIn: number; rank: number; alpha: number | null; scale: number; dtypeA: string; dtypeB: string; params: number }>;
   passthrough: Array<{ name: string; dtype: string; shape: number[]; bytes: number }>;
   metadataKeys: string[];
   warnings: string[];
@@ -28,8 +47,16 @@ export interface NolaInspection {
   bytes: { file: number; header: number; document: number; coefficients: number; passthrough: number };
   /** source file bytes / NOLA file bytes */
   ratio: number;
-  totals: { layers: number; coefficients: number; sourceParams: number; maxError: number; meanError: number };
-  layers: Array<{ name: string; sourceRank: number; rank: number; basis: string; k: number; l: number; quantA: QuantSpec; quantB: QuantSpec; error: number }>;
+  /**
+   * energyWeightedError: sqrt(Σ E·err² / Σ E) as compress reports it, with each source layer's energy E
+   * estimated from the file as ‖ΔW_nola‖² / (1 − err²) (exact when the residual is orthogonal to the
+   * reconstruction, as a least-squares fit makes it; layers with err ≥ 0.999 count with the mean energy).
+   */
+  totals: { layers: number; coefficients: number; sourceParams: number; maxError: number; energyWeightedError: number };
+  layers: Array<{
+    name: string; shape: string; sourceRank: number; rank: number; basis: string; k: number; l: number; quantA: QuantSpec; quantB: QuantSpec;
+    error: number; bytes: number; energy: number;
+  }>;
 }
 
 export type Inspection = LoraInspection | NolaInspection;
@@ -49,8 +76,8 @@ async function inspectLora(input: string, family?: Family): Promise<LoraInspecti
     // A factor holding NaN/Inf makes the file unusable: inspect refuses it as compress would.
     for (const l of plan.layers) await readFactors(lora, l);
     const size = (name: string): number => { const t = reader.get(name)!; return t.end - t.begin; };
-    const layers = plan.layers.map((l) => ({
-      name: l.name, kind: l.kind, dOut: l.dOut, dIn: l.dIn, rank: l.rank, alpha: l.alpha ?? null, scale: l.scale,
+    const layers = [...plan.layers].sort((x, y) => naturalCompare(x.name, y.name)).map((l) => ({
+      name: l.name, kind: l.kind, shape: updateShape(l.shapeA, l.shapeB), dOut: l.dOut, dIn: l.dIn, rank: l.rank, alpha: l.alpha ?? null, scale: l.scale,
       dtypeA: l.dtypeA, dtypeB: l.dtypeB, params: l.rank * (l.dIn + l.dOut),
     }));
     const factorBytes = plan.layers.reduce((acc, l) => acc + size(l.keyA) + size(l.keyB) + (l.keyAlpha ? size(l.keyAlpha) : 0), 0);
@@ -86,6 +113,8 @@ async function inspectNola(file: string): Promise<NolaInspection> {
     const passthrough = doc.passthrough.reduce((a, p) => a + size(p.tensor), 0);
     const documentBytes = nola.documentTensor === undefined ? 0 : size(nola.documentTensor);
     const errors = doc.layers.map((l) => l.error);
+    const energies = await estimateEnergies(nola, doc.layers);
+    const weight = energies.reduce((a, e) => a + e, 0);
     const fileBytes = (await stat(file)).size;
     return {
       kind: 'nola',
@@ -100,14 +129,28 @@ async function inspectNola(file: string): Promise<NolaInspection> {
         coefficients: doc.layers.reduce((a, l) => a + l.num_basis_A + l.num_basis_B, 0),
         sourceParams: doc.layers.reduce((a, l) => a + l.source_rank * (l.d_in + l.d_out), 0),
         maxError: errors.reduce((a, e) => Math.max(a, e), 0),
-        meanError: errors.length ? errors.reduce((a, e) => a + e, 0) / errors.length : 0,
+        energyWeightedError: weight > 0 ? Math.sqrt(doc.layers.reduce((a, l, i) => a + energies[i] * l.error * l.error, 0) / weight) : 0,
       },
-      layers: doc.layers.map((l) => ({
-        name: l.name, sourceRank: l.source_rank, rank: l.rank, basis: l.basis, k: l.num_basis_A, l: l.num_basis_B,
-        quantA: l.quant_A, quantB: l.quant_B, error: l.error,
-      })),
+      layers: doc.layers.map((l, i) => ({
+        name: l.name, shape: updateShape(l.shape_A, l.shape_B), sourceRank: l.source_rank, rank: l.rank, basis: l.basis, k: l.num_basis_A, l: l.num_basis_B,
+        quantA: l.quant_A, quantB: l.quant_B, error: l.error, bytes: blockBytes(l.blocks.A) + blockBytes(l.blocks.B), energy: energies[i],
+      })).sort((x, y) => naturalCompare(x.name, y.name)),
     };
   } finally {
     await nola.reader.close();
   }
+}
+
+/** Each source layer's ‖ΔW‖², estimated from its reconstruction and stored error (see NolaInspection.totals). */
+async function estimateEnergies(nola: Awaited<ReturnType<typeof openNola>>, entries: NolaLayerEntry[]): Promise<number[]> {
+  assertLayersFit(nola);
+  const out: number[] = [];
+  for (const e of entries) {
+    if (e.error >= 0.999) { out.push(NaN); continue; }
+    const { a, b } = await synthesizeLayer(nola, e);
+    out.push(lowRankNorm([{ coef: e.scale, x: b, y: a }]) ** 2 / (1 - e.error * e.error));
+  }
+  const known = out.filter((x) => !Number.isNaN(x));
+  const mean = known.length ? known.reduce((a, x) => a + x, 0) / known.length : 1;
+  return out.map((x) => (Number.isNaN(x) ? mean : x));
 }

@@ -34,6 +34,8 @@ export async function verify(file: string, source: string | undefined, tolerance
     }
     let checksum: VerifyResult['checksum'] = 'not-checked';
     if (lora !== undefined) checksum = (await hashDataSection(lora.reader)) === nola.doc.source.tensors_sha256 ? 'match' : 'mismatch';
+    // Made from a different LoRA: comparing its layers would only list every one as failing.
+    if (checksum === 'mismatch') return { file, source: lora?.file ?? null, checksum, coefficients, layers: [], missing: [], ok: false };
     const specs = new Map((lora?.plan.layers ?? []).map((s) => [s.name, s]));
     const layers: VerifyResult['layers'] = [];
     for (const entry of nola.doc.layers) {
@@ -52,7 +54,7 @@ export async function verify(file: string, source: string | undefined, tolerance
     const missing = [...specs.keys()].filter((name) => !described.has(name));
     return {
       file, source: lora?.file ?? null, checksum, coefficients, layers, missing,
-      ok: checksum !== 'mismatch' && coefficients !== 'mismatch' && missing.length === 0 && layers.every((l) => l.ok),
+      ok: coefficients !== 'mismatch' && missing.length === 0 && layers.every((l) => l.ok),
     };
   } finally {
     await nola.reader.close();

@@ -1,5 +1,5 @@
 import type { Inspection } from '../pipeline/inspect.js';
-import { describePair, formatBytes } from './report.js';
+import { describeErrors, describePair, formatBytes, pct } from './report.js';
 
 export function renderInspectText(i: Inspection, allLayers: boolean): string {
   const lines: string[] = [];
@@ -12,8 +12,8 @@ export function renderInspectText(i: Inspection, allLayers: boolean): string {
     );
     if (i.passthrough.length > 0) lines.push(`  passthrough (kept verbatim): ${i.passthrough.map((p) => `${p.name} ${p.dtype}[${p.shape}]`).join(', ')}`);
     const shown = allLayers ? i.layers : i.layers.slice(0, 8);
-    lines.push('  layers (d_out x d_in, rank, scale, dtypes):');
-    for (const l of shown) lines.push(`    ${l.dOut}x${l.dIn} r${l.rank} s${fmt(l.scale)} ${l.dtypeA}/${l.dtypeB} ${l.kind}  ${l.name}`);
+    lines.push('  layers (update shape out×in[×kernel], rank, scale, dtypes):');
+    for (const l of shown) lines.push(`    ${l.shape} r${l.rank} s${fmt(l.scale)} ${l.dtypeA}/${l.dtypeB} ${l.kind}  ${l.name}`);
     if (shown.length < i.layers.length) lines.push(`    … ${i.layers.length - shown.length} more (--layers lists all)`);
     for (const w of i.warnings) lines.push(`  warning: ${w}`);
   } else {
@@ -21,12 +21,15 @@ export function renderInspectText(i: Inspection, allLayers: boolean): string {
       `${i.file}: NOLA v${i.formatVersion} (${i.generator}), source ${i.source.file} (${i.source.family}, ${formatBytes(i.source.bytes)})`,
       `  bytes  file ${formatBytes(i.bytes.file)} = header ${formatBytes(i.bytes.header)} + document ${formatBytes(i.bytes.document)} + coefficients ${formatBytes(i.bytes.coefficients)} + passthrough ${formatBytes(i.bytes.passthrough)}`,
       `  ratio  ${i.ratio.toFixed(2)}x smaller than the source file; ${i.totals.coefficients.toLocaleString('en-US')} coefficients for ${i.totals.sourceParams.toLocaleString('en-US')} LoRA parameters`,
-      `  error  worst layer ${i.totals.maxError.toFixed(4)}, mean ${i.totals.meanError.toFixed(4)} (relative Frobenius error of ΔW)`,
+      `  error  ${describeErrors(i.totals.energyWeightedError, i.totals.maxError)}`,
     );
-    const shown = allLayers ? i.layers : [...i.layers].sort((a, b) => b.error - a.error).slice(0, 8);
-    lines.push(allLayers ? '  layers (error, rank, basis, k, l, quant):' : '  worst layers (error, rank, basis, k, l, quant):');
+    const lost = (l: (typeof i.layers)[number]): number => l.energy * l.error * l.error;
+    const total = i.layers.reduce((a, l) => a + lost(l), 0);
+    const shown = allLayers ? i.layers : [...i.layers].sort((a, b) => lost(b) - lost(a) || b.bytes - a.bytes).slice(0, 8);
+    lines.push(`  ${allLayers ? 'layers' : 'layers that lose the most energy'} (share of the energy lost | error | bytes | shape, rank, basis, k, l, quant):`);
     for (const l of shown) {
-      lines.push(`    ${l.error.toFixed(4)} r${l.rank}/${l.sourceRank} ${l.basis} k${l.k} l${l.l} ${describePair(l.quantA, l.quantB)}  ${l.name}`);
+      lines.push(`    ${pct(total > 0 ? lost(l) / total : 0).padStart(6)} | ${l.error.toFixed(4)} | ${formatBytes(l.bytes).padStart(9)} | ` +
+        `${l.shape} r${l.rank}/${l.sourceRank} ${l.basis} k${l.k} l${l.l} ${describePair(l.quantA, l.quantB)}  ${l.name}`);
     }
     if (shown.length < i.layers.length) lines.push(`    … ${i.layers.length - shown.length} more (--layers lists all)`);
   }
