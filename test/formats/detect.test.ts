@@ -12,13 +12,15 @@ import type { Family } from '../../src/formats/layer.js';
 import { caught, input, noReads, pair, readHeader, realLorasDir, t } from './helpers.js';
 
 const real = (...p: string[]): string => path.join(realLorasDir(), ...p);
+/** Like the other suites, the tests of the shared real LoRAs skip with a note when the folder is not beside the checkout. */
+const skip = fs.existsSync(realLorasDir()) ? false : `no ${realLorasDir()} (the shared real LoRAs); skipped`;
 
 function accounted(tensors: { name: string }[], plan: Awaited<ReturnType<typeof describeLora>>): void {
   const seen = [...plan.passthrough, ...plan.layers.flatMap((l) => [l.keyA, l.keyB, ...(l.keyAlpha ? [l.keyAlpha] : [])])];
   assert.deepEqual([...seen].sort(), tensors.map((x) => x.name).sort());
 }
 
-test('real: peft-distilbert-imdb: 12 q_lin/v_lin layers, r=8, scale 2, classifier/pre_classifier passthrough', async () => {
+test('real: peft-distilbert-imdb: 12 q_lin/v_lin layers, r=8, scale 2, classifier/pre_classifier passthrough', { skip }, async () => {
   const h = readHeader(real('peft-distilbert-imdb', 'adapter_model.safetensors'));
   const config = JSON.parse(fs.readFileSync(real('peft-distilbert-imdb', 'adapter_config.json'), 'utf8')) as { r: number; lora_alpha: number };
   const plan = await describeLora({ tensors: h.tensors, metadata: h.metadata, config, readScalar: noReads });
@@ -39,7 +41,7 @@ test('real: peft-distilbert-imdb: 12 q_lin/v_lin layers, r=8, scale 2, classifie
 });
 
 for (const [dir, dtype] of [['diffusers-sd15', 'F32'], ['diffusers-sd2-bf16', 'BF16']] as const) {
-  test(`real: ${dir}: 0.2x keys, 128 layers, scale 1, ${dtype}`, async () => {
+  test(`real: ${dir}: 0.2x keys, 128 layers, scale 1, ${dtype}`, { skip }, async () => {
     const h = readHeader(real(dir, 'pytorch_lora_weights.safetensors'));
     const plan = await describeLora({ tensors: h.tensors, metadata: h.metadata, config: null, readScalar: noReads });
     assert.equal(plan.family, 'diffusers');
@@ -57,7 +59,7 @@ for (const [dir, dtype] of [['diffusers-sd15', 'F32'], ['diffusers-sd2-bf16', 'B
   });
 }
 
-test('real: reject-lycoris-lokr is refused naming LoKr and LyCORIS, before any read', async () => {
+test('real: reject-lycoris-lokr is refused naming LoKr and LyCORIS, before any read', { skip }, async () => {
   const h = readHeader(real('reject-lycoris-lokr', 'smart_falcon_4_lokr.safetensors'));
   const e = await caught(() => describeLora({ tensors: h.tensors, metadata: h.metadata, config: null, readScalar: noReads }));
   assert.ok(e instanceof FormatError, String(e));
@@ -66,14 +68,14 @@ test('real: reject-lycoris-lokr is refused naming LoKr and LyCORIS, before any r
   assert.match(e.message, /lokr_w1_a/);
 });
 
-test('real: reject-cloneofsimo is refused: the key layout is not supported', async () => {
+test('real: reject-cloneofsimo is refused: the key layout is not supported', { skip }, async () => {
   const h = readHeader(real('reject-cloneofsimo', 'analog_svd_rank4.safetensors'));
   const e = await caught(() => describeLora({ tensors: h.tensors, metadata: h.metadata, config: null, readScalar: noReads }));
   assert.ok(e instanceof FormatError, String(e));
   assert.match(e.message, /key layout is not supported/);
 });
 
-test('real: malformed-kohya-like is refused with example keys', async () => {
+test('real: malformed-kohya-like is refused with example keys', { skip }, async () => {
   const h = readHeader(real('malformed-kohya-like', 'new.safetensors'));
   const e = await caught(() => describeLora({ tensors: h.tensors, metadata: h.metadata, config: null, readScalar: noReads }));
   assert.ok(e instanceof FormatError, String(e));
@@ -82,7 +84,7 @@ test('real: malformed-kohya-like is refused with example keys', async () => {
   assert.ok(!e.message.includes('\n'));
 });
 
-test('detect: the --format override wins over detection, and an unknown family is refused', async () => {
+test('detect: the --format override wins over detection, and an unknown family is refused', { skip }, async () => {
   const h = readHeader(real('peft-distilbert-imdb', 'adapter_model.safetensors'));
   const e = await caught(() => describeLora({ tensors: h.tensors, metadata: h.metadata, config: null, readScalar: noReads, family: 'kohya' }));
   assert.ok(e instanceof FormatError);
