@@ -82,8 +82,6 @@ export async function describeKohya(input: DescribeInput, parse: FamilyParse, by
     const { stored, effective } = await readAlpha(p, input.readScalar);
     layers.push(toLayerSpec(p, effective, effective / p.rank, stored));
   }
-  const warnings = [...parse.warnings];
   const note = metadataNote(input.metadata);
-  if (note) warnings.unshift(note);
-  return { family: 'kohya', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings };
+  return { family: 'kohya', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings: [...parse.warnings], notes: note ? [note] : [] };
 }

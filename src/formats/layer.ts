@@ -55,4 +55,6 @@ export interface LayerPlan {
   passthrough: string[];
   /** Human-readable notes for the report (DoRA present, unknown tensors kept...). */
   warnings: string[];
+  /** Harmless facts worth an info line (kohya ss_* metadata kept), not warnings. */
+  notes?: string[];
 }

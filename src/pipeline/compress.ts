@@ -79,6 +79,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     if (path.resolve(output) === path.resolve(lora.file)) throw new UsageError(`output ${output} is the input file`);
     await assertWritable(output, req.force ?? false);
     for (const w of lora.plan.warnings) req.log?.warn(w);
+    for (const n of lora.plan.notes ?? []) req.log?.info(n);
 
     const fitted = await fitAll(lora, req);
     const tensorsSha256 = await hashDataSection(lora.reader);
