@@ -134,7 +134,7 @@ export function buildCompressReport(a: {
   };
   const warnings = [...a.warnings];
   const bound = checkBound(a.strategy, a.layers);
-  if (bound !== null && bound.layersAbove > 0) warnings.push(boundWarning(bound, a.layers));
+  if (bound !== null && bound.layersAbove > 0) warnings.push(boundWarning(bound, a.layers, a.strategy));
   const zeroed = a.layers.filter((l) => Math.max(l.error, l.deliveredError) >= NEARLY_ZEROED);
   if (zeroed.length > 0) warnings.push(zeroedWarning(a.strategy, zeroed));
   if (totals.energyWeightedError > 0.5) {
@@ -158,6 +158,17 @@ function boundError(l: LayerReport): number {
 }
 
 /** The option behind a setting, as the user typed it. */
+/** The rank is the user's choice only when given (--rank N / keep); under a budget with rank auto the budget chose it. */
+function userCause(s: Strategy, cause: ErrorCause): ErrorCause {
+  if (s.kind === 'budget' && s.rank === 'auto' && cause === 'rank') return 'ratio' in s.target ? 'budget' : 'precision';
+  if (s.kind === 'budget' && 'ratio' in s.target && cause === 'precision' && s.quants.length > 1) return 'budget';
+  return cause;
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function optionOf(s: Strategy, cause: ErrorCause): string {
   if (s.kind === 'fixed') {
     if (cause === 'rank') return `--rank ${s.rank}`;
@@ -189,7 +200,7 @@ function checkBound(s: Strategy, layers: LayerReport[]): BoundCheck | null {
   let worst: LayerReport | undefined;
   for (const l of above) if (worst === undefined || boundError(l) > boundError(worst)) worst = l;
   if (worst === undefined) return { maxError, layersAbove: 0, worst: layers.reduce((m, l) => Math.max(m, boundError(l)), 0), worstLayer: null, cause: null };
-  return { maxError, layersAbove: above.length, worst: boundError(worst), worstLayer: worst.name, cause: optionOf(s, dominantCause(above)) };
+  return { maxError, layersAbove: above.length, worst: boundError(worst), worstLayer: worst.name, cause: optionOf(s, userCause(s, dominantCause(above))) };
 }
 
 function dominantCause(layers: LayerReport[]): ErrorCause {
@@ -198,23 +209,23 @@ function dominantCause(layers: LayerReport[]): ErrorCause {
   return [...counts].sort((x, y) => y[1] - x[1])[0][0];
 }
 
-function boundWarning(b: BoundCheck, layers: LayerReport[]): string {
+function boundWarning(b: BoundCheck, layers: LayerReport[], layersStrategy: Strategy): string {
   const above = layers.filter((l) => l.aboveBound);
-  const cause = dominantCause(above);
+  const cause = userCause(layersStrategy, dominantCause(above));
   const why = cause === 'rank'
     ? `${b.cause} keeps too little of their spectrum (that rank alone errs by up to ${Math.max(...above.map((l) => l.rankError ?? 0)).toFixed(4)}); raise it or leave --rank out`
     : `${b.cause} is too coarse for them; leave --quant out (rice coding meets the bound) or choose a finer precision`;
-  return `${above.length} of ${layers.length} layers end above --max-error ${b.maxError} (worst ${b.worst.toFixed(4)}, ${b.worstLayer}): ${why}`;
+  return `${above.length} of ${plural(layers.length, 'layer', 'layers')} ${above.length === 1 ? 'ends' : 'end'} above --max-error ${b.maxError} (worst ${b.worst.toFixed(4)}, ${b.worstLayer}): ${why}`;
 }
 
 function zeroedWarning(s: Strategy, zeroed: LayerReport[]): string {
   const names = zeroed.slice(0, 3).map((l) => `${l.name} (${boundError(l).toFixed(3)})`).join(', ') + (zeroed.length > 3 ? `, … ${zeroed.length - 3} more` : '');
-  const causes = new Set(zeroed.map(causeOf));
+  const causes = new Set(zeroed.map((l) => userCause(s, causeOf(l))));
   const cause: ErrorCause = s.kind === 'budget' && 'ratio' in s.target ? 'budget' : causes.has('subspace') ? 'subspace' : causes.has('rank') ? 'rank' : 'precision';
   const why = cause === 'budget' ? `${optionOf(s, cause)} leaves them (almost) no bytes; ask for a smaller ratio, or use --max-error`
     : cause === 'subspace' ? `the random subspace of ${optionOf(s, cause)} misses (almost) all of their update`
       : `${optionOf(s, cause)} keeps (almost) nothing of them`;
-  return `${zeroed.length} layers keep (almost) nothing of their update (error ≥ ${NEARLY_ZEROED}): ${names}: ${why}`;
+  return `${plural(zeroed.length, 'layer keeps', 'layers keep')} (almost) nothing of their update (error ≥ ${NEARLY_ZEROED}): ${names}: ${why}`;
 }
 
 /** Why most of the energy is lost, by the energy-weighted share of each cause. */
@@ -226,8 +237,8 @@ function explainLoss(s: Strategy, layers: LayerReport[]): string {
     share.set('subspace', (share.get('subspace') ?? 0) + l.energy * (f2 - r2));
     share.set('precision', (share.get('precision') ?? 0) + l.energy * (e2 - f2));
   }
-  const cause = [...share].sort((x, y) => y[1] - x[1])[0][0];
-  if (s.kind === 'budget' && 'ratio' in s.target && cause !== 'rank') return `${optionOf(s, 'budget')} leaves too few bytes for the layers`;
+  const cause = userCause(s, [...share].sort((x, y) => y[1] - x[1])[0][0]);
+  if (cause === 'budget') return `${optionOf(s, 'budget')} leaves too few bytes for the layers`;
   if (cause === 'subspace') return 'a fixed random subspace captures about (k/d_in)·(l/d_out) of each component of the update';
   if (cause === 'rank') return `the rank kept (${optionOf(s, 'rank')}) drops most of the spectrum`;
   return `the coefficient precision (${optionOf(s, 'precision')}) is too coarse`;
