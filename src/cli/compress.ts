@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import type { Ctx } from './main.js';
 import { resolveStrategy, parseFamily, parseInteger } from './options.js';
 import { createProgress } from './progress.js';
@@ -11,13 +11,19 @@ import { describeQuant } from '../core/quantize.js';
 import { writeTextAtomic, assertWritable } from '../io/index.js';
 import { sweep } from '../pipeline/sweep.js';
 import { renderSweepSvg, renderSweepText } from '../report/sweep-render.js';
-import { UsageError } from '../errors.js';
+import { IoError, UsageError } from '../errors.js';
 import { onceLogger } from './once-logger.js';
 
 /** `-o DIR/` or an existing folder: the default file name inside it. */
 export async function resolveCompressOutput(input: string, output: string | undefined): Promise<string | undefined> {
   if (output === undefined) return undefined;
-  const isDir = output.endsWith('/') || output.endsWith(path.sep) || await stat(output).then((s) => s.isDirectory(), () => false);
+  const named = output.endsWith('/') || output.endsWith(path.sep);
+  if (named) {
+    await mkdir(output, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      throw new IoError(`cannot create folder ${output}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`);
+    });
+  }
+  const isDir = named || await stat(output).then((s) => s.isDirectory(), () => false);
   return isDir ? path.join(output, path.basename(defaultNolaPath(input))) : output;
 }
 

@@ -26,7 +26,7 @@ export function progressMode(quiet: boolean): ProgressMode {
 /** "unet.down_blocks.1.attentions.0…attn2.to_out.0": the first and last parts of a long name. */
 export function shortenMiddle(s: string, max: number): string {
   if (s.length <= max) return s;
-  const tail = Math.ceil((max - 1) * 0.55);
+  const tail = Math.ceil((max - 1) / 2);
   return `${s.slice(0, max - 1 - tail)}…${s.slice(s.length - tail)}`;
 }
 
@@ -41,7 +41,6 @@ export function formatDuration(seconds: number): string {
 export function createProgress(label: string, mode: ProgressMode = progressMode(false), now: () => number = Date.now): Progress {
   const start = now();
   let state: { done: number; total: number; item: string } | undefined;
-  let lastLine = start;
   const interval = lineInterval() * 1000;
   const describe = (withBar: boolean): string => {
     const elapsed = (now() - start) / 1000;
@@ -59,14 +58,13 @@ export function createProgress(label: string, mode: ProgressMode = progressMode(
   // Off a terminal nothing calls update between slow layers (the sweep's paper point takes minutes): a timer keeps the lines coming.
   const timer = mode === 'lines' && interval > 0 ? setInterval(() => {
     writeLine(describe(false));
-    lastLine = now();
   }, interval) : undefined;
   timer?.unref();
   return {
     update(done, total, item) {
       state = { done, total, item };
       if (mode === 'tty') drawBar(describe(true));
-      else if (mode === 'lines' && interval === 0 && now() - lastLine >= 0) writeLine(describe(false));
+      else if (mode === 'lines' && interval === 0) writeLine(describe(false));
     },
     done() {
       if (timer) clearInterval(timer);

@@ -73,10 +73,11 @@ test('kohya: every documented prefix is recognized; an unknown prefix is accepte
   assert.ok(odd.warnings.some((w) => /prefix other than/.test(w) && /lora_prior_unet_x/.test(w)));
 });
 
-test('kohya: ss_* metadata is noted in the warnings', async () => {
+test('kohya: ss_* metadata is a note (info), not a warning', async () => {
   const plan = await describeLora(input(pair(`${stem}.lora_down.weight`, `${stem}.lora_up.weight`, 4, 320, 320),
     { metadata: { ss_network_module: 'networks.lora', ss_network_dim: '4', ss_network_alpha: '4.0', sshs_model_hash: 'x' } }));
-  assert.ok(plan.warnings.some((w) => /ss_network_module=networks\.lora/.test(w) && /sshs_model_hash/.test(w)));
+  assert.ok((plan.notes ?? []).some((w) => /ss_network_module=networks\.lora/.test(w) && /sshs_model_hash/.test(w)));
+  assert.ok(!plan.warnings.some((w) => /ss_network_module/.test(w)));
 });
 
 test('kohya: dora_scale is passthrough with a DoRA warning; an alpha without factors is passthrough too', async () => {
