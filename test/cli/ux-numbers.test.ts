@@ -1,0 +1,63 @@
+/**
+ * Issue 13 item 5 through the CLI: compress, inspect and --json give the same two error figures
+ * (energy-weighted, worst); the size headline is the file against the source file (checked against
+ * fs.stat here); the layers table is ranked by the energy each layer loses (recomputed here from the
+ * JSON report: energy·error²), and its SVD column says what it is; --ratio's help says what it is relative to.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { runNola } from './cli-helpers.js';
+import { makeWorkspace, type Workspace } from './ux-helpers.js';
+
+let ws: Workspace;
+before(async () => { ws = await makeWorkspace('nola-ux-numbers-'); });
+after(() => ws.cleanup());
+
+interface Report { totals: { energyWeightedError: number; maxError: number }; layers: Array<{ name: string; energy: number; error: number; bytesAfter: number }> }
+
+for (const fixture of ['kohya-sd15.safetensors', 'peft-patterns']) {
+  test(`${fixture}: compress and inspect report the same energy-weighted and worst errors, text and JSON`, async () => {
+    const input = path.join(ws.fixtures, fixture);
+    const nola = path.join(ws.dir, `${fixture}.nola`);
+    const text = await runNola(['compress', input, '-o', nola, '--threads', '1']);
+    assert.equal(text.code, 0, text.stderr);
+    const json = await runNola(['compress', input, '-o', path.join(ws.dir, `${fixture}.2.nola`), '--threads', '1', '--json']);
+    const report = JSON.parse(json.stdout) as Report;
+    const ins = await runNola(['inspect', nola]);
+    const insJson = JSON.parse((await runNola(['inspect', nola, '--json'])).stdout) as { totals: { energyWeightedError: number; maxError: number } };
+    assert.equal(ins.code, 0, ins.stderr);
+    const errorLine = (s: string): string => s.split('\n').find((l) => l.startsWith('  error  '))!.split(';')[0];
+    assert.equal(errorLine(ins.stdout), errorLine(text.stdout));
+    assert.match(errorLine(text.stdout), /^  error  energy-weighted \d\.\d{4}, worst layer \d\.\d{4} \(relative Frobenius error of ΔW\)$/);
+    assert.equal(insJson.totals.maxError, report.totals.maxError);
+    assert.ok(Math.abs(insJson.totals.energyWeightedError - report.totals.energyWeightedError) < 5e-4,
+      `${insJson.totals.energyWeightedError} vs ${report.totals.energyWeightedError}`);
+
+    // The headline: source file bytes over NOLA file bytes, from the filesystem.
+    const ratio = statSync(path.resolve(fixture.endsWith('.safetensors') ? input : path.join(input, 'adapter_model.safetensors'))).size / statSync(nola).size;
+    assert.match(text.stdout, new RegExp(`^  size   .* -> .*: ${ratio.toFixed(2).replace('.', '\\.')}x smaller file`, 'm'));
+    assert.doesNotMatch(text.stdout, /coefficients .* vs fp16/, 'the other ratios are in the report, not the headline');
+
+    // The table: ranked by energy lost, shares as recomputed from the report.
+    const header = text.stdout.split('\n').findIndex((l) => l.startsWith('  layers that lose the most energy'));
+    assert.ok(header > 0);
+    assert.match(text.stdout.split('\n')[header], /error of plain SVD in fp16 at the same bytes/);
+    const rows = text.stdout.split('\n').slice(header + 1).filter((l) => /^ {3}[ *] *\d+\.\d%/.test(l));
+    const lost = report.layers.map((l) => ({ name: l.name, lost: l.energy * l.error ** 2 }));
+    const total = lost.reduce((a, l) => a + l.lost, 0);
+    const expected = [...lost].sort((a, b) => b.lost - a.lost).slice(0, rows.length);
+    assert.equal(rows.length, Math.min(5, report.layers.length));
+    rows.forEach((row, i) => {
+      assert.ok(row.endsWith(`  ${expected[i].name}`), `${row} vs ${expected[i].name}`);
+      const share = Number(/(\d+\.\d)%/.exec(row)![1]);
+      assert.ok(Math.abs(share - (100 * expected[i].lost) / total) <= 0.051, `${row}: ${(100 * expected[i].lost) / total}`);
+    });
+  });
+}
+
+test('--ratio help says what the ratio is relative to', async () => {
+  const r = await runNola(['compress', '--help']);
+  assert.match(r.stdout.replace(/\s+/g, ' '), /--ratio <X> make the NOLA file \(less the tensors kept verbatim\) about X times smaller than the LoRA factors stored as fp16/);
+});
