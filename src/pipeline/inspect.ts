@@ -5,7 +5,7 @@ import { isNolaMetadata, openNola } from './nola-source.js';
 import { openLora, readFactors, resolveLoraPath } from './source.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import type { BlockLocation, NolaLayerEntry, QuantSpec } from '../container/document.js';
-import { lowRankNorm } from '../core/lowrank.js';
+import { frobDot, matmul, matmulNT, matmulTN, type Mat } from '../core/matrix.js';
 import { assertLayersFit, synthesizeLayer } from './nola-source.js';
 
 /** "h.2" before "h.10": digit runs compare as numbers. */
@@ -141,6 +141,17 @@ async function inspectNola(file: string): Promise<NolaInspection> {
   }
 }
 
+/**
+ * ‖B·A‖²: through the r×r Grams, tr(BᵀB · AAᵀ), or from the product itself when the rank exceeds a
+ * dimension (a damaged file may claim any rank), whichever is fewer operations; no SVD either way.
+ */
+function productEnergy(b: Mat, a: Mat): number {
+  const r = a.rows;
+  if (r * r * (a.cols + b.rows) <= r * a.cols * b.rows) return frobDot(matmulTN(b, b).data, matmulNT(a, a).data);
+  const m = matmul(b, a).data;
+  return frobDot(m, m);
+}
+
 /** Each source layer's ‖ΔW‖², estimated from its reconstruction and stored error (see NolaInspection.totals). */
 async function estimateEnergies(nola: Awaited<ReturnType<typeof openNola>>, entries: NolaLayerEntry[]): Promise<number[]> {
   assertLayersFit(nola);
@@ -148,7 +159,7 @@ async function estimateEnergies(nola: Awaited<ReturnType<typeof openNola>>, entr
   for (const e of entries) {
     if (e.error >= 0.999) { out.push(NaN); continue; }
     const { a, b } = await synthesizeLayer(nola, e);
-    out.push(lowRankNorm([{ coef: e.scale, x: b, y: a }]) ** 2 / (1 - e.error * e.error));
+    out.push((e.scale * e.scale * productEnergy(b, a)) / (1 - e.error * e.error));
   }
   const known = out.filter((x) => !Number.isNaN(x));
   const mean = known.length ? known.reduce((a, x) => a + x, 0) / known.length : 1;
