@@ -35,6 +35,8 @@ export interface LoraInspection {
   passthrough: Array<{ name: string; dtype: string; shape: number[]; bytes: number }>;
   metadataKeys: string[];
   warnings: string[];
+  /** Harmless facts (kohya ss_* metadata). */
+  notes: string[];
 }
 
 export interface NolaInspection {
@@ -97,6 +99,7 @@ async function inspectLora(input: string, family?: Family): Promise<LoraInspecti
       passthrough,
       metadataKeys: Object.keys(reader.metadata ?? {}),
       warnings: plan.warnings,
+      notes: plan.notes ?? [],
     };
   } finally {
     await lora.reader.close();

@@ -3,7 +3,8 @@
  * with the source LoRA, also check the source checksum and recompute every error from scratch.
  */
 import { assertLayersFit, openNola, synthesizeLayer } from './nola-source.js';
-import { openLora, readFactors, type OpenLora } from './source.js';
+import { openLora, readFactors, resolveLoraPath, type OpenLora } from './source.js';
+import { openSafetensors } from '../io/safetensors/index.js';
 import { relativeError } from '../core/lowrank.js';
 import { hashDataSection, hashFileRange } from '../io/index.js';
 
@@ -24,7 +25,6 @@ export async function verify(file: string, source: string | undefined, tolerance
   let lora: OpenLora | undefined;
   try {
     assertLayersFit(nola);
-    lora = source === undefined ? undefined : await openLora(source, nola.doc.source.family);
     let coefficients: VerifyResult['coefficients'] = 'not-stored';
     const stated = nola.doc.coeffs;
     if (stated !== undefined) {
@@ -32,10 +32,22 @@ export async function verify(file: string, source: string | undefined, tolerance
       const actual = await hashFileRange(nola.file, nola.reader.dataStart + t.begin, nola.reader.dataStart + t.end);
       coefficients = actual === stated.sha256 ? 'match' : 'mismatch';
     }
+    // The source checksum before describing the source: a different LoRA (of any family) is one answer, not a format error.
     let checksum: VerifyResult['checksum'] = 'not-checked';
-    if (lora !== undefined) checksum = (await hashDataSection(lora.reader)) === nola.doc.source.tensors_sha256 ? 'match' : 'mismatch';
-    // Made from a different LoRA: comparing its layers would only list every one as failing.
-    if (checksum === 'mismatch') return { file, source: lora?.file ?? null, checksum, coefficients, layers: [], missing: [], ok: false };
+    if (source !== undefined) {
+      const sourceFile = await resolveLoraPath(source);
+      const raw = await openSafetensors(sourceFile);
+      try {
+        checksum = (await hashDataSection(raw)) === nola.doc.source.tensors_sha256 ? 'match' : 'mismatch';
+      } finally {
+        await raw.close();
+      }
+      if (checksum === 'mismatch') {
+        // Made from a different LoRA: comparing its layers would only list every one as failing.
+        return { file, source: sourceFile, checksum, coefficients, layers: [], missing: [], ok: false };
+      }
+    }
+    lora = source === undefined ? undefined : await openLora(source, nola.doc.source.family);
     const specs = new Map((lora?.plan.layers ?? []).map((s) => [s.name, s]));
     const layers: VerifyResult['layers'] = [];
     for (const entry of nola.doc.layers) {

@@ -15,6 +15,7 @@ export function renderInspectText(i: Inspection, allLayers: boolean): string {
     lines.push('  layers (update shape out×in[×kernel], rank, scale, dtypes):');
     for (const l of shown) lines.push(`    ${l.shape} r${l.rank} s${fmt(l.scale)} ${l.dtypeA}/${l.dtypeB} ${l.kind}  ${l.name}`);
     if (shown.length < i.layers.length) lines.push(`    … ${i.layers.length - shown.length} more (--layers lists all)`);
+    for (const n of i.notes) lines.push(`  note: ${n}`);
     for (const w of i.warnings) lines.push(`  warning: ${w}`);
   } else {
     lines.push(
