@@ -41,6 +41,11 @@ export interface LayerReport {
   rankError?: number;
   /** Set when the layer ends above the requested --max-error (see CompressReport.bound). */
   aboveBound?: boolean;
+  /** Rate–distortion estimates at this layer's error (src/core/rd-estimate.ts): Gaussian model and isotropic rank-1 bound, bytes. */
+  rdGaussianBytes: number;
+  rdBoundBytes: number;
+  /** Bits per kept degree of freedom the stored coefficients spend above the rank-1 bound. */
+  rdGapBitsPerDof: number;
 }
 
 /** What limited the fidelity: the rank kept, the random subspace (k, l below full span), or the coefficient precision. */
@@ -80,6 +85,9 @@ export interface CompressTotals {
    * file's whole description (safetensors header, document) to the coefficients.
    */
   fileFp16Ratio: number;
+  /** fp16 LoRA factor bytes / Σ rdGaussianBytes, and / Σ rdBoundBytes: the ratios the estimates allow at each layer's error. */
+  rdGaussianRatio: number;
+  rdBoundRatio: number;
   /** parameters before / after */
   paramRatio: number;
   /** Largest resident set of the compress process (all threads), bytes; 0 where unknown. */
@@ -130,6 +138,8 @@ export function buildCompressReport(a: {
     fp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.bytesAfter)),
     fileFp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, a.outputBytes - a.passthroughBytes),
     paramRatio: sum((l) => l.paramsBefore) / Math.max(1, sum((l) => l.paramsAfter)),
+    rdGaussianRatio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.rdGaussianBytes)),
+    rdBoundRatio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.rdBoundBytes)),
     peakRssBytes: a.peakRssBytes ?? 0,
   };
   const warnings = [...a.warnings];
@@ -278,6 +288,10 @@ export function renderCompressText(r: CompressReport, worst = 5): string {
       `${t.maxDeliveredError > t.maxError + 5e-5 ? `; ${t.maxDeliveredError.toFixed(4)} worst once expanded to the source dtypes` : ''}`,
   ];
   if (r.bound !== null && r.bound.layersAbove > 0) lines.push(`  bound  ${r.bound.layersAbove} layers above --max-error ${r.bound.maxError} (marked * below; cause: ${r.bound.cause})`);
+  if (t.rdBoundRatio > 0 && Number.isFinite(t.rdBoundRatio)) {
+    lines.push(`  limit  at these errors a data-free coder could reach about ${t.rdBoundRatio.toFixed(2)}x vs fp16 (isotropic rank-1 bound; ` +
+      `Gaussian estimate ${t.rdGaussianRatio.toFixed(2)}x); this file ${t.fileFp16Ratio.toFixed(2)}x = ${pct(t.fileFp16Ratio / t.rdBoundRatio)} of the bound`);
+  }
   const lost = r.layers.reduce((acc, l) => acc + energyLost(l), 0);
   const sorted = [...r.layers].sort((a, b) => energyLost(b) - energyLost(a) || b.bytesAfter - a.bytesAfter).slice(0, worst);
   if (sorted.length > 0) {
