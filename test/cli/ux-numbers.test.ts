@@ -28,9 +28,15 @@ for (const fixture of ['kohya-sd15.safetensors', 'peft-patterns']) {
     const ins = await runNola(['inspect', nola]);
     const insJson = JSON.parse((await runNola(['inspect', nola, '--json'])).stdout) as { totals: { energyWeightedError: number; maxError: number } };
     assert.equal(ins.code, 0, ins.stderr);
+    // The same line in both; inspect estimates the source energies from the file (README), so the
+    // weighted figure may differ in its last digit.
     const errorLine = (s: string): string => s.split('\n').find((l) => l.startsWith('  error  '))!.split(';')[0];
-    assert.equal(errorLine(ins.stdout), errorLine(text.stdout));
-    assert.match(errorLine(text.stdout), /^  error  energy-weighted \d\.\d{4}, worst layer \d\.\d{4} \(relative Frobenius error of ΔW\)$/);
+    const pattern = /^ {2}error {2}energy-weighted (\d\.\d{4}), worst layer (\d\.\d{4}) \(relative Frobenius error of ΔW\)$/;
+    const [, wc, mc] = pattern.exec(errorLine(text.stdout)) ?? [];
+    const [, wi, mi] = pattern.exec(errorLine(ins.stdout)) ?? [];
+    assert.ok(wc !== undefined && wi !== undefined, `${errorLine(text.stdout)} / ${errorLine(ins.stdout)}`);
+    assert.equal(mi, mc);
+    assert.ok(Math.abs(Number(wi) - Number(wc)) <= 2e-4, `${wi} vs ${wc}`);
     assert.equal(insJson.totals.maxError, report.totals.maxError);
     assert.ok(Math.abs(insJson.totals.energyWeightedError - report.totals.energyWeightedError) < 5e-4,
       `${insJson.totals.energyWeightedError} vs ${report.totals.energyWeightedError}`);
