@@ -168,8 +168,8 @@ const LANDING = 0.003;
 /** The layouts the default search chooses between, per layer. */
 const LAYOUTS: readonly Layout[] = ['orthogonal', 'orthogonal-components'];
 
-/** A rank whose prediction is this much above the best stored size is not tried (the model is good to a few tenths of a percent). */
-const RANK_SLACK = 0.01;
+/** A candidate whose prediction is this much above the best stored size is not tried (predicted bytes land within ~0.1% of the stored ones). */
+const RANK_SLACK = 0.004;
 
 /** Squared room for rounding error at a rank; where the truncation alone fills the bound, aim low. */
 function roomFor(maxError: number, tail: number): number {
