@@ -60,6 +60,8 @@ export interface FamilyParse {
   /** Tensors no rule of the family recognized: carried verbatim too, with a warning. */
   unrecognized: string[];
   warnings: string[];
+  /** Harmless facts (tensors of a known kind kept verbatim): info lines, not warnings. */
+  notes?: string[];
 }
 
 export function numel(shape: readonly number[]): number {

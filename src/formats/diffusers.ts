@@ -140,11 +140,12 @@ export function parseDiffusersKeys(tensors: readonly TensorMeta[]): FamilyParse 
       `DoRA: ${dora.length} magnitude tensors kept verbatim; a DoRA update also depends on the base model's weights, ` +
       `which nola does not have, so DoRA fidelity is not guaranteed (e.g. ${exampleList(dora)})`);
   }
+  const notes: string[] = [];
   if (biases.length > 0) {
     passthrough.push(...biases);
-    warnings.push(`lora_bias: ${biases.length} lora_B.bias tensors kept verbatim (e.g. ${exampleList(biases)})`);
+    notes.push(`lora_bias: ${biases.length} lora_B.bias tensors kept verbatim (e.g. ${exampleList(biases)})`);
   }
-  return { family: 'diffusers', groups: [...groups.values()], passthrough, unrecognized, warnings };
+  return { family: 'diffusers', groups: [...groups.values()], passthrough, unrecognized, warnings, notes };
 }
 
 /** The lora_adapter_metadata JSON, split into a flat config and per-component configs. */
@@ -219,5 +220,5 @@ export async function describeDiffusers(input: DescribeInput, parse: FamilyParse
   if (meta && defaulted.length > 0) {
     warnings.push(`${defaulted.length} layers have no entry in ${LORA_ADAPTER_METADATA_KEY}: alpha = rank (scale 1), e.g. ${exampleList(defaulted)}`);
   }
-  return { family: 'diffusers', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings };
+  return { family: 'diffusers', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings, notes: parse.notes ?? [] };
 }

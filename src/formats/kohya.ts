@@ -83,5 +83,5 @@ export async function describeKohya(input: DescribeInput, parse: FamilyParse, by
     layers.push(toLayerSpec(p, effective, effective / p.rank, stored));
   }
   const note = metadataNote(input.metadata);
-  return { family: 'kohya', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings: [...parse.warnings], notes: note ? [note] : [] };
+  return { family: 'kohya', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings: [...parse.warnings], notes: [...(note ? [note] : []), ...(parse.notes ?? [])] };
 }

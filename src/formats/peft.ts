@@ -90,15 +90,16 @@ export function parsePeftKeys(tensors: readonly TensorMeta[], config: unknown | 
       `DoRA: ${dora.length} lora_magnitude_vector tensors kept verbatim; a DoRA update also depends on the base ` +
       `model's weights, which nola does not have, so DoRA fidelity is not guaranteed (e.g. ${exampleList(dora)})`);
   }
+  const notes: string[] = [];
   if (biases.length > 0) {
     passthrough.push(...biases);
-    warnings.push(`lora_bias: ${biases.length} lora_B.bias tensors kept verbatim (e.g. ${exampleList(biases)})`);
+    notes.push(`lora_bias: ${biases.length} lora_B.bias tensors kept verbatim (e.g. ${exampleList(biases)})`);
   }
   if (saved.length > 0) {
     passthrough.push(...saved);
-    warnings.push(`modules_to_save: ${saved.length} full tensors kept verbatim (e.g. ${exampleList(saved)})`);
+    notes.push(`modules_to_save: ${saved.length} full tensors kept verbatim (e.g. ${exampleList(saved)})`);
   }
-  return { family: 'peft', groups: [...groups.values()], passthrough, unrecognized, warnings };
+  return { family: 'peft', groups: [...groups.values()], passthrough, unrecognized, warnings, notes };
 }
 
 export async function describePeft(input: DescribeInput, parse: FamilyParse, byName: Map<string, TensorMeta>): Promise<LayerPlan> {
@@ -123,5 +124,5 @@ export async function describePeft(input: DescribeInput, parse: FamilyParse, byN
   if (prefixless.length > 0) {
     warnings.push(`${prefixless.length} PEFT-style layers without the 'base_model.model.' prefix, module paths taken as written: ${exampleList(prefixless)}`);
   }
-  return { family: 'peft', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings };
+  return { family: 'peft', layers: sortByName(layers), passthrough: [...parse.passthrough, ...parse.unrecognized], warnings, notes: parse.notes ?? [] };
 }

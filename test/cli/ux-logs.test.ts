@@ -38,6 +38,8 @@ test('a warning is one human line on stderr, printed once; never on stdout; --lo
   assert.equal(doraLines.length, 1, human.stderr);
   assert.match(doraLines[0], /^nola: warning: DoRA: /);
   assert.doesNotMatch(human.stdout, /warning/);
+  // modules_to_save kept verbatim is a harmless fact: not a warning (an info line with -v).
+  assert.doesNotMatch(human.stderr, /modules_to_save/);
   assert.equal(json.code, 0, json.stderr);
   const records = lines(json.stderr).map((l) => JSON.parse(l) as { level: number; msg: string });
   assert.equal(records.filter((r) => r.level === 40 && /DoRA/.test(r.msg)).length, 1);

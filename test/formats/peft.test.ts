@@ -99,7 +99,7 @@ test('peft: two adapters for one module are refused', async () => {
   assert.ok(e instanceof FormatError);
 });
 
-test('peft: DoRA magnitude, lora_B.bias and modules_to_save are passthrough, with warnings', async () => {
+test('peft: DoRA magnitude, lora_B.bias and modules_to_save are passthrough; DoRA a warning, the others notes', async () => {
   const tensors = [
     ...pair(`${P}a.q.lora_A.weight`, `${P}a.q.lora_B.weight`, 2, 8, 8),
     t(`${P}a.q.lora_magnitude_vector`, [8]),
@@ -111,7 +111,8 @@ test('peft: DoRA magnitude, lora_B.bias and modules_to_save are passthrough, wit
   assert.equal(plan.layers.length, 1);
   assert.deepEqual([...plan.passthrough].sort(), [`${P}a.q.lora_B.bias`, `${P}a.q.lora_magnitude_vector`, `${P}classifier.weight`, `${P}pre_classifier.weight`]);
   assert.ok(plan.warnings.some((w) => /DoRA/.test(w) && /base model/.test(w)));
-  assert.ok(plan.warnings.some((w) => /modules_to_save/.test(w)));
+  assert.ok((plan.notes ?? []).some((w) => /modules_to_save/.test(w)));
+  assert.ok(!plan.warnings.some((w) => /modules_to_save|lora_bias/.test(w)));
   assert.ok(!plan.warnings.some((w) => /not recognized/.test(w)));
 });
 
