@@ -132,6 +132,8 @@ def synthesize_factor(basis, seed, k, rank, d, factor, c):
     """Factor A (rank x d_in) or B (d_out x rank). The orthogonal-components basis rotates each rank-1
     component on its own: component i (A's row i, B's column i) is the orthogonal basis of length d at full
     span with seed u32(seed, 2, i), from coefficients c[i*d:(i+1)*d]."""
+    if k == 0:  # a layer that stores nothing: both factors zero
+        return np.zeros((rank, d)) if factor == 'A' else np.zeros((d, rank))
     if basis == 'orthogonal-components':
         comps = np.stack([orthogonal_synthesize(int(u32(seed, 2, i)), d, d, c[i * d:(i + 1) * d]) for i in range(rank)])
         return comps if factor == 'A' else comps.T
@@ -178,6 +180,8 @@ def segments(spec, count):
     """A factor's quantization: one mode, or consecutive segments [mode, count] / ["rice", count, bytes] summing to count."""
     if isinstance(spec, str):
         return [(spec, count)]
+    if count == 0:  # a layer that stores nothing
+        return []
     assert sum(seg[1] for seg in spec) == count and all(seg[1] >= 1 for seg in spec), spec
     return [tuple(seg) for seg in spec]
 

@@ -515,8 +515,9 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
     fail(`${where}: factors of ${rank} x ${dIn} and ${dOut} x ${rank} values exceed the limit of ${MAX_FACTOR_ENTRIES} values per factor`);
   }
   const ka = e.num_basis_A as number, kb = e.num_basis_B as number;
-  if (ka < 1 || ka > rank * dIn) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
-  if (kb < 1 || kb > dOut * rank) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
+  const empty = ka === 0 && kb === 0 && e.basis === 'orthogonal'; // a layer that stores nothing (both factors zero)
+  if (!empty && (ka < 1 || ka > rank * dIn)) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
+  if (!empty && (kb < 1 || kb > dOut * rank)) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
   if (e.basis === 'orthogonal-components' && (ka !== rank * dIn || kb !== dOut * rank)) {
     fail(`${where}: the orthogonal-components basis is full span: num_basis_A must be ${rank * dIn} and num_basis_B ${dOut * rank}`);
   }

@@ -12,7 +12,7 @@ import { createOrthogonalBasis } from './orthogonal-basis.js';
 import { createComponentBasis } from './component-basis.js';
 import { fitLayer, solveB, synthesizeFactor, targetSvd, type FitOptions, type FitProblem, type FitResult } from './fit.js';
 import { relativeErrorToSvd, truncationError, type LowRankSvd } from './lowrank.js';
-import type { Mat } from './matrix.js';
+import { mat, type Mat } from './matrix.js';
 import { quantize, dequantize, type QuantizedBlock, type QuantRequest, type QuantSpec } from './quantize.js';
 import { roundToBf16, roundToF16 } from './half.js';
 
@@ -142,6 +142,8 @@ export function expandLayer(
   blockB: QuantizedBlock,
 ): { a: Mat; b: Mat } {
   const { rank: r, k, l, basis } = settings;
+  // A layer that keeps nothing stores nothing (docs/FORMAT.md): both factors zero.
+  if (k === 0 && l === 0) return { a: mat(r, dIn), b: mat(dOut, r) };
   const alpha = new Float64Array(k), beta = new Float64Array(l);
   dequantize(blockA, alpha);
   dequantize(blockB, beta);

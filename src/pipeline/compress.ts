@@ -83,6 +83,8 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     for (const n of lora.plan.notes ?? []) req.log?.info(n);
 
     const fitted = await fitAll(lora, req);
+    // Version 2 stores a layer that keeps nothing as nothing (docs/FORMAT.md: both counts 0).
+    if (version === 2) for (const f of fitted) if (keepsNothing(f.layer)) f.layer = emptyLayer(f.layer);
     const tensorsSha256 = await hashDataSection(lora.reader);
     let doc: NolaDocument, metadata: string, own: OwnTensor[];
     if (version === 1) {
@@ -124,6 +126,20 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
   } finally {
     await lora.reader.close();
   }
+}
+
+/** A stored layer whose reconstruction is no closer to the source than zero (error 1 to six digits). */
+function keepsNothing(layer: CompressedLayer): boolean {
+  return Math.min(layer.error, layer.deliveredError) >= 1 - 5e-7;
+}
+
+/** Zero coefficients: both factors expand to zeros, exactly error 1, and no bytes stored. */
+function emptyLayer(layer: CompressedLayer): CompressedLayer {
+  const none = { mode: 'f16' as const, count: 0, codes: new Uint8Array(0), scales: new Uint8Array(0) };
+  return {
+    settings: { ...layer.settings, k: 0, l: 0, basis: 'orthogonal', quantA: 'f16', quantB: 'f16' },
+    blockA: none, blockB: none, error: 1, deliveredError: 1, fitError: layer.fitError,
+  };
 }
 
 /** The precision expand will write a factor in (its source dtype). */

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT } from '../../src/errors.js';
-import { inBatches, runNola } from './cli-helpers.js';
+import { python3Missing } from './cli-helpers.js';
+import { spawnSync } from 'node:child_process';
+import { inBatches, REPO as REPO_ROOT, runNola } from './cli-helpers.js';
 import { lines, makeWorkspace, type Workspace } from './ux-helpers.js';
 
 let ws: Workspace;
@@ -93,4 +95,32 @@ test('layers left with error ≥ 0.9 are named, and each energy warning names it
   }
   // --ratio 60 on this fixture zeroes layers (the case the issue saw on SD 1.5 at --ratio 10).
   assert.ok((JSON.parse(results[0].stdout) as Report).layers.some((l) => l.error >= 0.9));
+});
+
+test('a layer that keeps nothing stores nothing: 0 coefficients, 0 bytes; it expands to zero factors (nola and the numpy reader agree)', async () => {
+  const nola = path.join(ws.dir, 'empty.nola');
+  const c = await runNola(['compress', kohya, '-o', nola, '--ratio', '60', '--json']);
+  assert.equal(c.code, 0, c.stderr);
+  const report = JSON.parse(c.stdout) as { layers: Array<{ name: string; error: number; k: number; l: number; bytesAfter: number }> };
+  const nothing = report.layers.filter((l) => l.error >= 1 - 5e-7);
+  assert.ok(nothing.length > 0, 'the fixture at --ratio 60 has layers that keep nothing');
+  for (const l of nothing) assert.deepEqual([l.k, l.l, l.bytesAfter, l.error], [0, 0, 0, 1], l.name);
+  assert.ok(report.layers.some((l) => l.error < 1 && l.bytesAfter > 0), 'the others keep their bytes');
+  const expanded = path.join(ws.dir, 'empty.expanded.safetensors');
+  assert.equal((await runNola(['expand', nola, '-o', expanded])).code, 0);
+  const v = await runNola(['verify', nola, kohya]);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  const cmp = JSON.parse((await runNola(['compare', kohya, expanded, '--json'])).stdout) as { layers: Array<{ name: string; error: number }> };
+  for (const l of nothing) assert.equal(cmp.layers.find((x) => x.name === l.name)!.error, 1, l.name);
+  const numpy = python3Missing() ?? (spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0 ? null : 'numpy missing');
+  if (numpy === null) {
+    const ref = spawnSync('python3', [path.join(REPO_ROOT, 'scripts', 'reference', 'nola_ref.py'), 'check', nola, kohya, expanded], { encoding: 'utf8' });
+    assert.equal(ref.status, 0, ref.stderr);
+    const rows = JSON.parse(ref.stdout) as Array<{ name: string; recomputed: number; expanded_vs_nola: number }>;
+    for (const l of nothing) {
+      const row = rows.find((r) => r.name === l.name)!;
+      assert.equal(row.recomputed, 1, l.name);
+      assert.equal(row.expanded_vs_nola, 0, l.name);
+    }
+  }
 });
