@@ -2,7 +2,7 @@
  * The compress report is data first (JSON with --json / --report), rendered to text for people.
  * Every layer appears; nothing is dropped, and the honest totals come first.
  */
-import type { Strategy } from '../pipeline/settings.js';
+import { PAPER_PRESET, type Strategy } from '../pipeline/settings.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import type { BasisFamily } from '../core/basis.js';
 import { describeQuant, type QuantSpec } from '../core/quantize.js';
@@ -183,7 +183,8 @@ function optionOf(s: Strategy, cause: ErrorCause): string {
   if (s.kind === 'fixed') {
     if (cause === 'rank') return `--rank ${s.rank}`;
     if (cause === 'precision') return `--quant ${s.quant}`;
-    return `--coeffs (k=${s.coeffsA}, l=${s.coeffsB})`;
+    const paper = s.basis === PAPER_PRESET.basis && s.coeffsA === PAPER_PRESET.coeffsA && s.coeffsB === PAPER_PRESET.coeffsB && s.rank === PAPER_PRESET.rank;
+    return `${paper ? '--preset paper' : '--coeffs'} (k=${s.coeffsA}, l=${s.coeffsB})`;
   }
   if (cause === 'budget' && 'ratio' in s.target) return `--ratio ${s.target.ratio}`;
   if (cause === 'rank') return `--rank ${s.rank}`;
