@@ -13,6 +13,10 @@
   yardsticks.py uniform-expand NOLA OUT [CHUNK]
       The uniform basis expanded the vectorized way: per factor and chunk of CHUNK (4096) columns the
       uint32 lowbias32 values of the k x CHUNK block, then one BLAS product c @ V.
+  yardsticks.py check-expanded SOURCE_DIR EXPANDED_DIR
+      Relative Frobenius error of every layer's ΔW = scale·B·A of an expanded PEFT adapter against its
+      source (scripts/reference/nola_ref.py's reader and low-rank error; scale = lora_alpha / r from
+      each folder's adapter_config.json, rank_pattern / alpha_pattern honoured).
 Each prints one JSON line with its wall time (seconds, measured inside: interpreter start excluded,
 imports excluded).
 Run with OPENBLAS_NUM_THREADS=1 (bench/llm.ts does): single-threaded BLAS, as the issue specifies.
@@ -154,6 +158,35 @@ def uniform_expand(nola_path, out, chunk):
     return {'seconds': time.perf_counter() - t0, 'layers': len(layers), 'basis_values': values}
 
 
+def peft_scale(config, module):
+    import re
+
+    def pattern(d, default):
+        for key, v in (d or {}).items():
+            if module == key or module.endswith('.' + key) or re.fullmatch(key, module):
+                return v
+        return default
+    r = pattern(config.get('rank_pattern'), config['r'])
+    alpha = pattern(config.get('alpha_pattern'), config['lora_alpha'])
+    return alpha / (np.sqrt(r) if config.get('use_rslora') else r)
+
+
+def check_expanded(source_dir, expanded_dir):
+    t0 = time.perf_counter()
+    cfg0 = json.load(open(os.path.join(source_dir, 'adapter_config.json')))
+    cfg1 = json.load(open(os.path.join(expanded_dir, 'adapter_config.json')))
+    _, src = nola_ref.read_safetensors(os.path.join(source_dir, 'adapter_model.safetensors'))
+    _, exp = nola_ref.read_safetensors(os.path.join(expanded_dir, 'adapter_model.safetensors'))
+    errors = []
+    for key in sorted(k for k in src if k.endswith('lora_A.weight')):
+        kb = key.replace('lora_A.weight', 'lora_B.weight')
+        module = key[:-len('.lora_A.weight')]
+        A0, B0 = nola_ref.factor_mats(src[key], src[kb])
+        A, B = nola_ref.factor_mats(exp[key], exp[kb])
+        errors.append(nola_ref.lowrank_rel_error(peft_scale(cfg0, module), B0, A0, peft_scale(cfg1, module), B, A))
+    return {'seconds': time.perf_counter() - t0, 'layers': len(errors), 'worst': max(errors), 'over_0.1': sum(e > 0.1 for e in errors)}
+
+
 def main(argv):
     if argv[1] == 'svd-resize':
         print(json.dumps(svd_resize(argv[2], argv[3], float(argv[4]) if len(argv) > 4 else 0.1)))
@@ -161,6 +194,8 @@ def main(argv):
         print(json.dumps(decode(argv[2], argv[3])))
     elif argv[1] == 'uniform-expand':
         print(json.dumps(uniform_expand(argv[2], argv[3], int(argv[4]) if len(argv) > 4 else 4096)))
+    elif argv[1] == 'check-expanded':
+        print(json.dumps(check_expanded(argv[2], argv[3])))
     else:
         raise SystemExit(__doc__)
 
