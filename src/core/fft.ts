@@ -20,6 +20,8 @@
  * bit-identical to the column-by-column formulation (test/core/fft-reference.ts).
  */
 
+import { dftKernel } from './kernels/fft-wasm.js';
+
 export interface FftPlan {
   readonly n: number;
   /** X_k = Σ_j x_j e^{-2πi jk/n}, in place on re[0..n), im[0..n). */
@@ -272,9 +274,16 @@ class DirectPlan extends Plan {
       }
     } else {
       // Column by column, four outputs k at a time with their sums in registers; each sum still
-      // runs over j ascending with the same terms as above.
+      // runs over j ascending with the same terms as above. The WebAssembly kernel does the same
+      // operations on column pairs; an odd last column, or no WebAssembly, takes the loop below.
       const { tCos, tSin } = this;
-      for (let q = 0; q < count; q++) {
+      const wasm = dftKernel();
+      let q0 = 0;
+      if (wasm !== null) {
+        wasm(re, im, off, count, n, tCos, tSin, outRe, outIm);
+        q0 = count & ~1;
+      }
+      for (let q = q0; q < count; q++) {
         const x0 = off + q;
         let k = 0;
         for (; k + 4 <= n; k += 4) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { getFftPlan } from '../../src/core/fft.js';
 import { value } from '../../src/core/generator.js';
 import { getFftPlan as getReferencePlan } from './fft-reference.js';
+import { dftKernel, enableDftKernel } from '../../src/core/kernels/fft-wasm.js';
 
 /** The O(n²) definition X_k = Σ_j x_j e^{-2πi jk/n}, with jk reduced mod n before the cos/sin. */
 function directDft(re: Float64Array, im: Float64Array): [Float64Array, Float64Array] {
@@ -91,5 +92,25 @@ test('forward and inverse FFT are bit-identical to the pre-#10 implementation', 
     getReferencePlan(n).inverse(re2, im2);
     assertSameBits(re, re2, `inverse re n=${n}`);
     assertSameBits(im, im2, `inverse im n=${n}`);
+  }
+});
+
+test('the direct DFT gives the same bits with and without its WebAssembly kernel', () => {
+  assert.notEqual(dftKernel(), null, 'the WebAssembly FFT kernel instantiates on this runtime');
+  const lengths = [15, 43 * 128, 43 * 15 * 64, 3 * 5 * 7 * 8, 45 * 2048];
+  for (const on of [true, false]) {
+    enableDftKernel(on);
+    try {
+      for (const n of lengths) {
+        const re = randomVector(n, 3), im = randomVector(n, 4);
+        const re2 = re.slice(), im2 = im.slice();
+        getFftPlan(n).forward(re, im);
+        getReferencePlan(n).forward(re2, im2);
+        assertSameBits(re, re2, `kernel ${on} re n=${n}`);
+        assertSameBits(im, im2, `kernel ${on} im n=${n}`);
+      }
+    } finally {
+      enableDftKernel(true);
+    }
   }
 });
