@@ -20,7 +20,7 @@
  * bit-identical to the column-by-column formulation (test/core/fft-reference.ts).
  */
 
-import { dftKernel } from './kernels/fft-wasm.js';
+import { dftKernel, radix2Kernel } from './kernels/fft-wasm.js';
 
 export interface FftPlan {
   readonly n: number;
@@ -139,6 +139,13 @@ class Radix2Plan extends Plan {
       this.run(re, im, this.twNegSin);
       return;
     }
+    const wasm = count >= 2 && this.n >= 4 ? radix2Kernel() : null;
+    if (wasm !== null) {
+      // Every row reversed, every column pair transformed there; an odd last column here.
+      wasm.batch(re, im, off, count, this.n, this.rev, this.twCos, this.twNegSin);
+      if (count % 2 === 1) this.stages(re, im, off, count, count - 1);
+      return;
+    }
     const n = this.n;
     const rev = this.rev;
     for (let i = 0; i < n; i++) {
@@ -151,6 +158,12 @@ class Radix2Plan extends Plan {
         }
       }
     }
+    this.stages(re, im, off, count, 0);
+  }
+
+  /** The butterflies (after the bit reversal) of columns c0..count-1 of `count` interleaved columns. */
+  private stages(re: Float64Array, im: Float64Array, off: number, count: number, c0: number): void {
+    const n = this.n;
     const twCos = this.twCos;
     const twSin = this.twNegSin;
     for (let size = 2; size <= n; size <<= 1) {
@@ -162,7 +175,7 @@ class Radix2Plan extends Plan {
           const wi = twSin[half - 1 + j];
           const a0 = off + (start + j) * count;
           const a1 = a0 + count;
-          for (let a = a0; a < a1; a++) {
+          for (let a = a0 + c0; a < a1; a++) {
             const b = a + hc;
             const xr = re[b] * wr - im[b] * wi;
             const xi = re[b] * wi + im[b] * wr;
@@ -179,6 +192,11 @@ class Radix2Plan extends Plan {
   /** One transform over re[0..n), im[0..n); `sinT` is -sin (forward) or sin (inverse). */
   private run(re: Float64Array, im: Float64Array, sinT: Float64Array): void {
     const n = this.n;
+    const wasm = n >= 4 ? radix2Kernel() : null;
+    if (wasm !== null) {
+      wasm.single(re, im, n, this.rev, this.twCos, sinT);
+      return;
+    }
     const rev = this.rev;
     for (let i = 0; i < n; i++) {
       const j = rev[i];
