@@ -237,7 +237,7 @@ function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget:
     // Real block sizes differ from block to block (equal placeholders would deflate to nothing): vary
     // them by up to ±20% with the layer's seed.
     const blocks = (count: number, d: number): QuantSpec => (components
-      ? Array.from({ length: rank }, (_, c) => ['rice', d, Math.round(share(d) * (0.8 + 0.4 * (((seedA >>> 0) * (c + 1) * 0.6180339887) % 1)))] as const)
+      ? Array.from({ length: rank }, (_, c) => ['rice', d, Math.max(RICE_HEADER_BYTES, Math.round(share(d) * (0.8 + 0.4 * (((seedA >>> 0) * (c + 1) * 0.6180339887) % 1))))] as const)
       : [['rice', count, share(count)]]);
     const layer = {
       settings: { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB },
