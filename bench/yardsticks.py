@@ -103,25 +103,41 @@ def idct_ortho(z):
     return scipy.fft.idct(z, type=2, norm='ortho')
 
 
+def synthesize_factor(e, f, k, seed, c):
+    """Factor f ('A': rank x d_in, 'B': d_out x rank) of layer e, vectorized over its rows where it can."""
+    r, din, dout = e['rank'], e['d_in'], e['d_out']
+    d = din if f == 'A' else dout
+    if e['basis'] == 'orthogonal-components':
+        # component i: the orthogonal basis of length d at full span, seed u32(seed, 2, i)
+        z = np.zeros((r, d))
+        signs = np.empty((r, d))
+        for i in range(r):
+            signs[i], sel = orthogonal_parts(int(nola_ref.u32(seed, 2, i)), d, d)
+            z[i, sel] = c[i * d:(i + 1) * d]
+        comps = signs * idct_ortho(z)
+        return comps if f == 'A' else comps.T
+    n = r * d
+    if e['basis'] == 'orthogonal':
+        signs, sel = orthogonal_parts(seed, k, n)
+        z = np.zeros(n)
+        z[sel] = c
+        x = signs * idct_ortho(z)
+    else:
+        x = nola_ref.synthesize(e['basis'], seed, k, n, c)
+    return x.reshape(r, din) if f == 'A' else x.reshape(dout, r)
+
+
 def decode(nola_path, out):
     t0 = time.perf_counter()
     layers = nola_ref.load_nola(nola_path)
     written = []
     for e in layers:
-        r, din, dout = e['rank'], e['d_in'], e['d_out']
-        for f, n, shape in (('A', r * din, (r, din)), ('B', dout * r, (dout, r))):
-            k, seed, c = e['num_basis_' + f], e['seed_' + f], e['coeffs_' + f]
-            if e['basis'] == 'orthogonal':
-                signs, sel = orthogonal_parts(seed, k, n)
-                z = np.zeros(n)
-                z[sel] = c
-                x = signs * idct_ortho(z)
-            else:
-                x = nola_ref.synthesize(e['basis'], seed, k, n, c)
-            if f == 'B' and 'scale' in e and e.get('source_scale', e['scale']) != e['scale']:
+        for f in 'AB':
+            x = synthesize_factor(e, f, e['num_basis_' + f], e['seed_' + f], e['coeffs_' + f])
+            if f == 'B' and e.get('source_scale', e['scale']) != e['scale']:
                 x = x * (e['scale'] / e['source_scale'])
             dtype = e.get('dtype_' + f, 'F32')
-            written.append((e['key_' + f], dtype, shape, encode(x.reshape(shape), dtype)))
+            written.append((e['key_' + f], dtype, x.shape, encode(x, dtype)))
     write_safetensors(out, written)
     return {'seconds': time.perf_counter() - t0, 'layers': len(layers)}
 
