@@ -139,7 +139,8 @@ export async function readAlpha(p: PairedGroup, readScalar: (name: string) => Pr
   return { stored: v, effective: v === 0 ? p.rank : v };
 }
 
-export function toLayerSpec(p: PairedGroup, alpha: number, scale: number, alphaStored?: number): LayerSpec {
+/** `alpha` undefined: the source states none (the family default applies; the NOLA document stores null). */
+export function toLayerSpec(p: PairedGroup, alpha: number | undefined, scale: number, alphaStored?: number): LayerSpec {
   const spec: LayerSpec = {
     name: p.group.name,
     kind: p.kind,
@@ -152,7 +153,7 @@ export function toLayerSpec(p: PairedGroup, alpha: number, scale: number, alphaS
     rank: p.rank,
     dIn: p.dIn,
     dOut: p.dOut,
-    alpha,
+    ...(alpha !== undefined ? { alpha } : {}),
     scale,
   };
   if (p.alpha) {

@@ -212,7 +212,7 @@ export async function describeDiffusers(input: DescribeInput, parse: FamilyParse
       layers.push(toLayerSpec(p, alpha, scale));
     } else {
       defaulted.push(p.group.name);
-      layers.push(toLayerSpec(p, p.rank, 1));
+      layers.push(toLayerSpec(p, undefined, 1));
     }
   }
   if (alphaAndMeta) warnings.push(`both .alpha tensors and ${LORA_ADAPTER_METADATA_KEY} present: the .alpha tensors decide the scale`);

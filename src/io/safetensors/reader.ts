@@ -9,6 +9,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
+import { constants as fsConstants } from 'node:fs';
 import { FormatError, IoError } from '../../errors.js';
 import {
   ALL_DTYPES, decodeToFloat32, decodeToFloat64, dtypeSize, isDType, type DType,
@@ -35,7 +36,8 @@ export async function openSafetensors(path: string, limits?: Partial<Safetensors
   const fail = (msg: string): never => { throw new FormatError(`${path}: ${msg}`); };
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever (checked below).
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
     throw ioError(path, err, 'cannot open');
   }
