@@ -20,7 +20,7 @@ import {
   type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
 import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
-import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex } from '../io/index.js';
+import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex, assertDistinctOutputs, type OutputBatch } from '../io/index.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import { RICE_HEADER_BYTES } from '../core/rice.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
@@ -48,6 +48,10 @@ export interface CompressRequest {
    * single-mode fixed-size storage: a fixed strategy, or a budget with one --quant mode.
    */
   formatVersion?: 1 | 2;
+  /** Stage the NOLA file in this batch (committed by the caller with its other outputs, e.g. --report). */
+  batch?: OutputBatch;
+  /** The caller's other outputs of this run: none may be an input or the NOLA file. */
+  otherOutputs?: string[];
 }
 
 export function defaultNolaPath(file: string): string {
@@ -68,7 +72,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
   const lora = await openLora(req.input, req.family);
   try {
     const output = req.output ?? defaultNolaPath(lora.file);
-    if (path.resolve(output) === path.resolve(lora.file)) throw new UsageError(`output ${output} is the input file`);
+    await assertDistinctOutputs([output, ...(req.otherOutputs ?? [])], [lora.file, path.join(path.dirname(lora.file), 'adapter_config.json')]);
     await assertWritable(output, req.force ?? false);
     for (const w of lora.plan.warnings) req.log?.warn(w);
 
@@ -95,7 +99,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       ];
     }
     const { specs, produce } = containerTensors(lora, own);
-    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force, batch: req.batch });
 
     const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));
     const report = buildCompressReport({
@@ -106,7 +110,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       layers: rows,
       passthroughBytes: lora.plan.passthrough.reduce((acc, name) => acc + byteLength(lora, name), 0),
       inputBytes: (await stat(lora.file)).size,
-      outputBytes: (await stat(output)).size,
+      outputBytes: (await stat(req.batch?.pathOf(output) ?? output)).size,
       warnings: lora.plan.warnings,
       peakRssBytes: peakRssBytes(),
     });

@@ -8,6 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -129,7 +130,7 @@ test('regression: a reserved int code in a coefficient block names the file and 
   const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
   const [begin] = header['nola.coeffs.0.A'].data_offsets;
   bytes[8 + n + begin] = 0x00; // two int4 codes of 0: reserved (docs: u = 0 is invalid)
-  await assertRefused(bytes, FormatError, /: layer "transformer\.layer\.0\.attention\.q_lin": int4 block: code 0 at index 0 is reserved/);
+  await assertRefused(bytes, FormatError, /: layer "transformer\.layer\.0\.attention\.q_lin" factor A: int4 block: code 0 at index 0 is reserved/);
 });
 
 test('regression: a stored adapter config that contradicts the layer ranks (was "internal: adjusted adapter_config.json")', async () => {
@@ -308,7 +309,11 @@ test('v2: the coefficient stream must be exactly as long as the layers say, and 
   const coeffs = f.tensors.find((t) => t.name === 'nola.coeffs')!;
   coeffs.data = new Uint8Array(coeffs.data);
   coeffs.data[0] = 0;
-  await assertRefused(frame(f), FormatError, /: layer "transformer\.layer\.0\.attention\.q_lin": int4 block: code 0 at index 0 is reserved/);
+  // Every command checks coeffs.sha256 first (docs/FORMAT.md: a wrong checksum is a reader error) ...
+  await assertRefused(frame(f), FormatError, /the coefficient tensor "nola\.coeffs" does not match coeffs\.sha256/);
+  // ... and with the checksum restated, the block itself is refused, naming the layer.
+  const resummed = withEditedDoc(frame(f), (d) => { (d.coeffs as Doc).sha256 = createHash('sha256').update(coeffs.data).digest('hex'); });
+  await assertRefused(resummed, FormatError, /: layer "transformer\.layer\.0\.attention\.q_lin" factor A: int4 block: code 0 at index 0 is reserved/);
 });
 
 test('v2: verify without the source notices a changed coefficient (the file states the SHA-256 of its stream)', async () => {
