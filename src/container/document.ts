@@ -591,6 +591,20 @@ function onlyKnownKeys(o: Record<string, unknown>, known: readonly string[], whe
   for (const k of Object.keys(o)) if (!known.includes(k)) fail(`${where} has unknown key ${JSON.stringify(k)} (a reader of format version 1-${FORMAT_VERSION} refuses keys it does not know)`);
 }
 
+/**
+ * The rules of the layer table that a source LoRA decides, applied by compress before any fitting so
+ * that it never writes a file the reader refuses (same rules as validateLayer, same wording).
+ */
+export function checkSourceLayers(file: string, layers: ReadonlyArray<{ name: string; dtypeA: DType; dtypeB: DType; dtypeAlpha?: DType; rank: number; dIn: number; dOut: number }>): void {
+  const fail = (name: string, what: string): never => { throw new FormatError(`${file}: layer ${JSON.stringify(name)}: ${what} (a NOLA file cannot record it)`); };
+  for (const l of layers) {
+    for (const [f, d] of [['A', l.dtypeA], ['B', l.dtypeB]] as const) if (!isEncodableDType(d)) fail(l.name, `dtype_${f} ${JSON.stringify(d)} is not F64, F32, F16 or BF16`);
+    if (l.dtypeAlpha !== undefined && !ALPHA_DTYPES.has(l.dtypeAlpha)) fail(l.name, `dtype_alpha ${JSON.stringify(l.dtypeAlpha)} is not a float or integer dtype`);
+    if (l.rank > Math.min(l.dIn, l.dOut)) fail(l.name, `source rank ${l.rank} exceeds min(d_in, d_out) = ${Math.min(l.dIn, l.dOut)}`);
+  }
+  if (layers.length > MAX_LAYERS) throw new FormatError(`${file}: ${layers.length} layers, more than the limit of ${MAX_LAYERS}`);
+}
+
 /** A NOLA file's __metadata__ holds the "nola" entry and nothing else. */
 export function checkNolaMetadata(file: string, metadata: Record<string, string> | null): void {
   const other = Object.keys(metadata ?? {}).filter((k) => k !== 'nola');

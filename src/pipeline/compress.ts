@@ -26,6 +26,8 @@ import { RICE_HEADER_BYTES } from '../core/rice.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
+import { checkSourceLayers } from '../container/document.js';
+import { assertLayerExpandable, assertReadable } from './nola-source.js';
 
 export interface CompressRequest {
   input: string;
@@ -75,10 +77,16 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     await assertDistinctOutputs([output, ...(req.otherOutputs ?? [])], [lora.file, path.join(path.dirname(lora.file), 'adapter_config.json')]);
     await assertWritable(output, req.force ?? false);
     for (const w of lora.plan.warnings) req.log?.warn(w);
+    checkSourceLayers(lora.file, lora.plan.layers);
 
     const fitted = await fitAll(lora, req);
+    // What expand would refuse (a factor that rounds past its dtype's range), compress refuses.
+    for (const { spec, layer: { settings: s, blockA, blockB } } of fitted) {
+      assertLayerExpandable(lora.file, spec.name, { rank: s.rank, k: s.k, l: s.l, basis: s.basis, seedA: s.seedA, seedB: s.seedB },
+        spec.dIn, spec.dOut, blockA, blockB, spec.dtypeA, spec.dtypeB);
+    }
     const tensorsSha256 = await hashDataSection(lora.reader);
-    let doc: NolaDocument, metadata: string, own: OwnTensor[];
+    let doc: NolaDocument, metadata: string, own: OwnTensor[], body: string | undefined;
     if (version === 1) {
       doc = buildDocument(lora, fitted, tensorsSha256);
       const v1 = serializeDocumentV1(doc);
@@ -92,6 +100,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs));
       const v2 = serializeDocument(doc);
       metadata = v2.metadata;
+      body = v2.body;
       const document = deflateSync(v2.body, { level: 9 });
       own = [
         { name: COEFF_TENSOR, dtype: 'U8', shape: [coeffs.length], data: coeffs },
@@ -99,6 +108,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       ];
     }
     const { specs, produce } = containerTensors(lora, own);
+    assertReadable(output, metadata, specs, body);
     await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force, batch: req.batch });
 
     const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));

@@ -6,7 +6,11 @@ import { MAX_DOCUMENT_BYTES, NOLA_METADATA_KEY } from '../core/constants.js';
 import type { QuantizedBlock } from '../core/quantize.js';
 import { expandLayer } from '../core/compress-layer.js';
 import type { Mat } from '../core/matrix.js';
-import { FormatError, NolaError } from '../errors.js';
+import { FormatError, NolaError, NumericError } from '../errors.js';
+import { planLayout } from '../io/safetensors/writer.js';
+import type { TensorInfo, TensorSpec } from '../io/safetensors/types.js';
+import type { DType } from '../io/safetensors/dtypes.js';
+import { representable } from '../formats/expand-plan.js';
 import { assertBasisWorkFits, assertFactorFits, assertOutputFits } from './limits.js';
 import { dequantize } from '../core/quantize.js';
 import { dtypeSize } from '../io/safetensors/dtypes.js';
@@ -62,6 +66,43 @@ async function readDocumentBody(file: string, reader: SafetensorsFile, name: str
     return new TextDecoder('utf-8', { fatal: true }).decode(inflated);
   } catch {
     throw new FormatError(`${file}: document tensor "${name}" is not UTF-8 text`);
+  }
+}
+
+/**
+ * What compress is about to write, read back by the reader's own rules before a byte is written:
+ * the document within the inflate cap and nesting limit, and every rule of parseDocument against
+ * the tensors the file will hold. A file compress writes is a file inspect, expand and verify read.
+ */
+export function assertReadable(file: string, metadata: string, specs: readonly TensorSpec[], body?: string): void {
+  if (body !== undefined && Buffer.byteLength(body, 'utf8') > MAX_DOCUMENT_BYTES) {
+    throw new FormatError(`${file}: document tensor "nola.document" would inflate past ${MAX_DOCUMENT_BYTES} bytes (${Buffer.byteLength(body, 'utf8')}): the source's metadata or config is too large to store`);
+  }
+  const tensors: TensorInfo[] = planLayout(specs).map((t) => ({ name: t.spec.name, dtype: t.spec.dtype, shape: [...t.spec.shape], begin: t.begin, end: t.end }));
+  parseDocument(file, metadata, tensors, body);
+}
+
+/**
+ * Compress's last check of a fitted layer: synthesized as expand will synthesize it, each factor must
+ * be finite and within its dtype's range (F16 factors near ±65504 can round past it), with expand's message.
+ */
+export function assertLayerExpandable(file: string, name: string, settings: Parameters<typeof expandLayer>[0], dIn: number, dOut: number,
+  blockA: QuantizedBlock, blockB: QuantizedBlock, dtypeA: DType, dtypeB: DType): void {
+  const { a, b } = expandLayer(settings, dIn, dOut, blockA, blockB);
+  assertHolds(file, name, 'A', a.data, dtypeA);
+  assertHolds(file, name, 'B', b.data, dtypeB);
+}
+
+/** A synthesized factor must be finite and within range of the dtype it is written in (else the file would hold Inf). */
+export function assertHolds(file: string, layer: string, factor: 'A' | 'B', data: Float64Array, dtype: DType): void {
+  let maxAbs = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = Math.abs(data[i]);
+    if (Number.isNaN(v)) { maxAbs = NaN; break; }
+    if (v > maxAbs) maxAbs = v;
+  }
+  if (!Number.isFinite(maxAbs) || !Number.isFinite(representable(maxAbs, dtype))) {
+    throw new NumericError(`${file}: layer ${JSON.stringify(layer)}: factor ${factor} synthesizes to values (max |x| = ${maxAbs}) that ${dtype} cannot hold`);
   }
 }
 

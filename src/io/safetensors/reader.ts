@@ -131,7 +131,8 @@ type JsonValue = string | boolean | null | JsonNumber | JsonObject | JsonValue[]
  */
 class StrictJson {
   private i = 0;
-  constructor(private readonly s: string, private readonly fail: (msg: string) => never) {}
+  /** Most entries the root object may hold (tensors + __metadata__): refused while parsing, before the rest is built. */
+  constructor(private readonly s: string, private readonly fail: (msg: string) => never, private readonly maxRootEntries = Infinity) {}
 
   parseObjectDocument(): JsonObject {
     const v = this.value(0, null);
@@ -290,6 +291,9 @@ class StrictJson {
       if (this.s[this.i] !== ':') return this.syntax(`expected ':' but found ${this.describe()}`);
       this.i++;
       entries.push([key, this.value(depth + 1, key)]);
+      if (depth === 0 && entries.length > this.maxRootEntries) {
+        this.fail(`header lists more than ${this.maxRootEntries - 1} tensors, the limit (stopped reading it there)`);
+      }
       this.ws();
       const c = this.s[this.i];
       if (c === ',') { this.i++; continue; }
@@ -314,7 +318,7 @@ function parseHeader(bytes: Uint8Array, lim: SafetensorsLimits, fail: (msg: stri
   } catch {
     return fail('header is not valid UTF-8');
   }
-  const root = new StrictJson(text, fail).parseObjectDocument();
+  const root = new StrictJson(text, fail, lim.maxTensors + 1).parseObjectDocument();
   const tensorCount = root.entries.length - (root.entries.some(([k]) => k === '__metadata__') ? 1 : 0);
   if (tensorCount > lim.maxTensors) fail(`header lists ${tensorCount} tensors, more than the limit of ${lim.maxTensors}`);
 
