@@ -18,6 +18,8 @@ import { expand } from '../../src/pipeline/expand.js';
 import { verify } from '../../src/pipeline/verify.js';
 import { LAYER_FIELDS } from '../../src/container/document.js';
 import { makeTempDir } from '../io/helpers.js';
+import { spawnSync } from 'node:child_process';
+import { REPO, python3Missing } from '../cli/cli-helpers.js';
 import { frame, unframe, editEnvelopeText } from './nola-file.js';
 import { nolaSeeds, withDocText, withEditedDoc, type Doc, type NolaSeed } from './nola-fuzz-target.js';
 
@@ -217,4 +219,35 @@ test('rule: a version-1 file needs no error_expanded, and its coefficient tensor
   g.tensors.find((t) => t.name === 'nola.coeffs.0.A')!.name = 'nola.coeffs.9.A';
   const r = await outcomes(frame(g));
   assert.deepEqual([r.inspect, r.verify, r.expand], ['ok', 'ok', 'ok']);
+});
+
+test('the independent numpy reader (nola_ref.py validate) enforces the same rules on the same cases', { skip: python3Missing() ?? false }, async () => {
+  const tiny = seed('tiny-budget');
+  const f = unframe(tiny)!;
+  f.metadata = { ...f.metadata, extra: 'x' };
+  const g = unframe(tiny)!;
+  const doc = g.tensors.find((t) => t.name === 'nola.document')!;
+  doc.data = new Uint8Array(Buffer.concat([doc.data, Buffer.from([0])]));
+  doc.shape = [doc.data.length];
+  const cases: Array<[string, Uint8Array, boolean]> = [
+    ['valid', tiny, true],
+    ['valid v1', seed('tiny-ratio-v1'), true],
+    ['extra metadata', frame(f), false],
+    ['bytes after zlib', frame(g), false],
+    ['document name', editEnvelopeText(tiny, (t) => t.replace('"nola.document"', '"nola.doc"'))!, false],
+    ['unknown key', withEditedDoc(tiny, (d) => { d.comment = 1; }), false],
+    ['unknown v1 layer key', withEditedDoc(seed('tiny-ratio-v1'), (d) => { (d.layers as Doc[])[0].extra = 1; }), false],
+    ['rank above source', withEditedDoc(tiny, (d) => { rows(d)[0][field('rank')] = (rows(d)[0][field('shape_A')] as number[])[0] + 1; }), false],
+    ['wrong sha256', withEditedDoc(tiny, (d) => { (d.coeffs as Doc).sha256 = '0'.repeat(64); }), false],
+    ['source.file', withEditedDoc(tiny, (d) => { (d.source as Doc).file = 'adapter_config.json'; }), false],
+  ];
+  for (const [what, bytes, ok] of cases) {
+    const file = path.join(tmp.dir, `ref-${k++}.nola.safetensors`);
+    await writeFile(file, bytes);
+    const r = spawnSync('python3', [path.join(REPO, 'scripts/reference/nola_ref.py'), 'validate', file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${what}: ${r.stderr}`);
+    assert.equal((JSON.parse(r.stdout) as { ok: boolean }).ok, ok, `${what}: ${r.stdout}`);
+    const o = await outcomes(bytes);
+    assert.equal(o.expand === 'ok', ok, `${what}: nola ${JSON.stringify(o.expand)}`);
+  }
 });
