@@ -131,8 +131,9 @@ type JsonValue = string | boolean | null | JsonNumber | JsonObject | JsonValue[]
  */
 class StrictJson {
   private i = 0;
-  /** Most entries the root object may hold (tensors + __metadata__): refused while parsing, before the rest is built. */
-  constructor(private readonly s: string, private readonly fail: (msg: string) => never, private readonly maxRootEntries = Infinity) {}
+  private rootTensors = 0;
+  /** maxTensors: most tensors the root object may list, refused while parsing, before the rest is built. */
+  constructor(private readonly s: string, private readonly fail: (msg: string) => never, private readonly maxTensors = Infinity) {}
 
   parseObjectDocument(): JsonObject {
     const v = this.value(0, null);
@@ -291,8 +292,8 @@ class StrictJson {
       if (this.s[this.i] !== ':') return this.syntax(`expected ':' but found ${this.describe()}`);
       this.i++;
       entries.push([key, this.value(depth + 1, key)]);
-      if (depth === 0 && entries.length > this.maxRootEntries) {
-        this.fail(`header lists more than ${this.maxRootEntries - 1} tensors, the limit (stopped reading it there)`);
+      if (depth === 0 && key !== '__metadata__' && ++this.rootTensors > this.maxTensors) {
+        this.fail(`header lists more than ${this.maxTensors} tensors, the limit (stopped reading it there)`);
       }
       this.ws();
       const c = this.s[this.i];
@@ -318,7 +319,7 @@ function parseHeader(bytes: Uint8Array, lim: SafetensorsLimits, fail: (msg: stri
   } catch {
     return fail('header is not valid UTF-8');
   }
-  const root = new StrictJson(text, fail, lim.maxTensors + 1).parseObjectDocument();
+  const root = new StrictJson(text, fail, lim.maxTensors).parseObjectDocument();
   const tensorCount = root.entries.length - (root.entries.some(([k]) => k === '__metadata__') ? 1 : 0);
   if (tensorCount > lim.maxTensors) fail(`header lists ${tensorCount} tensors, more than the limit of ${lim.maxTensors}`);
 
