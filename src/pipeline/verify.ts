@@ -2,8 +2,8 @@
  * nola verify: rebuild every layer from a NOLA file and check it against what the file claims;
  * with the source LoRA, also check the source checksum and recompute every error from scratch.
  */
-import { assertLayersFit, openNola, synthesizeLayer, validateNola } from './nola-source.js';
-import { assertHolds, planExpand } from './expand.js';
+import { assertHolds, assertLayersFit, openNola, synthesizeLayer, validateNola } from './nola-source.js';
+import { planExpand } from './expand.js';
 import { openLora, readFactors, type OpenLora } from './source.js';
 import { relativeError } from '../core/lowrank.js';
 import { hashDataSection } from '../io/index.js';
