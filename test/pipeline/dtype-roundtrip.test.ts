@@ -66,10 +66,8 @@ for (const dtype of ['F64', 'F32', 'F16', 'BF16'] as const) {
   });
 }
 
-// todo: on main since the closed-form rice search (rice-model.ts exactGaussianRiceEstimate), this input ends
-// in a RangeError (an internal error, exit 1: "Invalid typed array length" for σ/Δ ≈ 3e10) before the
-// range check is reached; reported to the lead engineer. The test stays, run, as the regression for that fix.
-test('F16 factors at ±65504: compress refuses them (exit 5, nothing written) or its file expands', { todo: 'rice-model RangeError on main (σ/Δ ≈ 3e10)' }, async () => {
+// Regression: the closed-form rice search once probed σ/Δ ≈ 3e10 here and allocated 2.6e11 cells (RangeError, exit 1).
+test('F16 factors at ±65504: compress refuses them (exit 5, nothing written) or its file expands', async () => {
   const dir = path.join(tmp.dir, 'edge');
   const lora = writeLora(path.join(dir, 'src'), 'F16', 1, 65504);
   const nola = path.join(dir, 'x.nola.safetensors');
