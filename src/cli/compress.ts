@@ -8,7 +8,8 @@ import { defaultThreads } from '../pipeline/parallel.js';
 import { parseDevice } from '../backends/index.js';
 import { describeRatios, formatBytes, renderCompressText, type CompressReport } from '../report/report.js';
 import { describeQuant } from '../core/quantize.js';
-import { writeTextAtomic, assertWritable } from '../io/index.js';
+import { writeTextAtomic, assertWritable, assertDistinctOutputs, OutputBatch } from '../io/index.js';
+import { resolveLoraPath } from '../pipeline/source.js';
 import { sweep } from '../pipeline/sweep.js';
 import { renderSweepSvg, renderSweepText } from '../report/sweep-render.js';
 import { IoError, UsageError } from '../errors.js';
@@ -54,20 +55,32 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const log = onceLogger(ctx.log);
   const started = Date.now();
   const progress = createProgress('compress', ctx.progress);
-  const { report } = await compress({
-    input,
-    output,
-    force,
-    family: parseFamily('--format', o.format as string | undefined),
-    settings: { strategy, seed, fit: { refineIters, alsRounds } },
-    onProgress: (d, t, name) => progress.update(d, t, name),
-    log,
-    threads,
-    device,
-    formatVersion,
-  }).finally(() => progress.done());
+  // The NOLA file and the report are committed together: both or neither.
+  const batch = new OutputBatch(force);
+  const reportPath = typeof o.report === 'string' ? o.report : undefined;
+  let report: Awaited<ReturnType<typeof compress>>['report'];
+  try {
+    ({ report } = await compress({
+      input,
+      output,
+      force,
+      family: parseFamily('--format', o.format as string | undefined),
+      settings: { strategy, seed, fit: { refineIters, alsRounds } },
+      onProgress: (d, t, name) => progress.update(d, t, name),
+      log,
+      threads,
+      device,
+      formatVersion,
+      batch,
+      otherOutputs: reportPath === undefined ? [] : [reportPath],
+    }).finally(() => progress.done()));
+    if (reportPath !== undefined) await writeTextAtomic(reportPath, `${JSON.stringify(report, null, 2)}\n`, { force, batch });
+    await batch.commit();
+  } catch (e) {
+    await batch.abort();
+    throw e;
+  }
   logReport(log, report, (Date.now() - started) / 1000, threads);
-  if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
   ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
 }
 
@@ -89,7 +102,11 @@ async function runSweep(ctx: Ctx, input: string, o: Record<string, string | bool
     if (o[flag] !== undefined) throw new UsageError(`--sweep tries its own settings and writes no NOLA file; drop --${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   }
   const svg = o.svg as string | undefined;
-  if (svg !== undefined) await assertWritable(svg, o.force === true);
+  if (svg !== undefined) {
+    const lora = await resolveLoraPath(input);
+    await assertDistinctOutputs([svg], [input, lora, path.join(path.dirname(lora), 'adapter_config.json')]);
+    await assertWritable(svg, o.force === true);
+  }
   const started = Date.now();
   const progress = createProgress('sweep', ctx.progress);
   const result = await sweep({

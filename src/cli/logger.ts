@@ -5,6 +5,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { escapeControls, writeLine } from './stderr.js';
+import { escapeControl } from './escape.js';
 
 export type LogFormat = 'human' | 'json';
 
@@ -25,7 +26,11 @@ export function formatLogLine(json: string): string {
 }
 
 export function createLogger(level: string, format: LogFormat = 'human'): Logger {
-  const options = { level, base: undefined, timestamp: false };
+  const options = {
+    level, base: undefined, timestamp: false,
+    // Messages carry names from files: control characters are escaped (JSON leaves C1 and U+2028 raw).
+    hooks: { logMethod(this: Logger, args: unknown[], method: (...a: unknown[]) => void) { method.apply(this, args.map((a) => (typeof a === 'string' ? escapeControl(a) : a))); } },
+  };
   if (format === 'json') return pino(options, pino.destination({ fd: 2, sync: true }));
   return pino(options, { write: (line: string) => writeLine(formatLogLine(line)) });
 }

@@ -9,8 +9,19 @@ import { readFileSync } from 'node:fs';
 import { createLogger, type LogFormat } from './logger.js';
 import { breakBar } from './stderr.js';
 import { progressMode, type ProgressMode } from './progress.js';
-import { EXIT, InterruptedError, NolaError } from '../errors.js';
+import { EXIT, InterruptedError, NolaError, UsageError } from '../errors.js';
 import { removeLiveTempFiles } from '../io/atomic.js';
+import { constants as osConstants } from 'node:os';
+import { escapeControl } from './escape.js';
+import { DEFAULT_LIMITS, setLimits } from '../pipeline/limits.js';
+
+/** A --max-* value (an integer, 8e9 allowed): undefined keeps the default. */
+function limitOption(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
 
 export interface Ctx {
   log: Logger;
@@ -31,12 +42,16 @@ function packageVersion(): string {
 
 export async function main(argv: string[]): Promise<void> {
   let debug = argv.includes('--debug');
-  process.on('SIGINT', () => {
-    removeLiveTempFiles();
-    breakBar();
-    process.stderr.write('nola: interrupted; no output was written\n');
-    process.exit(EXIT.interrupted);
-  });
+  // SIGTERM (kill, timeouts, systemd) and SIGHUP (a closed terminal) end a run as Ctrl-C does: temp
+  // files and folders this run created are removed, and the exit status is 128 + the signal number.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      removeLiveTempFiles();
+      breakBar();
+      process.stderr.write(`nola: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}; no output was written\n`);
+      process.exit(signal === 'SIGINT' ? EXIT.interrupted : 128 + osConstants.signals[signal]);
+    });
+  }
   const program = buildProgram((ctxDebug) => { debug = ctxDebug; });
   try {
     await program.parseAsync(argv);
@@ -63,7 +78,7 @@ function reportError(e: unknown, debug: boolean): number {
 }
 
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ');
+  return escapeControl(s.replace(/\s*\n\s*/g, ' ').replace(/\t/g, ' '));
 }
 
 export function buildProgram(setDebug: (d: boolean) => void): Command {
@@ -77,20 +92,28 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('-q, --quiet', 'errors only: no warnings, no progress')
     .option('-v, --verbose', 'more on stderr: -v = --log-level info, -vv = debug', (_v: string, n: number) => n + 1, 0)
     .option('--debug', 'print stack traces on errors')
+    .option('--max-output-bytes <N>', `most bytes expand/verify may produce from one file (default ${DEFAULT_LIMITS.maxOutputBytes})`)
+    .option('--max-factor-values <N>', `most values in one LoRA factor (default ${DEFAULT_LIMITS.maxFactorValues}; never more than memory allows)`)
+    .option('--max-basis-work <N>', `most multiply-adds (sum of k*n) the uniform basis of one file may take (default ${DEFAULT_LIMITS.maxBasisWork})`)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `nola: ${s}` : s) })
     .showHelpAfterError('(run nola --help for usage)');
 
   const ctx = (): Ctx => {
-    const opts = program.opts<{ logLevel: string; logFormat: LogFormat; debug?: boolean; quiet?: boolean; verbose: number }>();
+    const opts = program.opts<{ logLevel: string; logFormat: LogFormat; debug?: boolean; quiet?: boolean; verbose: number; maxOutputBytes?: string; maxFactorValues?: string; maxBasisWork?: string }>();
     setDebug(opts.debug === true);
+    setLimits({
+      maxOutputBytes: limitOption('--max-output-bytes', opts.maxOutputBytes),
+      maxFactorValues: limitOption('--max-factor-values', opts.maxFactorValues),
+      maxBasisWork: limitOption('--max-basis-work', opts.maxBasisWork),
+    });
     const verbose = opts.verbose >= 2 ? 'debug' : opts.verbose === 1 ? 'info' : undefined;
     // --log-level given explicitly wins over -q/-v; -q wins over -v.
     const explicit = program.getOptionValueSource('logLevel') === 'cli';
     const level = explicit ? opts.logLevel : opts.quiet ? 'error' : verbose ?? opts.logLevel;
     return {
       log: createLogger(level, opts.logFormat),
-      out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+      out: (t) => process.stdout.write(escapeControl(t.endsWith('\n') ? t : `${t}\n`)),
       progress: progressMode(opts.quiet === true),
     };
   };

@@ -4,6 +4,7 @@
  * Elsewhere (pipes, CI logs): a plain line every few seconds while the run lasts, none for a short run.
  */
 import { clearBar, drawBar, writeLine } from './stderr.js';
+import { escapeControl } from './escape.js';
 
 export type ProgressMode = 'tty' | 'lines' | 'off';
 
@@ -53,7 +54,7 @@ export function createProgress(label: string, mode: ProgressMode = progressMode(
     const columns = process.stderr.columns ?? 100;
     const head = `${label} ${String(Math.floor(100 * frac)).padStart(3)}%${bar} ${Math.floor(done)}/${total}  ${formatDuration(elapsed)} elapsed${eta}`;
     const room = Math.max(12, Math.min(60, columns - head.length - 3));
-    return item ? `${head}  ${shortenMiddle(item, room)}` : head;
+    return item ? `${head}  ${escapeControl(shortenMiddle(item, room))}` : head;
   };
   // Off a terminal nothing calls update between slow layers (the sweep's paper point takes minutes): a timer keeps the lines coming.
   const timer = mode === 'lines' && interval > 0 ? setInterval(() => {

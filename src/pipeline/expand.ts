@@ -4,17 +4,17 @@
  * rank changed. Factors are synthesized on worker threads a few layers ahead of the writer.
  */
 import path from 'node:path';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { assertLayersFit, isNolaMetadata, openNola, readBlock, type OpenNola } from './nola-source.js';
+import { assertLayersFit, isNolaMetadata, openNola, readBlock, validateNola, type OpenNola } from './nola-source.js';
 import { openSafetensors } from '../io/safetensors/index.js';
 import { createExpandPool, type ExpandedLayer, type ExpandPool } from './expand-layer.js';
 import { planOutput, representable, type OutputPlan } from '../formats/index.js';
-import { FormatError, IoError, NolaError, NumericError, UsageError } from '../errors.js';
+import { FormatError, NolaError, NumericError, UsageError } from '../errors.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { Family, LayerSpec } from '../formats/layer.js';
 import type { NolaLayerEntry } from '../container/document.js';
-import { assertWritable, hashDataSection, planLayout, writeSafetensors, writeTextAtomic } from '../io/index.js';
+import { assertDistinctOutputs, assertWritable, hashDataSection, OutputBatch, planLayout, writeSafetensors, writeTextAtomic } from '../io/index.js';
 import type { TensorData, TensorSpec } from '../io/safetensors/types.js';
 
 export interface ExpandRequest {
@@ -103,13 +103,6 @@ export async function resolveExpandOutput(input: string, output: string | undefi
   return isDir ? path.join(output, inFolder) : output;
 }
 
-/** Creates the folder the output goes in (a PEFT adapter folder, `-o out/`). */
-async function ensureFolder(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-    throw new IoError(`cannot create folder ${dir}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`);
-  });
-}
-
 /** --force replaces an earlier expansion, never the LoRA the NOLA file was made from (same data-section SHA-256). */
 async function assertNotSource(output: string, sourceSha256: string): Promise<void> {
   const existing = await openSafetensors(output).catch(() => undefined);
@@ -143,45 +136,44 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   try {
     const { doc } = nola;
     assertLayersFit(nola);
-    const plan = planOutputFor(input, {
-      family: doc.source.family,
-      to: req.to,
-      layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
-      passthrough: doc.passthrough.map((p) => {
-        const t = nola.reader.get(p.tensor)!;
-        return { name: p.name, dtype: t.dtype, shape: t.shape };
-      }),
-      metadata: doc.source.metadata,
-      config: doc.source.config,
-    });
+    await validateNola(nola);
+    const plan = planExpand(nola, req.to);
     const output = await resolveExpandOutput(input, req.output, doc.source.file, plan.family);
     const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
-    // A folder that does not exist yet holds nothing to overwrite; it is created just before writing.
+    // A folder that does not exist yet holds nothing to overwrite; it is created (by the batch) just before writing.
     const folderExists = await stat(path.dirname(output)).then((st) => st.isDirectory(), () => false);
     if (folderExists) {
-      await assertWritable(output, req.force ?? false);
       await assertNotSource(output, doc.source.tensors_sha256);
-      if (configPath !== null) {
-        await assertWritable(configPath, req.force ?? false);
-        await assertConfigOurs(configPath, output);
-      }
-    } else {
-      await ensureFolder(path.dirname(output));
-    }
-
-    const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
-    const pool = createExpandPool(expandThreads(req.threads, doc.layers));
-    try {
-      const produce = factorProducer(nola, plan, specs, pool, req.onProgress);
-      await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
-        force: req.force,
-        ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
-      });
-    } finally {
-      await pool.close();
+      if (configPath !== null) await assertConfigOurs(configPath, output);
     }
     // PEFT writes its config with indent=2 and no trailing newline; an unchanged config stays byte-compatible.
-    if (configPath !== null) await writeTextAtomic(configPath, JSON.stringify(plan.config, null, 2), { force: req.force });
+    // Serialized before anything is written: a config that cannot be is refused with nothing on disk.
+    const configText = configPath === null ? null : JSON.stringify(plan.config, null, 2);
+    await assertDistinctOutputs(configPath === null ? [output] : [output, configPath], [input]);
+    const batch = new OutputBatch(req.force ?? false);
+    try {
+      if (!folderExists) await batch.createFolder(path.dirname(output));
+      await assertWritable(output, req.force ?? false);
+      if (configPath !== null) await assertWritable(configPath, req.force ?? false);
+
+      const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+      const pool = createExpandPool(expandThreads(req.threads, doc.layers));
+      try {
+        const produce = factorProducer(nola, plan, specs, pool, req.onProgress);
+        await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
+          force: req.force,
+          batch,
+          ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
+        });
+      } finally {
+        await pool.close();
+      }
+      if (configPath !== null) await writeTextAtomic(configPath, configText!, { force: req.force, batch });
+      await batch.commit();
+    } catch (e) {
+      await batch.abort();
+      throw e;
+    }
     return {
       input, output, config: configPath, family: plan.family,
       layers: plan.layers.length, tensors: plan.tensors.length, bytes: (await stat(output)).size, warnings: plan.warnings,
@@ -269,6 +261,22 @@ function factorProducer(
     }
     return f.data;
   };
+}
+
+/** The output plan of a NOLA file (expand writes it; verify checks every step of it). */
+export function planExpand(nola: OpenNola, to: Family | undefined): OutputPlan {
+  const { doc } = nola;
+  return planOutputFor(nola.file, {
+    family: doc.source.family,
+    to,
+    layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
+    passthrough: doc.passthrough.map((p) => {
+      const t = nola.reader.get(p.tensor)!;
+      return { name: p.name, dtype: t.dtype, shape: t.shape };
+    }),
+    metadata: doc.source.metadata,
+    config: doc.source.config,
+  });
 }
 
 /**
