@@ -65,26 +65,12 @@ export async function resolveExpandOutput(input: string, output: string | undefi
 export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const nola = await openNola(req.input);
   try {
-    const { doc } = nola;
-    assertLayersFit(nola);
-    const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
-    const plan = planOutputFor(req.input, {
-      family: doc.source.family,
-      to: req.to,
-      layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
-      passthrough: doc.passthrough.map((p) => {
-        const t = nola.reader.get(p.tensor)!;
-        return { name: p.name, dtype: t.dtype, shape: t.shape };
-      }),
-      metadata: doc.source.metadata,
-      config: doc.source.config,
-    });
+    const { plan, specs, produce } = buildExpand(nola, req.to, req.onProgress);
+    const output = await resolveExpandOutput(req.input, req.output, nola.doc.source.file);
     const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
     await assertWritable(output, req.force ?? false);
     if (configPath !== null) await assertWritable(configPath, req.force ?? false);
 
-    const produce = factorProducer(nola, plan, req.onProgress);
-    const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
     await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
       force: req.force,
       ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
@@ -98,6 +84,33 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   } finally {
     await nola.reader.close();
   }
+}
+
+/** Everything an expand produces, before a byte is written: `nola expand` writes it, the API's load() keeps it in memory. */
+export interface ExpandBuild {
+  plan: OutputPlan;
+  /** The output tensors in plan order; produce(i) returns tensor i (floats to encode into its dtype, or raw bytes). */
+  specs: TensorSpec[];
+  produce: (i: number) => Promise<TensorData>;
+}
+
+/** Plans the output of an open NOLA file (same family, or `to`) and the producer of its tensors. Writes nothing. */
+export function buildExpand(nola: OpenNola, to: Family | undefined, onProgress?: ExpandRequest['onProgress']): ExpandBuild {
+  const { doc } = nola;
+  assertLayersFit(nola);
+  const plan = planOutputFor(nola.file, {
+    family: doc.source.family,
+    to,
+    layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
+    passthrough: doc.passthrough.map((p) => {
+      const t = nola.reader.get(p.tensor)!;
+      return { name: p.name, dtype: t.dtype, shape: t.shape };
+    }),
+    metadata: doc.source.metadata,
+    config: doc.source.config,
+  });
+  const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+  return { plan, specs, produce: factorProducer(nola, plan, onProgress) };
 }
 
 /**
