@@ -215,3 +215,29 @@ test('api: a script hitting bad input and loading a file never exits the process
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+test('api: the README example runs as written (in a project whose node_modules/nola is this package)', { timeout: 120_000 }, async () => {
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Use it from code'));
+  const example = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(example, 'the README has a js example under "Use it from code"');
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-api-readme-'));
+  try {
+    mkdirSync(path.join(work, 'node_modules'));
+    symlinkSync(REPO, path.join(work, 'node_modules', 'nola'), 'dir');
+    const fixtures = await generateFixtures(path.join(work, 'fx'));
+    const peft = fixtures.find((f) => f.path.endsWith(path.join('tiny-peft', 'adapter_model.safetensors')))!;
+    mkdirSync(path.join(work, 'adapter'));
+    for (const name of ['adapter_model.safetensors', 'adapter_config.json']) {
+      writeFileSync(path.join(work, 'adapter', name), readFileSync(path.join(path.dirname(peft.path), name)));
+    }
+    writeFileSync(path.join(work, 'example.mjs'), example);
+    const r = spawnSync(process.execPath, ['example.mjs'], { cwd: work, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '', 'no error printed');
+    assert.match(r.stdout, /^adapter\.nola\.safetensors 0\.\d+ \d/, 'compress and inspect results printed');
+    assert.match(r.stdout, /lora_A\.weight F\d+/, 'tensors listed');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
