@@ -29,6 +29,24 @@ def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def pattern_keys(paths):
+    """rank_pattern / alpha_pattern keys for module paths (src/formats/expand-plan.ts patternKeys): the shortest
+    proper dotted suffix no other path equals or ends with after a dot, regex-escaped; else the whole path
+    (anchored with ^ only where another path ends with it)."""
+    uniq = list(dict.fromkeys(paths))
+    out = []
+    for p in paths:
+        parts = p.split('.')
+        for j in range(1, len(parts)):
+            suffix = '.'.join(parts[len(parts) - j:])
+            if not any(q != p and (q == suffix or q.endswith('.' + suffix)) for q in uniq):
+                out.append(escape_regex(suffix))
+                break
+        else:
+            out.append(('^' if any(q != p and q.endswith('.' + p) for q in uniq) else '') + escape_regex(p))
+    return out
+
+
 def read_lora_config(cfg, where):
     if not isinstance(cfg, dict):
         raise FormatError(f'{where} is not a JSON object')

@@ -10,7 +10,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -210,6 +210,52 @@ for f in sys.argv[1:]:
         print(type(e).__name__, e.exit_code)
 `, path.join(work, 'junk.safetensors'), path.join(work, 'lora', 'adapter_model.safetensors')]);
     assert.deepEqual(out.trim().split('\n'), ['FormatError 3', 'FormatError 3']);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/** A python3 that has torch (the reader's optional framework), if any: the one on PATH, else the system one. */
+function pythonWithTorch(): string | undefined {
+  for (const exe of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(exe, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0) return exe;
+  }
+  return undefined;
+}
+
+test("python reader with framework 'pt': torch tensors of the expanded dtypes (bfloat16, float16, float32) and the same bytes", { timeout: 300_000 }, async (t) => {
+  const exe = pythonWithTorch();
+  if (exe === undefined) return t.skip('no python3 with torch and numpy: the optional torch output is not checked here');
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-pt-'));
+  try {
+    const fixtures = await generateFixtures(path.join(work, 'src'));
+    const script = `
+import sys, json, hashlib, torch, nola_reader
+l = nola_reader.load(sys.argv[1], 'pt')
+def raw(t):
+    return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+print(json.dumps([[n, str(t.dtype), list(t.shape), hashlib.sha256(raw(t)).hexdigest()] for n, t in l.tensors.items()]))
+`;
+    const torchName: Record<string, string> = { F32: 'torch.float32', F16: 'torch.float16', BF16: 'torch.bfloat16', F64: 'torch.float64', I64: 'torch.int64' };
+    const seen = new Set<string>();
+    for (const [i, f] of fixtures.entries()) {
+      const nolaFile = path.join(work, `${i}.nola.safetensors`);
+      assert.equal((await runNola(['compress', f.path, '-o', nolaFile])).code, 0);
+      const outDir = path.join(work, `out${i}`) + path.sep;
+      const exp = await runNola(['expand', nolaFile, '-o', outDir, '--json']);
+      assert.equal(exp.code, 0, exp.stderr);
+      const file = fileSummary((JSON.parse(exp.stdout) as { output: string }).output);
+      const r: SpawnSyncReturns<string> = spawnSync(exe as string, ['-c', script, nolaFile], { encoding: 'utf8', env: { ...process.env, PYTHONPATH }, maxBuffer: 1 << 26 });
+      assert.equal(r.status, 0, r.stderr);
+      const got = JSON.parse(r.stdout) as Array<[string, string, number[], string]>;
+      const want = file.tensors.filter((x) => torchName[x[1]] !== undefined);
+      const byName = new Map(got.map((g) => [g[0], g]));
+      for (const [name, dtype, shape, sha] of want) {
+        assert.deepEqual(byName.get(name), [name, torchName[dtype], shape, sha], `${f.path}: ${name}`);
+        seen.add(dtype);
+      }
+    }
+    for (const d of ['F32', 'F16', 'BF16']) assert.ok(seen.has(d), `a ${d} tensor was checked`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
