@@ -11,6 +11,7 @@ import type { LayerSpec } from '../formats/layer.js';
 import { bitsPerValue, quantizedBytes, type QuantMode, type QuantSpec } from '../core/quantize.js';
 import { QUANT_GROUP_SIZE } from '../core/constants.js';
 import type { BudgetStrategy, CompressSettings } from './settings.js';
+import { gaussianRiceBytes, gaussianRiceEstimate } from '../core/rice-model.js';
 
 /** The layer's compressed form under the fixed strategy or the --max-error search. */
 export function chooseLayer(target: LayerTarget, spec: LayerSpec, settings: CompressSettings, log?: Pick<Logger, 'warn'>): CompressedLayer {
@@ -117,47 +118,167 @@ function fixedQuants(strategy: BudgetStrategy): QuantMode[] {
 }
 
 /**
- * --max-error with rice coding (the default). Per rank, one fit; then the step t of the uniform
- * quantizer is searched so that the stored layer lands on the bound. Steps are allocated between
- * the factors by high-rate theory: with noise variance v per coefficient, A's rounding adds
- * s²·v_A·d_in·‖B‖² to the squared error and B's s²·v_B·d_out·‖A‖², and the fewest bits for a given
- * total spend it in proportion to the coefficient counts (k : l), which gives
+ * --max-error with rice coding (the default). The search runs on estimates and stores only what it
+ * may keep (STYLE: estimate in the loop, encode the winner):
+ *
+ * 1. Every allowed rank is modelled in closed form (RiceModel: the coefficients of a random
+ *    orthonormal rotation are near-Gaussian, so bytes and rounding error at a step follow from the
+ *    spectrum alone; no fit, no transform). Each rank gets the step that lands its predicted error
+ *    on the bound and the bytes that step costs.
+ * 2. Ranks are then fitted and stored in order of predicted bytes. At a rank, the step is landed on
+ *    the bound by storing, measuring the error of what is stored (after B's re-solve against the
+ *    rounded A, after expand's rounding to the source dtype), calibrating the model's rounding error
+ *    by the measured one and solving the calibrated model for the next step: usually two or three
+ *    stores. The next rank is tried only while its prediction is within RANK_SLACK of the best
+ *    stored size.
+ *
+ * Steps are split between the factors by high-rate theory: with noise variance v per coefficient,
+ * A's rounding adds s²·v_A·d_in·‖B‖² to the squared error and B's s²·v_B·d_out·‖A‖², and the fewest
+ * bits for a given total spend it in proportion to the coefficient counts (k : l), which gives
  *   step_A = t·√(k / (d_in·‖B‖²)),   step_B = t·√(l / (d_out·‖A‖²)).
- * The error's quantization part grows linearly in t, so t is found by a few secant steps on the
- * measured error (what is stored, after B's re-solve against the rounded A), keeping the cheapest
- * setting within the bound. Ranks go upward from the first whose truncation error is below the
- * bound, and stop at the first rank that costs more than the best so far.
  */
 function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, maxError: number, seed: number, fit: CompressSettings['fit']): CompressedLayer {
   const sigma = target.svd!.sigma;
   const ranks = rankChoices(strategy.rank, spec);
+  const last = ranks[ranks.length - 1];
+  const candidates = ranks
+    .filter((rank) => rank === last || truncationError(sigma, rank) <= maxError)
+    .map((rank) => {
+      const model = RiceModel.fromSpectrum(sigma, target.s0, rank, spec.dIn, spec.dOut);
+      const room2 = roomFor(maxError, truncationError(sigma, rank));
+      return { rank, bytes: model.bytes(model.tFor(room2)) };
+    })
+    .sort((x, y) => x.bytes - y.bytes);
   let best: CompressedLayer | undefined;
   let closest: CompressedLayer | undefined;
-  for (const rank of ranks) {
-    const tail = truncationError(sigma, rank);
-    if (rank < ranks[ranks.length - 1] && tail > maxError) continue;
+  for (const { rank, bytes } of candidates) {
+    if (best !== undefined && bytes >= settingsBytes(best.settings) * (1 + RANK_SLACK)) break;
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
-    const steps = riceSteps(fitter, target, spec);
-    const stepA = steps.a, stepB = steps.b;
-    // Room for rounding error at this rank; where the truncation alone fills the bound, aim low.
-    const room = maxError * maxError - tail * tail > 0 ? Math.sqrt(maxError * maxError - tail * tail) : 0.1 * maxError;
-    let t = steps.t(room);
-    let rankBest: CompressedLayer | undefined;
-    for (let iter = 0; iter < 8 && Number.isFinite(t) && t > 0; iter++) {
-      const layer = fitter.store({ rice: stepA(t) }, { rice: stepB(t) });
-      const e = boundError(layer);
-      if (closest === undefined || e < boundError(closest)) closest = layer;
-      if (e <= maxError && (rankBest === undefined || settingsBytes(layer.settings) < settingsBytes(rankBest.settings))) rankBest = layer;
-      const rounding = Math.sqrt(Math.max(e * e - tail * tail, 1e-300));
-      const next = t * (room / rounding) * (e <= maxError ? 1 : 0.995);
-      if (e <= maxError && Math.abs(next / t - 1) < 0.002) break;
-      t = next;
-    }
-    if (rankBest === undefined) continue;
-    if (best !== undefined && settingsBytes(rankBest.settings) >= settingsBytes(best.settings)) break;
-    best = rankBest;
+    const { best: rankBest, closest: rankClosest } = landOnBound(fitter, target, spec, rank, maxError);
+    if (closest === undefined || boundError(rankClosest) < boundError(closest)) closest = rankClosest;
+    if (rankBest !== undefined && (best === undefined || settingsBytes(rankBest.settings) < settingsBytes(best.settings))) best = rankBest;
   }
   return best ?? closest!;
+}
+
+/** How far inside the bound a stored layer may land and be kept without another store. */
+const LANDING = 0.003;
+
+/** A rank whose prediction is this much above the best stored size is not tried (the model is good to a few tenths of a percent). */
+const RANK_SLACK = 0.01;
+
+/** Squared room for rounding error at a rank; where the truncation alone fills the bound, aim low. */
+function roomFor(maxError: number, tail: number): number {
+  const room2 = maxError * maxError - tail * tail;
+  return room2 > 0 ? room2 : (0.1 * maxError) ** 2;
+}
+
+/**
+ * Stores the fitted rank at steps that land its error on the bound: store, measure, calibrate the
+ * model's rounding error by the measured one, solve for the next t. At most 6 stores; the
+ * cheapest stored setting within the bound is kept.
+ */
+function landOnBound(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec, rank: number, maxError: number): { best?: CompressedLayer; closest: CompressedLayer } {
+  const tail = truncationError(target.svd!.sigma, rank);
+  const room2 = roomFor(maxError, tail);
+  const model = RiceModel.fromFit(fitter, target, spec, rank);
+  let calibration = 1;
+  let t = model.tFor(room2);
+  let best: CompressedLayer | undefined;
+  let closest: CompressedLayer | undefined;
+  for (let iter = 0; iter < 6 && Number.isFinite(t) && t > 0; iter++) {
+    const layer = fitter.store({ rice: model.stepA(t) }, { rice: model.stepB(t) });
+    const e = boundError(layer);
+    if (closest === undefined || e < boundError(closest)) closest = layer;
+    if (e <= maxError && (best === undefined || settingsBytes(layer.settings) < settingsBytes(best.settings))) best = layer;
+    const predicted = model.rounding2(t);
+    if (!(predicted > 0)) break;
+    calibration = Math.max(e * e - tail * tail, 1e-300) / predicted;
+    // Landed: within LANDING of the bound (bytes grow by ~0.1% per 0.3% of error given away).
+    if (e <= maxError && e >= maxError * (1 - LANDING)) break;
+    // Aim a hair inside after a miss, so the correction does not land just outside again.
+    const next = model.tFor((room2 * (e <= maxError ? 1 : 1 - LANDING)) / calibration);
+    t = next;
+  }
+  return { best, closest: closest! };
+}
+
+/**
+ * Closed-form size and rounding error of one rank at full span (src/core/rice-model.ts): the
+ * coefficients of A and B are modelled as N(0, ‖A‖²/k) and N(0, ‖B‖²/l), the squared relative
+ * rounding error as s²·(k·mse_A·‖B‖² + l·mse_B·‖A‖²) / (rank·‖ΔW‖²).
+ */
+class RiceModel {
+  private constructor(
+    private readonly k: number, private readonly l: number,
+    private readonly normA2: number, private readonly normB2: number,
+    private readonly dIn: number, private readonly dOut: number,
+    private readonly weight: number,
+  ) {}
+
+  /** Before any fit: the balanced factors of the rank-r truncation, ‖A‖² = ‖B‖² = Σ_{i<r} σ_i / |s|. */
+  static fromSpectrum(sigma: Float64Array, s: number, rank: number, dIn: number, dOut: number): RiceModel {
+    let kept = 0, energy = 0;
+    for (let i = 0; i < sigma.length; i++) { energy += sigma[i] * sigma[i]; if (i < rank) kept += sigma[i]; }
+    const norm2 = s === 0 ? 0 : kept / Math.abs(s);
+    return new RiceModel(rank * dIn, dOut * rank, norm2, norm2, dIn, dOut, energy > 0 ? (s * s) / (rank * energy) : 0);
+  }
+
+  /** For a fitted rank: the norms of its coefficients (= the factors', the basis being orthonormal). */
+  static fromFit(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec, rank: number): RiceModel {
+    const { alpha, beta } = fitter.fit;
+    let energy = 0;
+    for (const x of target.svd!.sigma) energy += x * x;
+    const s2 = target.s0 * target.s0;
+    return new RiceModel(alpha.length, beta.length, sumSquares(alpha), sumSquares(beta), spec.dIn, spec.dOut, energy > 0 ? s2 / (rank * energy) : 0);
+  }
+
+  stepA(t: number): number {
+    return clampStep(t * Math.sqrt(this.k / (this.dIn * Math.max(this.normB2, 1e-300))));
+  }
+
+  stepB(t: number): number {
+    return clampStep(t * Math.sqrt(this.l / (this.dOut * Math.max(this.normA2, 1e-300))));
+  }
+
+  /** Predicted squared relative rounding error at t. */
+  rounding2(t: number): number {
+    const a = gaussianRiceEstimate(Math.sqrt(this.normA2 / this.k), this.stepA(t));
+    const b = gaussianRiceEstimate(Math.sqrt(this.normB2 / this.l), this.stepB(t));
+    return this.weight * (this.k * a.mse * this.normB2 + this.l * b.mse * this.normA2);
+  }
+
+  /** Predicted bytes of both blocks at t. */
+  bytes(t: number): number {
+    return gaussianRiceBytes(this.k, Math.sqrt(this.normA2 / this.k), this.stepA(t))
+      + gaussianRiceBytes(this.l, Math.sqrt(this.normB2 / this.l), this.stepB(t));
+  }
+
+  /** The high-rate solution of rounding2(t) = room2: s²·t²·(k + l)/12 / ‖ΔW‖² = room2 (rank·weight = s²/‖ΔW‖²). */
+  highRateT(room2: number): number {
+    const rank = this.k / this.dIn;
+    return this.weight > 0 ? Math.sqrt((12 * room2) / (this.weight * rank * (this.k + this.l))) : 1;
+  }
+
+  /** The t whose predicted rounding error is room2 (bisection in log t from the high-rate solution; the error grows with t). */
+  tFor(room2: number): number {
+    if (!(this.weight > 0) || !(this.normA2 > 0) || !(this.normB2 > 0)) return 1;
+    const highRate = this.highRateT(room2);
+    let lo = highRate / 16, hi = highRate * 16;
+    while (this.rounding2(lo) > room2 && lo > MIN_STEP) lo /= 16;
+    while (this.rounding2(hi) < room2 && hi < MAX_STEP) hi *= 16;
+    for (let i = 0; i < 40 && hi / lo > 1 + 1e-5; i++) {
+      const mid = Math.sqrt(lo * hi);
+      if (this.rounding2(mid) < room2) lo = mid;
+      else hi = mid;
+    }
+    return Math.sqrt(lo * hi);
+  }
+}
+
+function clampStep(step: number): number {
+  // A step must be a normal finite f32; a factor of zeros (an untrained B) takes the largest.
+  return Number.isNaN(step) ? MAX_STEP : Math.min(MAX_STEP, Math.max(MIN_STEP, step));
 }
 
 /** Range of the rice steps the search uses (normal f32 values). */
@@ -165,25 +286,6 @@ const MIN_STEP = 1e-37, MAX_STEP = 1e37;
 
 /** Predicted relative rounding errors of the --ratio rice ladder (geometric, ×1.5). */
 export const RICE_LADDER: readonly number[] = Array.from({ length: 15 }, (_, i) => 0.004 * 1.5 ** i);
-
-/**
- * The step allocation of searchRice for one fitted rank: a(t), b(t) the steps of A and B, and t(e)
- * the t whose predicted relative rounding error (high-rate theory, see searchRice) is e.
- */
-function riceSteps(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec): { a: (t: number) => number; b: (t: number) => number; t: (e: number) => number } {
-  const { alpha, beta } = fitter.fit;
-  const normA2 = sumSquares(alpha), normB2 = sumSquares(beta);
-  const energy = target.svd!.sigma.reduce((acc, x) => acc + x * x, 0);
-  const s2 = target.s0 * target.s0;
-  // A step must be a normal finite f32; a factor of zeros (an untrained B) takes the largest.
-  const clamp = (step: number): number => (Number.isNaN(step) ? MAX_STEP : Math.min(MAX_STEP, Math.max(MIN_STEP, step)));
-  return {
-    a: (t) => clamp(t * Math.sqrt(alpha.length / (spec.dIn * Math.max(normB2, 1e-300)))),
-    b: (t) => clamp(t * Math.sqrt(beta.length / (spec.dOut * Math.max(normA2, 1e-300)))),
-    // relative squared rounding error ≈ s²·t²·(k + l)/12 / ‖ΔW‖²
-    t: (e) => (energy > 0 && s2 > 0 ? e * Math.sqrt((12 * energy) / (s2 * (alpha.length + beta.length))) : 1),
-  };
-}
 
 function sumSquares(v: Float64Array): number {
   let acc = 0;
@@ -263,9 +365,10 @@ export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: B
   if (strategy.quants.includes('rice')) {
     for (const rank of rankChoices(strategy.rank, spec)) {
       const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
-      const steps = riceSteps(fitter, target, spec);
+      const model = RiceModel.fromFit(fitter, target, spec, rank);
       for (const e of RICE_LADDER) {
-        const quantA = { rice: steps.a(steps.t(e)) }, quantB = { rice: steps.b(steps.t(e)) };
+        const t = model.highRateT(e * e);
+        const quantA = { rice: model.stepA(t) }, quantB = { rice: model.stepB(t) };
         const layer = fitter.store(quantA, quantB);
         table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: { ...layer.settings, quantA, quantB } });
       }
