@@ -65,8 +65,9 @@ export async function resolveExpandOutput(input: string, output: string | undefi
 export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const nola = await openNola(req.input);
   try {
-    const { plan, specs, produce } = buildExpand(nola, req.to, req.onProgress);
-    const output = await resolveExpandOutput(req.input, req.output, nola.doc.source.file);
+    const { doc } = nola;
+    const { plan, specs, produce } = await buildExpand(nola, req.to, req.onProgress);
+    const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
     const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
     await assertWritable(output, req.force ?? false);
     if (configPath !== null) await assertWritable(configPath, req.force ?? false);
@@ -84,33 +85,6 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   } finally {
     await nola.reader.close();
   }
-}
-
-/** Everything an expand produces, before a byte is written: `nola expand` writes it, the API's load() keeps it in memory. */
-export interface ExpandBuild {
-  plan: OutputPlan;
-  /** The output tensors in plan order; produce(i) returns tensor i (floats to encode into its dtype, or raw bytes). */
-  specs: TensorSpec[];
-  produce: (i: number) => Promise<TensorData>;
-}
-
-/** Plans the output of an open NOLA file (same family, or `to`) and the producer of its tensors. Writes nothing. */
-export function buildExpand(nola: OpenNola, to: Family | undefined, onProgress?: ExpandRequest['onProgress']): ExpandBuild {
-  const { doc } = nola;
-  assertLayersFit(nola);
-  const plan = planOutputFor(nola.file, {
-    family: doc.source.family,
-    to,
-    layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
-    passthrough: doc.passthrough.map((p) => {
-      const t = nola.reader.get(p.tensor)!;
-      return { name: p.name, dtype: t.dtype, shape: t.shape };
-    }),
-    metadata: doc.source.metadata,
-    config: doc.source.config,
-  });
-  const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
-  return { plan, specs, produce: factorProducer(nola, plan, onProgress) };
 }
 
 /**
@@ -157,6 +131,35 @@ function assertHolds(file: string, layer: string, factor: 'A' | 'B', data: Float
   if (!Number.isFinite(maxAbs) || !Number.isFinite(representable(maxAbs, dtype))) {
     throw new NumericError(`${file}: layer ${JSON.stringify(layer)}: factor ${factor} synthesizes to values (max |x| = ${maxAbs}) that ${dtype} cannot hold`);
   }
+}
+
+/** The output plan of a NOLA file (expand writes it; verify checks every step of it). */
+export function planExpand(nola: OpenNola, to: Family | undefined): OutputPlan {
+  const { doc } = nola;
+  return planOutputFor(nola.file, {
+    family: doc.source.family,
+    to,
+    layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
+    passthrough: doc.passthrough.map((p) => {
+      const t = nola.reader.get(p.tensor)!;
+      return { name: p.name, dtype: t.dtype, shape: t.shape };
+    }),
+    metadata: doc.source.metadata,
+    config: doc.source.config,
+  });
+}
+
+/**
+ * What expand writes, before a byte is written: the plan, the output tensors in plan order and the
+ * producer of tensor i (floats to encode into its dtype, or raw bytes). The API's load() keeps it in
+ * memory through the writer's own encoding (src/pipeline/load.ts); expand() writes it.
+ */
+export async function buildExpand(nola: OpenNola, to: Family | undefined, onProgress?: ExpandRequest['onProgress']):
+  Promise<{ plan: OutputPlan; specs: TensorSpec[]; produce: (i: number) => Promise<TensorData> }> {
+  assertLayersFit(nola);
+  const plan = planExpand(nola, to);
+  const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+  return { plan, specs, produce: factorProducer(nola, plan, onProgress) };
 }
 
 /** planOutput judges the document's layers and config, not files: errors name the NOLA file they came from. */

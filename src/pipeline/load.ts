@@ -34,7 +34,7 @@ export interface LoadedLora {
 export async function loadExpanded(input: string, to?: Family): Promise<LoadedLora> {
   const nola = await openNola(input);
   try {
-    const { plan, specs, produce } = buildExpand(nola, to);
+    const { plan, specs, produce } = await buildExpand(nola, to);
     const finalize = plan.kohyaHashes?.finalizeMetadata;
     const hash = finalize ? createHash('sha256') : undefined;
     const tensors: LoadedTensor[] = [];
