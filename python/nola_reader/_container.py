@@ -44,11 +44,8 @@ def parse_json(text, what):
 
 def read_safetensors(path):
     """(metadata or None, {name: (dtype, shape, bytes)} in header order)."""
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except OSError as e:
-        raise OSError(f'{path}: {e.strerror or e}') from None
+    with open(path, 'rb') as f:  # a missing or unreadable file raises the usual OSError (FileNotFoundError, ...)
+        data = f.read()
     if len(data) < 8:
         raise FormatError(f'{path}: shorter than a safetensors header')
     (n,) = struct.unpack('<Q', data[:8])

@@ -260,3 +260,21 @@ print(json.dumps([[n, str(t.dtype), list(t.shape), hashlib.sha256(raw(t)).hexdig
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+test("python reader: its JSON.stringify / Number#toString equal JavaScript's (metadata and config text)", (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  let seed = 99;
+  const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
+  const numbers: number[] = [0, -0, 1, 16, 0.1, 1 / 3, 2 / 3 * 16, 1e21, 1e-7, 1.5e-7, 123456789012345680000, 5e-324, 1.7976931348623157e308, 1e-6, 0.000001234, 100, 2 ** 53, 2 ** 53 + 2];
+  for (let i = 0; i < 300; i++) numbers.push((rnd() - 0.5) * 10 ** Math.floor(rnd() * 60 - 30));
+  const value = { r: 4, lora_alpha: 5.333333333333333, '10': 'x', '2': [1, 2.5, { a: null, b: true }], rank_pattern: { 'a\\.b': 3 }, alpha_pattern: {}, list: [], s: 'é "q" \\ \n\t\u0001' };
+  const out = JSON.parse(python(['-c', `
+import sys, json
+from nola_reader import _js
+nums = json.loads(sys.argv[1]); value = json.loads(sys.argv[2])
+print(json.dumps({'numbers': [_js.number(x) for x in nums], 'compact': _js.stringify(value), 'indented': _js.stringify(value, 2)}))
+`, JSON.stringify(numbers), JSON.stringify(value)])) as { numbers: string[]; compact: string; indented: string };
+  assert.deepEqual(out.numbers, numbers.map((x) => String(x)));
+  assert.equal(out.compact, JSON.stringify(value));
+  assert.equal(out.indented, JSON.stringify(value, null, 2));
+});
