@@ -241,3 +241,33 @@ test('api: the README example runs as written (in a project whose node_modules/n
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+test('api: a TypeScript project importing nola type-checks against the package types (and they are not any)', { timeout: 120_000 }, () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-api-ts-'));
+  try {
+    mkdirSync(path.join(work, 'node_modules'));
+    symlinkSync(REPO, path.join(work, 'node_modules', 'nola'), 'dir');
+    writeFileSync(path.join(work, 'package.json'), '{ "type": "module" }');
+    writeFileSync(path.join(work, 'user.ts'), [
+      "import { load, compress, inspect, expand, FormatError, EXIT, type LoadedLora, type CompressResult } from 'nola';",
+      "const lora: LoadedLora = await load('x.nola.safetensors');",
+      'const rows: number = lora.tensors[0].shape[0] + lora.tensors[0].bytes.byteLength;',
+      "const result: CompressResult = await compress('adapter/', { maxError: 0.1, threads: 2 });",
+      'const worst: number = result.report.totals.maxError;',
+      "const info = await inspect('x'); const kind: 'lora' | 'nola' = info.kind;",
+      "const out: string = (await expand('x', { to: 'kohya' })).output;",
+      'const code: number = new FormatError(\'m\').exitCode + EXIT.usage;',
+      '// @ts-expect-error options are typed: maxError is a number',
+      "await compress('a', { maxError: true });",
+      '// @ts-expect-error families are a closed set',
+      "await load('a', { to: 'onnx' });",
+      'console.log(rows, worst, kind, out, code);',
+    ].join('\n'));
+    const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
+      '--types', 'node', '--typeRoots', path.join(REPO, 'node_modules', '@types'), 'user.ts'], { cwd: work, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
