@@ -8,7 +8,7 @@ import { truncationError } from '../core/lowrank.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
-import { bitsPerValue, quantizedBytes, type QuantMode, type QuantSpec } from '../core/quantize.js';
+import { bitsPerValue, MAX_SEGMENTS, quantizedBytes, type QuantMode, type QuantRequest, type QuantSpec } from '../core/quantize.js';
 import { QUANT_GROUP_SIZE } from '../core/constants.js';
 import type { BudgetStrategy, CompressSettings } from './settings.js';
 import { gaussianRiceBytes, gaussianRiceEstimate } from '../core/rice-model.js';
@@ -51,10 +51,10 @@ function rankChoices(rule: BudgetStrategy['rank'], spec: LayerSpec): number[] {
   return Array.from({ length: spec.rank }, (_, i) => i + 1);
 }
 
-function fullSpanSettings(spec: LayerSpec, rank: number, quant: QuantMode, seed: number, fit: CompressSettings['fit']): LayerSettings {
+function fullSpanSettings(spec: LayerSpec, rank: number, quant: QuantMode, seed: number, fit: CompressSettings['fit'], basis: Layout = 'orthogonal'): LayerSettings {
   const seeds = deriveLayerSeeds(seed, spec.name);
   return {
-    rank, k: rank * spec.dIn, l: spec.dOut * rank, basis: 'orthogonal',
+    rank, k: rank * spec.dIn, l: spec.dOut * rank, basis,
     quantA: quant, quantB: quant, seedA: seeds.seedA, seedB: seeds.seedB, fit,
   };
 }
@@ -143,18 +143,19 @@ function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrate
   const last = ranks[ranks.length - 1];
   const candidates = ranks
     .filter((rank) => rank === last || truncationError(sigma, rank) <= maxError)
-    .map((rank) => {
-      const model = RiceModel.fromSpectrum(sigma, target.s0, rank, spec.dIn, spec.dOut);
+    // One rice segment per component: the component layout needs rank ≤ MAX_SEGMENTS.
+    .flatMap((rank) => LAYOUTS.filter((layout) => layout === 'orthogonal' || rank <= MAX_SEGMENTS).map((layout) => {
+      const model = RiceModel.fromSpectrum(layout, sigma, target.s0, rank, spec.dIn, spec.dOut);
       const room2 = roomFor(maxError, truncationError(sigma, rank));
-      return { rank, bytes: model.bytes(model.tFor(room2)) };
-    })
+      return { rank, layout, bytes: model.bytes(model.tFor(room2)) };
+    }))
     .sort((x, y) => x.bytes - y.bytes);
   let best: CompressedLayer | undefined;
   let closest: CompressedLayer | undefined;
-  for (const { rank, bytes } of candidates) {
+  for (const { rank, layout, bytes } of candidates) {
     if (best !== undefined && bytes >= settingsBytes(best.settings) * (1 + RANK_SLACK)) break;
-    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
-    const { best: rankBest, closest: rankClosest } = landOnBound(fitter, target, spec, rank, maxError);
+    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
+    const { best: rankBest, closest: rankClosest } = landOnBound(fitter, layout, target, spec, rank, maxError);
     if (closest === undefined || boundError(rankClosest) < boundError(closest)) closest = rankClosest;
     if (rankBest !== undefined && (best === undefined || settingsBytes(rankBest.settings) < settingsBytes(best.settings))) best = rankBest;
   }
@@ -163,6 +164,9 @@ function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrate
 
 /** How far inside the bound a stored layer may land and be kept without another store. */
 const LANDING = 0.003;
+
+/** The layouts the default search chooses between, per layer. */
+const LAYOUTS: readonly Layout[] = ['orthogonal', 'orthogonal-components'];
 
 /** A rank whose prediction is this much above the best stored size is not tried (the model is good to a few tenths of a percent). */
 const RANK_SLACK = 0.01;
@@ -178,16 +182,17 @@ function roomFor(maxError: number, tail: number): number {
  * model's rounding error by the measured one, solve for the next t. At most 6 stores; the
  * cheapest stored setting within the bound is kept.
  */
-function landOnBound(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec, rank: number, maxError: number): { best?: CompressedLayer; closest: CompressedLayer } {
+function landOnBound(fitter: LayerFitter, layout: Layout, target: LayerTarget, spec: LayerSpec, rank: number, maxError: number): { best?: CompressedLayer; closest: CompressedLayer } {
   const tail = truncationError(target.svd!.sigma, rank);
   const room2 = roomFor(maxError, tail);
-  const model = RiceModel.fromFit(fitter, target, spec, rank);
+  const model = RiceModel.fromFit(layout, fitter, target, spec, rank);
   let calibration = 1;
   let t = model.tFor(room2);
   let best: CompressedLayer | undefined;
   let closest: CompressedLayer | undefined;
   for (let iter = 0; iter < 6 && Number.isFinite(t) && t > 0; iter++) {
-    const layer = fitter.store({ rice: model.stepA(t) }, { rice: model.stepB(t) });
+    const { quantA, quantB } = model.request(t);
+    const layer = fitter.store(quantA, quantB);
     const e = boundError(layer);
     if (closest === undefined || e < boundError(closest)) closest = layer;
     if (e <= maxError && (best === undefined || settingsBytes(layer.settings) < settingsBytes(best.settings))) best = layer;
@@ -203,66 +208,98 @@ function landOnBound(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec, 
   return { best, closest: closest! };
 }
 
+/** One rice block as the model sees it: its values, their squared norm, and the squared norm their noise is multiplied by in ΔW. */
+interface ModelBlock {
+  count: number;
+  norm2: number;
+  weight: number;
+}
+
+/** How a factor's coefficients are rotated and cut into blocks: the whole factor at once, or each rank-1 component apart. */
+type Layout = 'orthogonal' | 'orthogonal-components';
+
 /**
- * Closed-form size and rounding error of one rank at full span (src/core/rice-model.ts): the
- * coefficients of A and B are modelled as N(0, ‖A‖²/k) and N(0, ‖B‖²/l), the squared relative
- * rounding error as s²·(k·mse_A·‖B‖² + l·mse_B·‖A‖²) / (rank·‖ΔW‖²).
+ * Closed-form size and rounding error of one rank at full span (src/core/rice-model.ts). Each
+ * block's coefficients are modelled as N(0, norm2/count); rounding noise of variance v per
+ * coefficient adds s²·v·count·weight to ‖ΔW − ΔŴ‖², weight being the squared norm of the partner
+ * the block's noise is multiplied by: for the whole-factor layout ‖B‖²/rank for A (the rotation
+ * spreads the noise evenly over A's rows) and ‖A‖²/rank for B; for the component layout ‖b_i‖² for
+ * row a_i and ‖a_i‖² for column b_i (B's columns being orthogonal, the components' errors add).
+ * The fewest bits for a given error give every block the step t/√weight (the same noise cost
+ * per bit everywhere), which for the whole-factor layout is the high-rate split above.
  */
 class RiceModel {
-  private constructor(
-    private readonly k: number, private readonly l: number,
-    private readonly normA2: number, private readonly normB2: number,
-    private readonly dIn: number, private readonly dOut: number,
-    private readonly weight: number,
-  ) {}
+  private constructor(private readonly a: ModelBlock[], private readonly b: ModelBlock[], private readonly errorScale: number) {}
 
-  /** Before any fit: the balanced factors of the rank-r truncation, ‖A‖² = ‖B‖² = Σ_{i<r} σ_i / |s|. */
-  static fromSpectrum(sigma: Float64Array, s: number, rank: number, dIn: number, dOut: number): RiceModel {
-    let kept = 0, energy = 0;
-    for (let i = 0; i < sigma.length; i++) { energy += sigma[i] * sigma[i]; if (i < rank) kept += sigma[i]; }
-    const norm2 = s === 0 ? 0 : kept / Math.abs(s);
-    return new RiceModel(rank * dIn, dOut * rank, norm2, norm2, dIn, dOut, energy > 0 ? (s * s) / (rank * energy) : 0);
+  /** From the squared norms of A's rows and B's columns (component i of each). */
+  static of(layout: Layout, rowNorm2: ArrayLike<number>, colNorm2: ArrayLike<number>, dIn: number, dOut: number, s: number, energy: number): RiceModel {
+    const rank = rowNorm2.length;
+    const errorScale = energy > 0 ? (s * s) / energy : 0;
+    if (layout === 'orthogonal-components') {
+      const a = Array.from({ length: rank }, (_, i) => ({ count: dIn, norm2: rowNorm2[i], weight: colNorm2[i] }));
+      const b = Array.from({ length: rank }, (_, i) => ({ count: dOut, norm2: colNorm2[i], weight: rowNorm2[i] }));
+      return new RiceModel(a, b, errorScale);
+    }
+    const na = sum(rowNorm2), nb = sum(colNorm2);
+    return new RiceModel([{ count: rank * dIn, norm2: na, weight: nb / rank }], [{ count: dOut * rank, norm2: nb, weight: na / rank }], errorScale);
   }
 
-  /** For a fitted rank: the norms of its coefficients (= the factors', the basis being orthonormal). */
-  static fromFit(fitter: LayerFitter, target: LayerTarget, spec: LayerSpec, rank: number): RiceModel {
+  /** Before any fit: the balanced factors of the rank-r truncation, ‖a_i‖² = ‖b_i‖² = σ_i / |s|. */
+  static fromSpectrum(layout: Layout, sigma: Float64Array, s: number, rank: number, dIn: number, dOut: number): RiceModel {
+    const norm2 = Array.from({ length: rank }, (_, i) => (s === 0 || i >= sigma.length ? 0 : sigma[i] / Math.abs(s)));
+    return RiceModel.of(layout, norm2, norm2, dIn, dOut, s, energyOf(sigma));
+  }
+
+  /** For a fitted rank: the norms of its coefficients per component (= the factors', every basis here being orthonormal). */
+  static fromFit(layout: Layout, fitter: LayerFitter, target: LayerTarget, spec: LayerSpec, rank: number): RiceModel {
     const { alpha, beta } = fitter.fit;
-    let energy = 0;
-    for (const x of target.svd!.sigma) energy += x * x;
-    const s2 = target.s0 * target.s0;
-    return new RiceModel(alpha.length, beta.length, sumSquares(alpha), sumSquares(beta), spec.dIn, spec.dOut, energy > 0 ? s2 / (rank * energy) : 0);
+    // Component-major coefficients for the component layout; for the whole-factor layout only the totals matter.
+    const parts = layout === 'orthogonal-components' ? rank : 1;
+    const spread = (x: number[]): number[] => (x.length === rank ? x : Array.from({ length: rank }, () => x[0] / rank));
+    return RiceModel.of(layout, spread(segmentNorms(alpha, parts)), spread(segmentNorms(beta, parts)), spec.dIn, spec.dOut, target.s0, energyOf(target.svd!.sigma));
   }
 
-  stepA(t: number): number {
-    return clampStep(t * Math.sqrt(this.k / (this.dIn * Math.max(this.normB2, 1e-300))));
+  private steps(blocks: ModelBlock[], t: number): number[] {
+    return blocks.map((x) => clampStep(t / Math.sqrt(Math.max(x.weight, 1e-300))));
   }
 
-  stepB(t: number): number {
-    return clampStep(t * Math.sqrt(this.l / (this.dOut * Math.max(this.normA2, 1e-300))));
+  /** The rice requests of A and B at t (one step per block). */
+  request(t: number): { quantA: QuantRequest; quantB: QuantRequest } {
+    const one = (steps: number[]): QuantRequest => ({ rice: steps.length === 1 ? steps[0] : steps });
+    return { quantA: one(this.steps(this.a, t)), quantB: one(this.steps(this.b, t)) };
   }
 
   /** Predicted squared relative rounding error at t. */
   rounding2(t: number): number {
-    const a = gaussianRiceEstimate(Math.sqrt(this.normA2 / this.k), this.stepA(t));
-    const b = gaussianRiceEstimate(Math.sqrt(this.normB2 / this.l), this.stepB(t));
-    return this.weight * (this.k * a.mse * this.normB2 + this.l * b.mse * this.normA2);
+    let acc = 0;
+    for (const blocks of [this.a, this.b]) {
+      const steps = this.steps(blocks, t);
+      blocks.forEach((x, i) => {
+        if (x.count > 0 && x.weight > 0) acc += x.count * gaussianRiceEstimate(Math.sqrt(x.norm2 / x.count), steps[i]).mse * x.weight;
+      });
+    }
+    return this.errorScale * acc;
   }
 
-  /** Predicted bytes of both blocks at t. */
+  /** Predicted bytes of all blocks at t. */
   bytes(t: number): number {
-    return gaussianRiceBytes(this.k, Math.sqrt(this.normA2 / this.k), this.stepA(t))
-      + gaussianRiceBytes(this.l, Math.sqrt(this.normB2 / this.l), this.stepB(t));
+    let acc = 0;
+    for (const blocks of [this.a, this.b]) {
+      const steps = this.steps(blocks, t);
+      blocks.forEach((x, i) => { acc += gaussianRiceBytes(x.count, Math.sqrt(x.norm2 / x.count), steps[i]); });
+    }
+    return acc;
   }
 
-  /** The high-rate solution of rounding2(t) = room2: s²·t²·(k + l)/12 / ‖ΔW‖² = room2 (rank·weight = s²/‖ΔW‖²). */
+  /** The high-rate solution of rounding2(t) = room2: each block adds s²·(t²/12)·count (its step being t/√weight). */
   highRateT(room2: number): number {
-    const rank = this.k / this.dIn;
-    return this.weight > 0 ? Math.sqrt((12 * room2) / (this.weight * rank * (this.k + this.l))) : 1;
+    const count = [...this.a, ...this.b].reduce((acc, x) => acc + (x.weight > 0 ? x.count : 0), 0);
+    return this.errorScale > 0 && count > 0 ? Math.sqrt((12 * room2) / (this.errorScale * count)) : 1;
   }
 
   /** The t whose predicted rounding error is room2 (bisection in log t from the high-rate solution; the error grows with t). */
   tFor(room2: number): number {
-    if (!(this.weight > 0) || !(this.normA2 > 0) || !(this.normB2 > 0)) return 1;
+    if (!(this.errorScale > 0) || !(this.rounding2(1) > 0)) return 1;
     const highRate = this.highRateT(room2);
     let lo = highRate / 16, hi = highRate * 16;
     while (this.rounding2(lo) > room2 && lo > MIN_STEP) lo /= 16;
@@ -274,6 +311,24 @@ class RiceModel {
     }
     return Math.sqrt(lo * hi);
   }
+}
+
+function sum(x: ArrayLike<number>): number {
+  let acc = 0;
+  for (let i = 0; i < x.length; i++) acc += x[i];
+  return acc;
+}
+
+function energyOf(sigma: Float64Array): number {
+  let acc = 0;
+  for (const x of sigma) acc += x * x;
+  return acc;
+}
+
+/** Squared norms of `parts` equal consecutive segments of v. */
+function segmentNorms(v: Float64Array, parts: number): number[] {
+  const len = v.length / parts;
+  return Array.from({ length: parts }, (_, i) => sumSquares(v.subarray(i * len, (i + 1) * len)));
 }
 
 function clampStep(step: number): number {
@@ -365,10 +420,9 @@ export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: B
   if (strategy.quants.includes('rice')) {
     for (const rank of rankChoices(strategy.rank, spec)) {
       const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
-      const model = RiceModel.fromFit(fitter, target, spec, rank);
+      const model = RiceModel.fromFit('orthogonal', fitter, target, spec, rank);
       for (const e of RICE_LADDER) {
-        const t = model.highRateT(e * e);
-        const quantA = { rice: model.stepA(t) }, quantB = { rice: model.stepB(t) };
+        const { quantA, quantB } = model.request(model.highRateT(e * e));
         const layer = fitter.store(quantA, quantB);
         table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: { ...layer.settings, quantA, quantB } });
       }
