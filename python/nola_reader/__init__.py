@@ -73,8 +73,8 @@ def _array(raw, dtype, shape, framework):
 
 def _factors(nola, i, e, ratio):
     where = f"{nola['path']}: layer {e['name']!r}"
-    a = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], e['rank'] * e['d_in'], e['coeffs_A'])
-    b = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], e['d_out'] * e['rank'], e['coeffs_B'])
+    a = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], e['rank'], e['d_in'], 'A', e['coeffs_A'])
+    b = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], e['rank'], e['d_out'], 'B', e['coeffs_B'])
     # The target tool applies scale_out to B·A as written; expand folds the difference into B.
     if ratio != 1:
         b = b * ratio

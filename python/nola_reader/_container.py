@@ -18,6 +18,8 @@ MAX_DOCUMENT_BYTES = 100_000_000
 MAX_HEADER_BYTES = 100_000_000
 MAX_RICE_K = 24
 MAX_LEVEL = 2 ** 30
+MAX_SEGMENTS = 1024
+BASES = ('uniform', 'orthogonal', 'orthogonal-components')
 LAYER_FIELDS = ['name', 'style', 'kind', 'shape_A', 'd_out', 'rank', 'alpha', 'scale', 'basis', 'seed_A', 'seed_B',
                 'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B', 'error', 'error_expanded']
 DTYPE_SIZES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1,
@@ -159,12 +161,12 @@ SINGLE_MODES = [m for m in CODECS if m != 'rice']
 
 
 def segments(spec, count, where):
-    """A factor's storage: one mode, or 1..8 segments [mode, count] / ["rice", count, bytes] summing to count."""
+    """A factor's storage: one mode, or 1..MAX_SEGMENTS segments [mode, count] / ["rice", count, bytes] summing to count."""
     if isinstance(spec, str):
         if spec not in SINGLE_MODES:
             raise FormatError(f'{where}: unknown storage mode {spec!r}')
         return [(spec, count)]
-    ok = isinstance(spec, list) and 1 <= len(spec) <= 8 and all(
+    ok = isinstance(spec, list) and 1 <= len(spec) <= MAX_SEGMENTS and all(
         isinstance(s, list) and len(s) >= 2 and s[0] in CODECS and isinstance(s[1], int) and s[1] >= 1
         and (len(s) == 3 and isinstance(s[2], int) and s[2] >= 5 if s[0] == 'rice' else len(s) == 2) for s in spec)
     if not ok or sum(s[1] for s in spec) != count:
@@ -208,8 +210,10 @@ def _check_layer(e, where):
     for f in ('seed_A', 'seed_B'):
         if not isinstance(e.get(f), int) or not 0 <= e[f] <= 0xFFFFFFFF:
             raise FormatError(f'{where}: {f} must be an unsigned 32-bit integer')
-    if e.get('basis') not in ('uniform', 'orthogonal'):
+    if e.get('basis') not in BASES:
         raise FormatError(f'{where}: unknown basis {e.get("basis")!r}')
+    if e['basis'] == 'orthogonal-components' and (e['num_basis_A'] != e['rank'] * e['d_in'] or e['num_basis_B'] != e['d_out'] * e['rank']):
+        raise FormatError(f'{where}: the orthogonal-components basis is full span')
     if e['num_basis_A'] > e['rank'] * e['d_in'] or e['num_basis_B'] > e['d_out'] * e['rank']:
         raise FormatError(f'{where}: more coefficients than the factor has entries')
     for f in ('scale', 'source_scale'):

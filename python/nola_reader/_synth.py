@@ -1,6 +1,6 @@
-"""Generator lowbias32-v1 and the two basis families (docs/FORMAT.md), with nola's float64 arithmetic:
+"""Generator lowbias32-v1 and the basis families (docs/FORMAT.md), with nola's float64 arithmetic:
 the orthogonal synthesis is D · DCT-III(scatter_π(c)) through _fft (nola's DCT, operation for
-operation); the uniform synthesis adds c_i · k^-1/2 · 2^-23 · v_i row by row, i ascending, as
+operation), the orthogonal-components one that per rank-1 component; the uniform synthesis adds c_i · k^-1/2 · 2^-23 · v_i row by row, i ascending, as
 src/core/uniform-basis.ts does."""
 import numpy as np
 
@@ -60,9 +60,26 @@ def uniform(seed, k, n, c):
     return out
 
 
-def synthesize(basis, seed, k, n, c):
+def components(seed, rank, d, factor, c):
+    """orthogonal-components: component i (seed u32(seed, 2, i)) is an orthogonal basis of R^d at full span,
+    synthesized from c[i·d:(i+1)·d]; A's rows, B's columns. All components go through one batched DCT."""
+    seeds = mix32(row_key(seed, 2) ^ col_keys(rank)).astype(np.int64).tolist()
+    spectrum = np.zeros((rank, d))
+    signs = np.empty((rank, d))
+    for i, s in enumerate(seeds):
+        spectrum[i, orthogonal_selection(s, d, d)] = c[i * d:(i + 1) * d]
+        signs[i] = orthogonal_signs(s, d)
+    rows = _fft.dct3(spectrum) * signs
+    return (rows if factor == 'A' else rows.T).ravel()
+
+
+def synthesize(basis, seed, k, rank, d, factor, c):
+    """The flattened factor (A: rank × d, B: d × rank, row-major) from its k coefficients."""
+    n = rank * d
     if basis == 'orthogonal':
         return orthogonal(seed, k, n, c)
     if basis == 'uniform':
         return uniform(seed, k, n, c)
+    if basis == 'orthogonal-components':
+        return components(seed, rank, d, factor, c)
     raise ValueError(f'unknown basis {basis!r}')
