@@ -101,7 +101,7 @@ for (const dir of SHARED) {
   });
 }
 
-test('python reader on every generated fixture, at several settings (both bases, rice/int/f16 storage, format version 1)', { timeout: 600_000 }, async (t) => {
+test('python reader on every generated fixture, at several settings (every basis; rice, int, f16 storage; format version 1)', { timeout: 600_000 }, async (t) => {
   if (!numpy) return t.skip(NO_NUMPY);
   const work = mkdtempSync(path.join(tmpdir(), 'nola-py-fx-'));
   try {
@@ -153,15 +153,21 @@ function writeF64Adapter(dir: string): void {
   writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 16, target_modules: ['q', 'k', 'v'] }, null, 2));
 }
 
-test('python reader on an F64 adapter: every float64 bit of the synthesis equals nola expand (both bases)', { timeout: 300_000 }, async (t) => {
+test('python reader on an F64 adapter: every float64 bit of the synthesis equals nola expand (uniform, orthogonal-components and orthogonal layers)', { timeout: 300_000 }, async (t) => {
   if (!numpy) return t.skip(NO_NUMPY);
   const work = mkdtempSync(path.join(tmpdir(), 'nola-py-f64-'));
   try {
     writeF64Adapter(path.join(work, 'f64'));
-    for (const [i, flags] of [['--max-error', '0.02'], ['--coeffs', '200', '--quant', 'f32'], ['--max-error', '0.3', '--rank', '3']].entries()) {
+    const bases = new Set<string>();
+    const settings = [['--max-error', '0.02'], ['--coeffs', '200', '--quant', 'f32'], ['--max-error', '0.3', '--rank', '3'],
+      ['--basis', 'orthogonal', '--coeffs', '300', '--quant', 'f32']];
+    for (const [i, flags] of settings.entries()) {
       const py = await compressExpandCompare(path.join(work, 'f64'), work, `f64-${i}`, flags);
       assert.ok(py.tensors.every((x) => x[1] === 'F64'), 'F64 out');
+      const info = await runNola(['inspect', path.join(work, `f64-${i}.nola.safetensors`), '--json']);
+      for (const l of (JSON.parse(info.stdout) as { layers: Array<{ basis: string }> }).layers) bases.add(l.basis);
     }
+    assert.deepEqual([...bases].sort(), ['orthogonal', 'orthogonal-components', 'uniform'], 'every basis was synthesized');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
