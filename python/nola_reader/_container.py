@@ -4,6 +4,7 @@
 Block decoding is table-driven: CODECS maps a storage mode to (bytes of codes, bytes of scales, decode);
 a new mode is one entry there.
 """
+import hashlib
 import json
 import struct
 import zlib
@@ -252,6 +253,8 @@ def read_nola(path):
         body = z.decompress(dt[2], MAX_DOCUMENT_BYTES)
         if z.unconsumed_tail:
             raise FormatError(f'{path}: document inflates past {MAX_DOCUMENT_BYTES} bytes')
+        if not z.eof or z.unused_data:
+            raise FormatError(f'{path}: document tensor is not exactly one zlib stream')
         try:
             doc = parse_json(body.decode('utf-8'), f'{path}: document')
         except UnicodeDecodeError:
@@ -259,6 +262,8 @@ def read_nola(path):
         if doc.get('layer_fields') != LAYER_FIELDS:
             raise FormatError(f'{path}: "layer_fields" must be {LAYER_FIELDS}')
         stream = raw(doc['coeffs']['tensor'], 'coefficient')[2]
+        if hashlib.sha256(stream).hexdigest() != doc['coeffs'].get('sha256'):
+            raise FormatError(f'{path}: the coefficient tensor does not match the SHA-256 the file states (damaged or altered)')
         styles = doc['key_styles']
         layers, at = [], 0
         for i, row in enumerate(doc['layers']):

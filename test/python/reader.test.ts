@@ -284,3 +284,28 @@ print(json.dumps({'numbers': [_js.number(x) for x in nums], 'compact': _js.strin
   assert.equal(out.compact, JSON.stringify(value));
   assert.equal(out.indented, JSON.stringify(value, null, 2));
 });
+
+test('python reader: a coefficient stream that does not match its stated SHA-256 is refused', async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-sha-'));
+  try {
+    writeF64Adapter(path.join(work, 'lora'));
+    const nolaFile = path.join(work, 'x.nola.safetensors');
+    assert.equal((await runNola(['compress', path.join(work, 'lora'), '-o', nolaFile])).code, 0);
+    const buf = readFileSync(nolaFile);
+    const n = Number(buf.readBigUInt64LE(0));
+    const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    buf[8 + n + h['nola.coeffs'].data_offsets[0] + 7] ^= 0x10; // one bit inside the first rice block's remainders
+    writeFileSync(nolaFile, buf);
+    const out = python(['-c', `
+import sys, nola_reader
+try:
+    nola_reader.load(sys.argv[1]); print('loaded')
+except nola_reader.FormatError as e:
+    print('FormatError', 'SHA-256' in str(e))
+`, nolaFile]);
+    assert.equal(out.trim(), 'FormatError True');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
