@@ -173,12 +173,15 @@ function solveRightSpd(nn: Mat, rhs: Mat, s: number, s0: number): Mat {
   let trace = 0;
   for (let i = 0; i < r; i++) { for (let j = 0; j < r; j++) n.set(i, j, nn.data[i * r + j]); trace += nn.data[i * r + i]; }
   for (let i = 0; i < r; i++) n.set(i, i, n.get(i, i) + 1e-14 * (trace / r || 1));
-  const inv = pseudoInverse(n);
+  const pinv = pseudoInverse(n);
+  // Read the r×r inverse out of ml-matrix once: its accessor in the d_out·r·r loop cost more than the products.
+  const inv = new Float64Array(r * r);
+  for (let p = 0; p < r; p++) for (let j = 0; j < r; j++) inv[p * r + j] = pinv.get(p, j);
   const out = mat(rhs.rows, r);
   for (let i = 0; i < rhs.rows; i++) {
     for (let j = 0; j < r; j++) {
       let acc = 0;
-      for (let p = 0; p < r; p++) acc += rhs.data[i * r + p] * inv.get(p, j);
+      for (let p = 0; p < r; p++) acc += rhs.data[i * r + p] * inv[p * r + j];
       out.data[i * r + j] = (acc * s0) / s;
     }
   }

@@ -25,28 +25,68 @@ export interface RiceEstimate {
 /** Above this σ/Δ the cells are fine enough for the high-rate forms (Δ²/12, Gaussian tails ignored). */
 const FINE = 64;
 
-/** Expected Rice cost and rounding error of N(0, sigma²) at step `step` (both > 0). */
+/**
+ * Expected Rice cost and rounding error of N(0, sigma²) at step `step` (both > 0). Both depend on
+ * u = σ/Δ alone (the error scales with Δ²), so the search's many calls read a table over log u,
+ * interpolated linearly (in log for the error), built once per thread; outside the table's range
+ * (u < 1e-3: nothing but zeros; u > 64: over 8 bits per value) the sums are evaluated directly.
+ */
 export function gaussianRiceEstimate(sigma: number, step: number): RiceEstimate {
   if (!(sigma > 0)) return { bitsPerValue: 1, k: 0, mse: 0 }; // every level 0: one unary bit each
   const u = sigma / step;
-  // Cell probabilities of levels 0, ±1, ±2, … until the tail is negligible.
-  const qMax = Math.ceil(9 * u) + 1;
-  const mse = u > FINE ? (step * step) / 12 : cellMse(sigma, step, qMax);
-  // P(|q| = j) for j = 0..qMax, then zigzag z = 2q (q ≥ 0) or −2q − 1 (q < 0).
-  const pAbs = new Float64Array(qMax + 1);
-  for (let j = 0; j <= qMax; j++) {
-    const hi = normalCdf((j + 0.5) / u), lo = j === 0 ? 0.5 : normalCdf((j - 0.5) / u);
-    pAbs[j] = 2 * (hi - lo); // both signs (for j = 0, lo is Φ(0) = ½)
+  if (!(u >= TABLE_MIN && u <= TABLE_MAX)) return exactGaussianRiceEstimate(sigma, step);
+  const t = (table ??= buildTable());
+  const x = Math.log(u / TABLE_MIN) / TABLE_H;
+  const i = Math.min(TABLE_N - 2, Math.floor(x)), f = x - i;
+  return {
+    bitsPerValue: t.bits[i] + f * (t.bits[i + 1] - t.bits[i]),
+    k: t.k[f < 0.5 ? i : i + 1],
+    mse: step * step * Math.exp(t.logMse[i] + f * (t.logMse[i + 1] - t.logMse[i])),
+  };
+}
+
+const TABLE_MIN = 1e-3, TABLE_MAX = 64, TABLE_N = 4096;
+const TABLE_H = Math.log(TABLE_MAX / TABLE_MIN) / (TABLE_N - 1);
+let table: { bits: Float64Array; k: Uint8Array; logMse: Float64Array } | undefined;
+
+function buildTable(): { bits: Float64Array; k: Uint8Array; logMse: Float64Array } {
+  const bits = new Float64Array(TABLE_N), k = new Uint8Array(TABLE_N), logMse = new Float64Array(TABLE_N);
+  for (let i = 0; i < TABLE_N; i++) {
+    const e = exactGaussianRiceEstimate(TABLE_MIN * Math.exp(i * TABLE_H), 1);
+    bits[i] = e.bitsPerValue;
+    k[i] = e.k;
+    logMse[i] = Math.log(e.mse);
   }
+  return { bits, k, logMse };
+}
+
+/** The sums themselves, without the table (see the module comment). */
+export function exactGaussianRiceEstimate(sigma: number, step: number): RiceEstimate {
+  const u = sigma / step;
+  // Levels 0, ±1, ±2, … until the tail is negligible; Φ and φ at the cell edges (j + ½)/u.
+  const qMax = Math.ceil(9 * u) + 1;
+  const cdf = new Float64Array(qMax + 1), pdf = new Float64Array(qMax + 1);
+  for (let j = 0; j <= qMax; j++) { cdf[j] = normalCdf((j + 0.5) / u); pdf[j] = normalPdf((j + 0.5) / u); }
+  // P(|q| = j), both signs (for j = 0 the cell is (−½, ½)).
+  const pAbs = new Float64Array(qMax + 1);
+  pAbs[0] = 2 * cdf[0] - 1;
+  for (let j = 1; j <= qMax; j++) pAbs[j] = 2 * (cdf[j] - cdf[j - 1]);
+  const mse = u > FINE ? (step * step) / 12 : cellMse(u, cdf, pdf) * sigma * sigma;
+  // Zigzag: q = +j → z = 2j, q = −j → z = 2j − 1, each with half of pAbs[j]. With the suffix sums
+  // S[j] = Σ_{j' ≥ j} pAbs[j']/2, P(z ≥ t) = S[⌈t/2⌉] + S[⌈(t+1)/2⌉], and the expected quotient at
+  // parameter k is E⌊z/2^k⌋ = Σ_{m ≥ 1} P(z ≥ m·2^k): every k costs O(qMax / 2^k).
+  const suffix = new Float64Array(qMax + 2);
+  for (let j = qMax; j >= 1; j--) suffix[j] = suffix[j + 1] + pAbs[j] / 2;
+  const tail = (t: number): number => {
+    const a = Math.ceil(t / 2), b = Math.ceil((t + 1) / 2);
+    return (a <= qMax ? suffix[a] : 0) + (b <= qMax ? suffix[b] : 0);
+  };
   let best: RiceEstimate = { bitsPerValue: Infinity, k: 0, mse };
   for (let k = 0; k <= MAX_RICE_K; k++) {
     const div = 2 ** k;
-    let unary = 1;
-    for (let j = 1; j <= qMax; j++) {
-      // q = +j → z = 2j, q = −j → z = 2j − 1; each half of the mass.
-      unary += 0.5 * pAbs[j] * (Math.floor((2 * j) / div) + Math.floor((2 * j - 1) / div));
-    }
-    const bits = k + unary;
+    let quotient = 0;
+    for (let t = div; t <= 2 * qMax; t += div) quotient += tail(t);
+    const bits = k + 1 + quotient;
     if (bits < best.bitsPerValue) best = { bitsPerValue: bits, k, mse };
     else if (div > 4 * qMax) break; // quotients are all 0 from here: cost grows by one bit per k
   }
@@ -59,18 +99,23 @@ export function gaussianRiceBytes(count: number, sigma: number, step: number): n
   return RICE_HEADER_BYTES + (count * e.bitsPerValue) / 8;
 }
 
-/** E[(X − Δ·round(X/Δ))²] for X ~ N(0, σ²), summed over the cells |q| ≤ qMax (the rest is negligible). */
-function cellMse(sigma: number, step: number, qMax: number): number {
+/**
+ * E[(Z − round(Z·u)/u)²]·u² … in units of σ²: Σ over cells of E[(Z − c)²; a < Z < b] for standard
+ * normal Z, cell j = ((j − ½)/u, (j + ½)/u) with centre c = j/u; E[Z²;·] − 2c·E[Z;·] + c²·P(·).
+ * The cells ±j contribute alike.
+ */
+function cellMse(u: number, cdf: Float64Array, pdf: Float64Array): number {
   let acc = 0;
-  for (let j = -qMax; j <= qMax; j++) {
-    const a = ((j - 0.5) * step) / sigma, b = ((j + 0.5) * step) / sigma, c = (j * step) / sigma;
-    // E[(Z − c)²; a < Z < b] for standard normal Z = E[Z²;·] − 2c·E[Z;·] + c²·P(·)
-    const p = normalCdf(b) - normalCdf(a);
-    const m1 = normalPdf(a) - normalPdf(b);
-    const m2 = p + a * normalPdf(a) - b * normalPdf(b);
-    acc += m2 - 2 * c * m1 + c * c * p;
+  for (let j = 0; j < cdf.length; j++) {
+    const b = (j + 0.5) / u, c = j / u;
+    const a = j === 0 ? -b : (j - 0.5) / u;
+    const pa = j === 0 ? 1 - cdf[0] : cdf[j - 1], fa = j === 0 ? pdf[0] : pdf[j - 1];
+    const p = cdf[j] - pa;
+    const m1 = fa - pdf[j];
+    const m2 = p + a * fa - b * pdf[j];
+    acc += (j === 0 ? 1 : 2) * (m2 - 2 * c * m1 + c * c * p);
   }
-  return acc * sigma * sigma;
+  return acc;
 }
 
 function normalPdf(x: number): number {

@@ -50,24 +50,36 @@ function zigzagAll(levels: Int32Array): Uint32Array {
   return z;
 }
 
-/** Bytes of a block holding zigzagged levels `z` with parameter k. */
-function blockBytes(z: Uint32Array, k: number): number {
-  let unary = z.length;
-  for (let i = 0; i < z.length; i++) unary += z[i] >>> k;
-  return RICE_HEADER_BYTES + Math.ceil((z.length * k) / 8) + Math.ceil(unary / 8);
-}
-
 /** The k with the fewest bytes for these levels, and that size. */
 export function bestRiceK(levels: Int32Array): { k: number; bytes: number } {
   return bestK(zigzagAll(levels));
 }
 
+/** Zigzagged levels below this are counted in a histogram; the few above it are summed directly. */
+const HISTOGRAM = 1024;
+
+/**
+ * The k with the fewest bytes for zigzagged levels z, and that size: a block holds
+ * 5 + ⌈n·k/8⌉ + ⌈(n + Σ ⌊z_i/2^k⌋)/8⌉ bytes. One pass builds a histogram of the small z, so every
+ * k is then sized from the histogram (ties go to the smaller k, as a scan from k = 0 would).
+ */
 function bestK(z: Uint32Array): { k: number; bytes: number } {
-  let best = { k: 0, bytes: blockBytes(z, 0) };
-  for (let k = 1; k <= MAX_RICE_K; k++) {
-    const bytes = blockBytes(z, k);
+  const n = z.length;
+  const hist = new Float64Array(HISTOGRAM);
+  const large: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = z[i];
+    if (v < HISTOGRAM) hist[v]++;
+    else large.push(v);
+  }
+  let best = { k: 0, bytes: Infinity };
+  for (let k = 0; k <= MAX_RICE_K; k++) {
+    let unary = n;
+    for (let v = 1 << k; v < HISTOGRAM; v++) unary += hist[v] * (v >>> k);
+    for (const v of large) unary += v >>> k;
+    const bytes = RICE_HEADER_BYTES + Math.ceil((n * k) / 8) + Math.ceil(unary / 8);
     if (bytes < best.bytes) best = { k, bytes };
-    else if (bytes > best.bytes + z.length) break; // past the minimum: sizes grow with k from here
+    else if (bytes > best.bytes + n) break; // past the minimum: sizes grow with k from here
   }
   return best;
 }

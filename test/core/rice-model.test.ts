@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gaussianRiceEstimate, gaussianRiceBytes } from '../../src/core/rice-model.js';
+import { exactGaussianRiceEstimate, gaussianRiceEstimate, gaussianRiceBytes } from '../../src/core/rice-model.js';
 import { bestRiceK, riceLevels, RICE_HEADER_BYTES } from '../../src/core/rice.js';
 import { randomGaussian } from './random-mat.js';
 
@@ -38,4 +38,13 @@ test('rice model: scale invariance and the limits (fine steps: Δ²/12; all-zero
   assert.ok(Math.abs(coarse.bitsPerValue - 1) < 1e-6);
   assert.ok(Math.abs(coarse.mse - 1) < 1e-6); // every value rounds to 0: the error is the variance
   assert.deepEqual(gaussianRiceEstimate(0, 1), { bitsPerValue: 1, k: 0, mse: 0 });
+});
+
+test('rice model: the interpolated table stays within 1e-4 of the exact sums', () => {
+  for (let i = 0; i <= 400; i++) {
+    const u = 1e-3 * Math.exp((i / 400) * Math.log(256 / 1e-3) * 0.9999 + 0.37e-4 * i);
+    const t = gaussianRiceEstimate(u, 1), e = exactGaussianRiceEstimate(u, 1);
+    assert.ok(Math.abs(t.bitsPerValue - e.bitsPerValue) <= 1e-4 * e.bitsPerValue, `u ${u}: bits ${t.bitsPerValue} vs ${e.bitsPerValue}`);
+    assert.ok(Math.abs(t.mse - e.mse) <= 1e-4 * e.mse, `u ${u}: mse ${t.mse} vs ${e.mse}`);
+  }
 });
