@@ -47,6 +47,15 @@ def pattern_keys(paths):
     return out
 
 
+def anchored_keys(paths):
+    """`^<escaped module path>`: the keys nola writes today (src/formats/expand-plan.ts adjustLoraConfig)."""
+    return ['^' + escape_regex(p) for p in paths]
+
+
+# The key rule of the nola this reader mirrors; when nola writes unanchored dotted suffixes, this is pattern_keys.
+PATTERN_KEYS = anchored_keys
+
+
 def read_lora_config(cfg, where):
     if not isinstance(cfg, dict):
         raise FormatError(f'{where} is not a JSON object')
@@ -116,10 +125,10 @@ def adjust_lora_config(config, layers, where):
             out['lora_alpha'] = target_alpha(layers[0])
         else:
             rank_pattern, alpha_pattern = {}, {}
-            for l in layers:
+            keys = PATTERN_KEYS([l['module_path'] for l in layers])
+            for l, key in zip(layers, keys):
                 if l['rank_out'] == l['rank_in']:
                     continue
-                key = '^' + escape_regex(l['module_path'])
                 rank_pattern[key] = l['rank_out']
                 a = target_alpha(l)
                 if a != l['alpha_in'] or key in view['alpha_pattern']:
