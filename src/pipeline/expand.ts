@@ -66,16 +66,16 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const nola = await openNola(req.input);
   try {
     const { doc } = nola;
-    const { plan, specs, produce } = await buildExpand(nola, req.to, req.onProgress);
+    const { plan, specs, withProducer } = await buildExpand(nola, req.to, req.onProgress);
     const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
     const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
     await assertWritable(output, req.force ?? false);
     if (configPath !== null) await assertWritable(configPath, req.force ?? false);
 
-    await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
+    await withProducer((produce) => writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
       force: req.force,
       ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
-    });
+    }));
     // PEFT writes its config with indent=2 and no trailing newline; an unchanged config stays byte-compatible.
     if (configPath !== null) await writeTextAtomic(configPath, JSON.stringify(plan.config, null, 2), { force: req.force });
     return {
@@ -149,17 +149,24 @@ export function planExpand(nola: OpenNola, to: Family | undefined): OutputPlan {
   });
 }
 
+/** Produces output tensor i (plan order): floats to encode into its dtype, or raw bytes. */
+export type TensorProducer = (i: number) => Promise<TensorData>;
+
 /**
- * What expand writes, before a byte is written: the plan, the output tensors in plan order and the
- * producer of tensor i (floats to encode into its dtype, or raw bytes). The API's load() keeps it in
- * memory through the writer's own encoding (src/pipeline/load.ts); expand() writes it.
+ * The seam between planning and writing: the plan and output tensors of an open NOLA file, and
+ * withProducer(use), which runs `use` with the producer of those tensors (and releases whatever the
+ * producer holds when `use` settles). expand() writes what it produces; the API's load() keeps it in
+ * memory through the writer's own encoding (src/pipeline/load.ts). Nothing is written here.
  */
-export async function buildExpand(nola: OpenNola, to: Family | undefined, onProgress?: ExpandRequest['onProgress']):
-  Promise<{ plan: OutputPlan; specs: TensorSpec[]; produce: (i: number) => Promise<TensorData> }> {
+export async function buildExpand(nola: OpenNola, to: Family | undefined, onProgress?: ExpandRequest['onProgress']): Promise<{
+  plan: OutputPlan;
+  specs: TensorSpec[];
+  withProducer: <T>(use: (produce: TensorProducer) => Promise<T>) => Promise<T>;
+}> {
   assertLayersFit(nola);
   const plan = planExpand(nola, to);
   const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
-  return { plan, specs, produce: factorProducer(nola, plan, onProgress) };
+  return { plan, specs, withProducer: (use) => use(factorProducer(nola, plan, onProgress)) };
 }
 
 /** planOutput judges the document's layers and config, not files: errors name the NOLA file they came from. */

@@ -34,17 +34,20 @@ export interface LoadedLora {
 export async function loadExpanded(input: string, to?: Family): Promise<LoadedLora> {
   const nola = await openNola(input);
   try {
-    const { plan, specs, produce } = await buildExpand(nola, to);
+    const { plan, specs, withProducer } = await buildExpand(nola, to);
     const finalize = plan.kohyaHashes?.finalizeMetadata;
     const hash = finalize ? createHash('sha256') : undefined;
-    const tensors: LoadedTensor[] = [];
-    for (const t of planLayout(specs)) {
-      const bytes = await produceBytes(t, (_spec, i) => produce(i));
-      hash?.update(bytes);
-      const { name, dtype, shape } = t.spec;
-      // The writer may hand out a view of a factor's own memory (F32/F64); the caller gets its own copy.
-      tensors.push({ name, dtype, shape: [...shape], bytes: bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice() });
-    }
+    const tensors = await withProducer(async (produce) => {
+      const out: LoadedTensor[] = [];
+      for (const t of planLayout(specs)) {
+        const bytes = await produceBytes(t, (_spec, i) => produce(i));
+        hash?.update(bytes);
+        const { name, dtype, shape } = t.spec;
+        // The writer may hand out a view of a factor's own memory (F32/F64); the caller gets its own copy.
+        out.push({ name, dtype, shape: [...shape], bytes: bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice() });
+      }
+      return out;
+    });
     const metadata = finalize && hash ? finalMetadata(plan.metadata, finalize(hash.digest('hex'))) : plan.metadata;
     return { family: plan.family, tensors, metadata, config: plan.config ?? null, warnings: plan.warnings };
   } finally {
