@@ -85,7 +85,7 @@ export async function compress(input: string, options: CompressOptions = {}): Pr
       seed: parseInteger('seed', String(o.seed ?? 0), 0, 0xffffffff),
       fit: { refineIters: parseInteger('iters', String(o.iters ?? 30), 0, 100000), alsRounds: parseInteger('alsRounds', String(o.alsRounds ?? 5), 0, 100000) },
     },
-    threads: o.threads === undefined ? defaultThreads() : parseInteger('threads', String(o.threads), 1, 1024),
+    threads: o.threads === undefined ? defaultThreads() : checkThreads(o.threads),
     device: parseDevice(o.device ?? 'cpu'),
     formatVersion,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
@@ -98,6 +98,8 @@ export interface ExpandOptions {
   /** Write another family where the mapping is unambiguous. */
   to?: Family;
   force?: boolean;
+  /** Worker threads synthesizing layers (default: all cores; small files run inline); the output does not depend on it. */
+  threads?: number;
   onProgress?: Progress;
 }
 
@@ -108,6 +110,7 @@ export async function expand(input: string, options: ExpandOptions = {}): Promis
     ...(options.output !== undefined ? { output: options.output } : {}),
     to: checkFamily('to', options.to),
     force: options.force === true,
+    ...(options.threads !== undefined ? { threads: checkThreads(options.threads) } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
 }
@@ -121,13 +124,17 @@ export async function inspect(input: string, options: { format?: Family } = {}):
  * The LoRA a NOLA file holds, in memory: every tensor (name, dtype, shape, bytes) exactly as
  * `nola expand` would write it, with the metadata and the PEFT adapter config it would write. No file is written.
  */
-export async function load(input: string, options: { to?: Family } = {}): Promise<LoadedLora> {
-  return loadExpanded(input, checkFamily('to', options.to));
+export async function load(input: string, options: { to?: Family; threads?: number } = {}): Promise<LoadedLora> {
+  return loadExpanded(input, checkFamily('to', options.to), options.threads === undefined ? undefined : checkThreads(options.threads));
 }
 
 /** A loaded tensor's values as float32 (F16/BF16/F32 exactly; F64 rounded to nearest). */
 export function toFloat32Array(t: LoadedTensor): Float32Array {
   return decodeToFloat32(t.bytes, t.dtype);
+}
+
+function checkThreads(v: number): number {
+  return parseInteger('threads', String(v), 1, 1024);
 }
 
 function checkFamily(option: string, v: unknown): Family | undefined {

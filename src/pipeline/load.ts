@@ -31,10 +31,10 @@ export interface LoadedLora {
   warnings: string[];
 }
 
-export async function loadExpanded(input: string, to?: Family): Promise<LoadedLora> {
+export async function loadExpanded(input: string, to?: Family, threads?: number): Promise<LoadedLora> {
   const nola = await openNola(input);
   try {
-    const { plan, specs, withProducer } = await buildExpand(nola, to);
+    const { plan, specs, withProducer } = await buildExpand(nola, to, threads);
     const finalize = plan.kohyaHashes?.finalizeMetadata;
     const hash = finalize ? createHash('sha256') : undefined;
     const tensors = await withProducer(async (produce) => {
