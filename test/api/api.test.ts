@@ -88,6 +88,8 @@ for (const c of SHARED) {
       const exp = await runNola(['expand', nolaFile, '-o', path.join(work, 'cli') + path.sep]);
       assert.equal(exp.code, 0, exp.stderr);
       assertSameAsExpanded(loaded, path.join(work, 'cli', c.file), c.dir);
+      // Synthesized on two worker threads: the same bytes.
+      assertSameAsExpanded(await load(nolaFile, { threads: 2 }), path.join(work, 'cli', c.file), `${c.dir} (threads 2)`);
 
       // expand() writes what the CLI writes.
       const api = await expand(nolaFile, { output: path.join(work, 'api') + path.sep });
@@ -199,7 +201,7 @@ test('api: a script hitting bad input and loading a file never exits the process
       await attempt(() => compress(${JSON.stringify(lora)}, { ratio: 'lots' }));
       await attempt(() => compress(${JSON.stringify(lora)}, { output: ${JSON.stringify(nolaFile)}, threads: 2 }));
       await attempt(() => inspect(${JSON.stringify(nolaFile)}));
-      await attempt(() => load(${JSON.stringify(nolaFile)}));
+      await attempt(() => load(${JSON.stringify(nolaFile)}, { threads: 2 }));
       writeFileSync(process.argv[2], JSON.stringify({ exits, caught, exitCode: process.exitCode ?? null }));
     `);
     const result = path.join(work, 'result.json');
