@@ -205,8 +205,10 @@ def _key(pattern, name):
 
 
 def _check_layer(e, where):
+    # A layer that keeps nothing stores nothing: k = l = 0 on the orthogonal basis, both factors zero.
+    empty = e.get('num_basis_A') == 0 and e.get('num_basis_B') == 0 and e.get('basis') == 'orthogonal'
     for f in ('rank', 'source_rank', 'd_in', 'd_out', 'num_basis_A', 'num_basis_B'):
-        if not isinstance(e.get(f), int) or isinstance(e.get(f), bool) or e[f] < 1:
+        if not isinstance(e.get(f), int) or isinstance(e.get(f), bool) or e[f] < (0 if empty and f.startswith('num_basis') else 1):
             raise FormatError(f'{where}: {f} must be a positive integer')
     for f in ('seed_A', 'seed_B'):
         if not isinstance(e.get(f), int) or not 0 <= e[f] <= 0xFFFFFFFF:

@@ -76,6 +76,8 @@ def components(seed, rank, d, factor, c):
 def synthesize(basis, seed, k, rank, d, factor, c):
     """The flattened factor (A: rank × d, B: d × rank, row-major) from its k coefficients."""
     n = rank * d
+    if k == 0:  # a layer that stores nothing (both factors zero)
+        return np.zeros(n)
     if basis == 'orthogonal':
         return orthogonal(seed, k, n, c)
     if basis == 'uniform':
