@@ -20,13 +20,17 @@ import {
   type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
 import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
-import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex } from '../io/index.js';
+import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex, assertDistinctOutputs, type OutputBatch } from '../io/index.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import { RICE_HEADER_BYTES } from '../core/rice.js';
+import { MAX_SEGMENTS, type QuantSpec } from '../core/quantize.js';
+import type { BasisFamily } from '../core/basis.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { rdEstimate } from '../core/rd-estimate.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
+import { checkSourceLayers } from '../container/document.js';
+import { assertLayerExpandable, assertReadable } from './nola-source.js';
 
 export interface CompressRequest {
   input: string;
@@ -49,6 +53,10 @@ export interface CompressRequest {
    * single-mode fixed-size storage: a fixed strategy, or a budget with one --quant mode.
    */
   formatVersion?: 1 | 2;
+  /** Stage the NOLA file in this batch (committed by the caller with its other outputs, e.g. --report). */
+  batch?: OutputBatch;
+  /** The caller's other outputs of this run: none may be an input or the NOLA file. */
+  otherOutputs?: string[];
 }
 
 export function defaultNolaPath(file: string): string {
@@ -69,13 +77,19 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
   const lora = await openLora(req.input, req.family);
   try {
     const output = req.output ?? defaultNolaPath(lora.file);
-    if (path.resolve(output) === path.resolve(lora.file)) throw new UsageError(`output ${output} is the input file`);
+    await assertDistinctOutputs([output, ...(req.otherOutputs ?? [])], [lora.file, path.join(path.dirname(lora.file), 'adapter_config.json')]);
     await assertWritable(output, req.force ?? false);
     for (const w of lora.plan.warnings) req.log?.warn(w);
+    checkSourceLayers(lora.file, lora.plan.layers);
 
     const fitted = await fitAll(lora, req);
+    // What expand would refuse (a factor that rounds past its dtype's range), compress refuses.
+    for (const { spec, layer: { settings: s, blockA, blockB } } of fitted) {
+      assertLayerExpandable(lora.file, spec.name, { rank: s.rank, k: s.k, l: s.l, basis: s.basis, seedA: s.seedA, seedB: s.seedB },
+        spec.dIn, spec.dOut, blockA, blockB, spec.dtypeA, spec.dtypeB);
+    }
     const tensorsSha256 = await hashDataSection(lora.reader);
-    let doc: NolaDocument, metadata: string, own: OwnTensor[];
+    let doc: NolaDocument, metadata: string, own: OwnTensor[], body: string | undefined;
     if (version === 1) {
       doc = buildDocument(lora, fitted, tensorsSha256);
       const v1 = serializeDocumentV1(doc);
@@ -89,6 +103,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs));
       const v2 = serializeDocument(doc);
       metadata = v2.metadata;
+      body = v2.body;
       const document = deflateSync(v2.body, { level: 9 });
       own = [
         { name: COEFF_TENSOR, dtype: 'U8', shape: [coeffs.length], data: coeffs },
@@ -96,7 +111,8 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       ];
     }
     const { specs, produce } = containerTensors(lora, own);
-    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+    assertReadable(output, metadata, specs, body);
+    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force, batch: req.batch });
 
     const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));
     const report = buildCompressReport({
@@ -107,7 +123,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       layers: rows,
       passthroughBytes: lora.plan.passthrough.reduce((acc, name) => acc + byteLength(lora, name), 0),
       inputBytes: (await stat(lora.file)).size,
-      outputBytes: (await stat(output)).size,
+      outputBytes: (await stat(req.batch?.pathOf(output) ?? output)).size,
       warnings: lora.plan.warnings,
       peakRssBytes: peakRssBytes(),
     });
@@ -161,7 +177,16 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
           `more than half of the ${Math.round(budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${strategy.target.ratio}x smaller`);
         coefficientBudget = budget;
       }
-      const { choice } = allocateBudget(tables, energies, coefficientBudget);
+      let { choice } = allocateBudget(tables, energies, coefficientBudget);
+      if (coefficientBudget < budget) {
+        // The first estimate priced every layer in its longest description (one block per component).
+        // Priced with the layouts chosen it is usually smaller: give the difference to the coefficients,
+        // and keep the new choice only if its own description still fits.
+        const layouts = (c: number[]): LayerShape[] => c.map((ci, i) => ({ basis: tables[i][ci].settings.basis, rank: tables[i][ci].settings.rank }));
+        const bytesOf = (c: number[]): number => c.reduce((acc, ci, i) => acc + tables[i][ci].bytes, 0);
+        const second = allocateBudget(tables, energies, budget - containerOverhead(lora, fp16Bytes, budget, seed, layouts(choice))).choice;
+        if (bytesOf(second) + containerOverhead(lora, fp16Bytes, budget, seed, layouts(second)) <= budget) choice = second;
+      }
       const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'compress', settings: tables[i][choice[i]].settings }), (i, o) => {
         logWarnings(o);
         req.onProgress?.(++done / 2, total, layers[i].name);
@@ -178,21 +203,33 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   }
 }
 
+/** What the container's description of a layer depends on, once a setting is chosen. */
+interface LayerShape { basis: BasisFamily; rank: number }
+
 /**
  * The bytes a NOLA file of this LoRA spends besides coefficients and passthrough tensors (8-byte
  * length, header, compressed document), estimated before any setting is chosen: the document is
- * built as compress will build it, each layer at full rank with a rice block of its share of the
- * coefficient budget, its real seeds, and an error of six digits.
+ * built as compress will build it, each layer at full rank with rice blocks of its share of the
+ * coefficient budget (one per component), its real seeds, and an error of six digits.
  */
-function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number): number {
+function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number, chosen?: LayerShape[]): number {
   const fp16 = fp16Bytes || 1;
-  const fitted = lora.plan.layers.map((spec): Fitted => {
+  const fitted = lora.plan.layers.map((spec, i): Fitted => {
     const { seedA, seedB } = deriveLayerSeeds(seed, spec.name);
-    const k = spec.rank * spec.dIn, l = spec.dOut * spec.rank;
+    const rank = chosen?.[i].rank ?? spec.rank;
+    const k = rank * spec.dIn, l = spec.dOut * rank;
     const share = (n: number): number => Math.max(RICE_HEADER_BYTES, Math.round((coefficientBudget * n) / (fp16 / 2)));
     const error = 0.05 + (seedA % 899_999) / 1e7;
+    // Without a choice, every layer that may take the component layout is priced in it: its one block
+    // per component is the longer description, so the estimate errs on the side of the budget.
+    const components = chosen === undefined ? spec.rank <= MAX_SEGMENTS : chosen[i].basis === 'orthogonal-components';
+    // Real block sizes differ from block to block (equal placeholders would deflate to nothing): vary
+    // them by up to ±20% with the layer's seed.
+    const blocks = (count: number, d: number): QuantSpec => (components
+      ? Array.from({ length: rank }, (_, c) => ['rice', d, Math.round(share(d) * (0.8 + 0.4 * (((seedA >>> 0) * (c + 1) * 0.6180339887) % 1)))] as const)
+      : [['rice', count, share(count)]]);
     const layer = {
-      settings: { rank: spec.rank, k, l, basis: 'orthogonal', quantA: [['rice', k, share(k)]], quantB: [['rice', l, share(l)]], seedA, seedB },
+      settings: { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB },
       error, deliveredError: error,
     } as unknown as CompressedLayer;
     return { spec, layer, sigma: new Float64Array(0) };
