@@ -52,8 +52,8 @@ def anchored_keys(paths):
     return ['^' + escape_regex(p) for p in paths]
 
 
-# The key rule of the nola this reader mirrors; when nola writes unanchored dotted suffixes, this is pattern_keys.
-PATTERN_KEYS = anchored_keys
+# The key rule nola writes (src/formats/expand-plan.ts patternKeys): unanchored unique dotted suffixes.
+PATTERN_KEYS = pattern_keys
 
 
 def read_lora_config(cfg, where):
