@@ -3,7 +3,9 @@ import { resolveStrategy, parseFamily, parseInteger } from './options.js';
 import { createProgress } from './progress.js';
 import { compress } from '../pipeline/compress.js';
 import { defaultThreads } from '../pipeline/parallel.js';
-import { parseDevice } from '../backends/index.js';
+import { parseDevice, type Device } from '../backends/index.js';
+import type { CompressSettings } from '../pipeline/settings.js';
+import type { Family } from '../formats/layer.js';
 import { renderCompressText } from '../report/report.js';
 import { writeTextAtomic, assertWritable } from '../io/index.js';
 import { sweep } from '../pipeline/sweep.js';
@@ -13,6 +15,30 @@ import { UsageError } from '../errors.js';
 export async function runCompress(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
   if (o.sweep === true) return runSweep(ctx, input, o);
   if (o.svg !== undefined) throw new UsageError('--svg draws the --sweep trade-off; add --sweep');
+  const { settings, formatVersion, threads, device, family } = parseCompressFlags(o);
+  const force = o.force === true;
+  if (typeof o.report === 'string') await assertWritable(o.report, force);
+  const progress = createProgress('compress');
+  const { report } = await compress({
+    input,
+    output: o.output as string | undefined,
+    force,
+    family,
+    settings,
+    onProgress: (d, t, name) => progress.update(d, t, name),
+    log: ctx.log,
+    threads,
+    device,
+    formatVersion,
+  }).finally(() => progress.done());
+  if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
+  ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
+}
+
+/** The flags that decide how files are compressed (one file or a library: the same parse). */
+export function parseCompressFlags(o: Record<string, string | boolean | undefined>): {
+  settings: CompressSettings; formatVersion: 1 | 2; threads: number; device: Device; family: Family | undefined;
+} {
   const strategy = resolveStrategy({
     preset: o.preset as string | undefined,
     maxError: o.maxError as string | undefined,
@@ -31,23 +57,8 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);
   const threads = o.threads === undefined ? defaultThreads() : parseInteger('--threads', String(o.threads), 1, 1024);
   const device = parseDevice(o.device === undefined ? 'cpu' : String(o.device));
-  const force = o.force === true;
-  if (typeof o.report === 'string') await assertWritable(o.report, force);
-  const progress = createProgress('compress');
-  const { report } = await compress({
-    input,
-    output: o.output as string | undefined,
-    force,
-    family: parseFamily('--format', o.format as string | undefined),
-    settings: { strategy, seed, fit: { refineIters, alsRounds } },
-    onProgress: (d, t, name) => progress.update(d, t, name),
-    log: ctx.log,
-    threads,
-    device,
-    formatVersion,
-  }).finally(() => progress.done());
-  if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
-  ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
+  const family = parseFamily('--format', o.format as string | undefined);
+  return { settings: { strategy, seed, fit: { refineIters, alsRounds } }, formatVersion, threads, device, family };
 }
 
 async function runSweep(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {

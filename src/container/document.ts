@@ -92,6 +92,8 @@ export interface NolaDocument {
   passthrough: NolaPassthrough[];
   /** Version 2: the one tensor holding every layer's coefficients, and the SHA-256 (hex) of its bytes. */
   coeffs?: { tensor: string; sha256: string };
+  /** Optional: SHA-256 (hex) of the settings that made the file (src/pipeline/batch-fingerprint.ts); absent in older files. */
+  settings_sha256?: string;
 }
 
 export function passthroughTensorName(index: number): string {
@@ -215,6 +217,7 @@ export function serializeDocument(doc: NolaDocument): { metadata: string; body: 
     layer_fields: LAYER_FIELDS,
     layers: rows,
     passthrough: doc.passthrough,
+    ...(doc.settings_sha256 !== undefined ? { settings_sha256: doc.settings_sha256 } : {}),
   });
   return { metadata, body };
 }
@@ -265,7 +268,10 @@ export function serializeDocumentV1(doc: NolaDocument): { metadata: string; tens
       ...(e.error_expanded !== undefined ? { error_expanded: roundError(e.error_expanded) } : {}),
     };
   });
-  const metadata = JSON.stringify({ format_version: 1, generator: doc.generator, source: doc.source, layers, passthrough: doc.passthrough });
+  const metadata = JSON.stringify({
+    format_version: 1, generator: doc.generator, source: doc.source, layers, passthrough: doc.passthrough,
+    ...(doc.settings_sha256 !== undefined ? { settings_sha256: doc.settings_sha256 } : {}),
+  });
   return { metadata, tensors };
 }
 
@@ -380,6 +386,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   });
   const extra = tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (extra.length > 0) fail(`tensors not described by the metadata: ${extra.slice(0, 3).join(', ')}`);
+  if (doc.settings_sha256 !== undefined && !isSha256(doc.settings_sha256)) fail('settings_sha256 must be 64 lowercase hex digits');
   return {
     format_version: version as number,
     generator: GENERATOR,
@@ -387,6 +394,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     layers,
     passthrough: (doc.passthrough as NolaPassthrough[]).map(({ name, tensor }) => ({ name, tensor })),
     ...(coeffs !== undefined ? { coeffs } : {}),
+    ...(doc.settings_sha256 !== undefined ? { settings_sha256: doc.settings_sha256 as string } : {}),
   };
 }
 

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
-import { access, constants, link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, constants, link, lstat, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { IoError, NolaError, UsageError } from '../errors.js';
 
@@ -74,6 +74,39 @@ export async function assertWritable(target: string, force = false): Promise<voi
 function tempPathFor(target: string, tag = ''): string {
   const dir = path.dirname(path.resolve(target));
   return path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}${tag}.tmp`);
+}
+
+/**
+ * Removes temp files for `target` (named as tempPathFor names them) left by a process that died
+ * without cleaning up (SIGKILL, power loss): those of a pid that no longer runs, and those of this
+ * pid that this process is not writing (a container's restarted process often gets the same pid).
+ * Returns the paths removed.
+ */
+export async function removeStaleTempFiles(target: string): Promise<string[]> {
+  const dir = path.dirname(path.resolve(target));
+  const base = path.basename(target).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`^\\.${base}\\.([0-9]+)\\.[0-9a-f]{12}(\\.data)?\\.tmp$`);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = re.exec(name);
+    if (m === null) continue;
+    const p = path.join(dir, name);
+    const pid = Number(m[1]);
+    if ((pid === process.pid && !liveTempFiles.has(p)) || (pid !== process.pid && !processRuns(pid))) {
+      await unlink(p).then(() => removed.push(p), () => undefined);
+    }
+  }
+  return removed;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

@@ -26,6 +26,7 @@ import { RICE_HEADER_BYTES } from '../core/rice.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
+import { settingsFingerprint } from './batch-fingerprint.js';
 
 export interface CompressRequest {
   input: string;
@@ -74,9 +75,10 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
 
     const fitted = await fitAll(lora, req);
     const tensorsSha256 = await hashDataSection(lora.reader);
+    const settingsSha256 = settingsFingerprint({ settings: req.settings, formatVersion: version, family: req.family });
     let doc: NolaDocument, metadata: string, own: OwnTensor[];
     if (version === 1) {
-      doc = buildDocument(lora, fitted, tensorsSha256);
+      doc = buildDocument(lora, fitted, tensorsSha256, undefined, settingsSha256);
       const v1 = serializeDocumentV1(doc);
       metadata = v1.metadata;
       own = v1.tensors.map(({ name, dtype, shape, layer, factor, part }) => {
@@ -85,7 +87,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       });
     } else {
       const coeffs = coefficientStream(fitted);
-      doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs));
+      doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs), settingsSha256);
       const v2 = serializeDocument(doc);
       metadata = v2.metadata;
       const document = deflateSync(v2.body, { level: 9 });
@@ -196,7 +198,8 @@ function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget:
     } as unknown as CompressedLayer;
     return { spec, layer, sigma: new Float64Array(0) };
   });
-  const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64));
+  // Hex digits of a real digest (they hardly compress), for the settings fingerprint every file records.
+  const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64), sha256Hex(new Uint8Array(0)));
   const { metadata, body } = serializeDocument(doc);
   const document = deflateSync(body, { level: 9 }).length;
   const specs: TensorSpec[] = [
@@ -213,7 +216,7 @@ function peakRssBytes(): number {
 }
 
 /** The document compress writes; `coeffsSha256` (of the version-2 coefficient stream) only for version 2. */
-function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, coeffsSha256?: string): NolaDocument {
+function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, coeffsSha256?: string, settingsSha256?: string): NolaDocument {
   const counts = fitted.map(({ layer: { settings: s } }) => ({ num_basis_A: s.k, num_basis_B: s.l, quant_A: s.quantA, quant_B: s.quantB }));
   const { blocks } = placeBlocks(counts);
   const layers: NolaLayerEntry[] = fitted.map(({ spec, layer }, i) => {
@@ -262,6 +265,7 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, 
     layers,
     passthrough: lora.plan.passthrough.map((name, i) => ({ name, tensor: passthroughTensorName(i) })),
     ...(coeffsSha256 !== undefined ? { coeffs: { tensor: COEFF_TENSOR, sha256: coeffsSha256 } } : {}),
+    ...(settingsSha256 !== undefined ? { settings_sha256: settingsSha256 } : {}),
   };
 }
 
