@@ -4,7 +4,8 @@
  * none of these flags the single-file commands run exactly as they always did.
  */
 import { existsSync, statSync } from 'node:fs';
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import type { Ctx } from './main.js';
 import { parseCompressFlags } from './compress.js';
 import { parseFamily } from './options.js';
@@ -17,7 +18,6 @@ import { batchTotals, type BatchRecord, type BatchTotals } from '../pipeline/bat
 import { resolveLoraPath } from '../pipeline/source.js';
 import { formatBytes } from '../report/report.js';
 import { IoError, PartialRunError, UsageError } from '../errors.js';
-import { assertWritable } from '../io/index.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -60,7 +60,6 @@ export async function runBatchCommand(ctx: Ctx, command: BatchCommand, inputs: s
   const outDir = o.outDir as string | undefined;
   if (outDir !== undefined && await stat(outDir).then((s) => !s.isDirectory(), () => false)) throw new UsageError(`--out-dir ${outDir} is a file`);
   const summaryPath = o.summary as string | undefined;
-  if (summaryPath !== undefined) await assertWritable(summaryPath, true);
 
   const args = [...inputs];
   if (o.fromList !== undefined) args.push(...parseList(await readList(String(o.fromList))));
@@ -125,8 +124,10 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The --summary file, opened for appending (its folder made, as --out-dir's is). */
 async function openSummary(file: string): Promise<FileHandle> {
   try {
+    await mkdir(path.dirname(path.resolve(file)), { recursive: true });
     return await open(file, 'a');
   } catch (e) {
     throw new IoError(`cannot write --summary ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

@@ -92,7 +92,7 @@ export interface NolaDocument {
   passthrough: NolaPassthrough[];
   /** Version 2: the one tensor holding every layer's coefficients, and the SHA-256 (hex) of its bytes. */
   coeffs?: { tensor: string; sha256: string };
-  /** Optional: SHA-256 (hex) of the settings that made the file (src/pipeline/batch-fingerprint.ts); absent in older files. */
+  /** Optional: the settings that made the file, as the leading hex digits of a SHA-256 (src/pipeline/batch-fingerprint.ts); absent in older files. */
   settings_sha256?: string;
 }
 
@@ -386,7 +386,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   });
   const extra = tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (extra.length > 0) fail(`tensors not described by the metadata: ${extra.slice(0, 3).join(', ')}`);
-  if (doc.settings_sha256 !== undefined && !isSha256(doc.settings_sha256)) fail('settings_sha256 must be 64 lowercase hex digits');
+  if (doc.settings_sha256 !== undefined && !(typeof doc.settings_sha256 === 'string' && /^[0-9a-f]{16,64}$/.test(doc.settings_sha256))) fail('settings_sha256 must be 16 to 64 lowercase hex digits');
   return {
     format_version: version as number,
     generator: GENERATOR,
