@@ -102,7 +102,9 @@ export async function runBatchCommand(ctx: Ctx, command: BatchCommand, inputs: s
   const totals = batchTotals(records);
   const seconds = (Date.now() - t0) / 1000;
   if (o.json === true) {
-    ctx.out(JSON.stringify({ tool: 'nola', command, ...(shard ? { shard } : {}), seconds, totals, files: records }, null, 2));
+    // peakRssBytes: the largest resident set of the whole run (all threads), as the single-file report gives it.
+    const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+    ctx.out(JSON.stringify({ tool: 'nola', command, ...(shard ? { shard } : {}), seconds, peakRssBytes, totals, files: records }, null, 2));
   } else {
     ctx.out(renderBatchTotals(command, totals, { seconds, ...(shard ? { shard, of: all } : {}) }));
   }
