@@ -51,6 +51,8 @@ export function createBatchProgress(command: string, files: number, totalBytes: 
     finish(r, bytes) {
       finished++;
       bytesDone += bytes;
+      currentBytes = 0;
+      layerFrac = 0;
       if (r.status !== 'skipped') {
         workedBytes += bytes;
         workedMs += Date.now() - currentStart;

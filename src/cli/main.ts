@@ -165,4 +165,5 @@ const LIBRARY_HELP = `
 Many inputs (files, folders searched recursively, patterns, --from-list) run in one process, one file
 at a time: each output mirrors its input's path under --out-dir; an output already made from the same
 source with the same settings is skipped (--force redoes it); a failing file is reported and the run
-goes on, exiting 8 if any failed. See docs/BATCH.md.`;
+goes on, exiting 8 if any failed. See docs/BATCH.md.
+`;
