@@ -110,7 +110,8 @@ async function compressItem(req: BatchRequest, item: BatchItem, seconds: () => n
   }
   const { report } = await inFolderOf(output, () => compress({
     input: item.input, output, force: req.force, family: o.family, settings: o.settings, formatVersion: o.formatVersion,
-    threads: o.threads, device: o.device, log: o.log, onProgress: req.onLayer,
+    // Warnings name the file they are about: one log serves every file of the run.
+    threads: o.threads, device: o.device, log: o.log?.child({ input: item.input }), onProgress: req.onLayer,
   }));
   const t = report.totals;
   return {
