@@ -15,6 +15,7 @@ import { readSiblingConfig } from './source.js';
 import { openNola } from './nola-source.js';
 import { settingsFingerprint, canonicalJson } from './batch-fingerprint.js';
 import type { CompressSettings } from './settings.js';
+import { createFitPool, type FitPool } from './parallel.js';
 import type { BatchCommand, BatchItem } from './batch-inputs.js';
 import type { BatchRecord } from './batch-summary.js';
 import type { Device } from '../backends/index.js';
@@ -61,19 +62,31 @@ export async function expandOutputFor(item: BatchItem, outDir: string | undefine
 
 export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
   const records: BatchRecord[] = [];
-  for (let i = 0; i < req.items.length; i++) {
-    const item = req.items[i];
-    req.onStart?.(item, i);
-    const started = process.hrtime.bigint();
-    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
-    let record: BatchRecord;
-    try {
-      record = req.command === 'compress' ? await compressItem(req, item, seconds) : await expandItem(req, item, seconds);
-    } catch (e) {
-      record = failedRecord(req.command, item, e, seconds());
+  // One set of fit workers for the whole run (started when a file first needs them).
+  const o = req.compress;
+  let pool = o !== undefined && o.threads > 1 && o.device === 'cpu' ? createFitPool(o.threads) : undefined;
+  try {
+    for (let i = 0; i < req.items.length; i++) {
+      const item = req.items[i];
+      req.onStart?.(item, i);
+      const started = process.hrtime.bigint();
+      const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+      let record: BatchRecord;
+      try {
+        record = req.command === 'compress' ? await compressItem(req, item, seconds, pool) : await expandItem(req, item, seconds);
+      } catch (e) {
+        record = failedRecord(req.command, item, e, seconds());
+        // A worker that crashed leaves its pool failed: the next file gets fresh workers.
+        if (pool !== undefined && !(e instanceof NolaError)) {
+          await pool.close();
+          pool = createFitPool(o!.threads);
+        }
+      }
+      records.push(record);
+      await req.onFinish?.(record, item, i);
     }
-    records.push(record);
-    await req.onFinish?.(record, item, i);
+  } finally {
+    await pool?.close();
   }
   return records;
 }
@@ -91,7 +104,7 @@ function failedRecord(command: BatchCommand, item: BatchItem, e: unknown, second
   };
 }
 
-async function compressItem(req: BatchRequest, item: BatchItem, seconds: () => number): Promise<BatchRecord> {
+async function compressItem(req: BatchRequest, item: BatchItem, seconds: () => number, pool: FitPool | undefined): Promise<BatchRecord> {
   const o = req.compress!;
   const output = compressOutputFor(item, req.outDir);
   await removeStaleTempFiles(output);
@@ -111,7 +124,7 @@ async function compressItem(req: BatchRequest, item: BatchItem, seconds: () => n
   const { report } = await inFolderOf(output, () => compress({
     input: item.input, output, force: req.force, family: o.family, settings: o.settings, formatVersion: o.formatVersion,
     // Warnings name the file they are about: one log serves every file of the run.
-    threads: o.threads, device: o.device, log: o.log?.child({ input: item.input }), onProgress: req.onLayer,
+    threads: o.threads, device: o.device, log: o.log?.child({ input: item.input }), onProgress: req.onLayer, pool,
   }));
   const t = report.totals;
   return {

@@ -12,7 +12,7 @@ import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget } from '../core/allocate.js';
 import { settingsBytes } from './layer-strategy.js';
-import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitTask } from './parallel.js';
+import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
@@ -42,6 +42,11 @@ export interface CompressRequest {
    */
   threads?: number;
   forceThreads?: boolean;
+  /**
+   * Worker threads kept across files by a run over many inputs (their start-up paid once); used when
+   * this file's fit is long enough for workers, never closed here.
+   */
+  pool?: FitPool;
   /** Compute device for the fit (default cpu); gpu/tfjs-cpu fit in this thread. */
   device?: Device;
   /**
@@ -134,7 +139,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const total = layers.length;
   const backend = req.device === undefined || req.device === 'cpu' ? undefined : await loadBackend(req.device, (m) => req.log?.warn(m));
   const threads = req.forceThreads ? Math.min(req.threads ?? 1, Math.max(1, total)) : chooseThreads(req.threads ?? 1, layers, strategy);
-  const pool = createFitPool(threads, backend);
+  const pool = threads > 1 && backend === undefined && req.pool !== undefined ? req.pool : createFitPool(threads, backend);
   const readTask = async (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => {
     const { a0, b0 } = await readFactors(lora, spec);
     return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };
@@ -175,7 +180,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
     });
     return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
   } finally {
-    await pool.close();
+    if (pool !== req.pool) await pool.close();
   }
 }
 
