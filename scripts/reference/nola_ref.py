@@ -128,6 +128,17 @@ def synthesize(basis, seed, k, n, c):
     return orthogonal_synthesize(seed, k, n, c)
 
 
+def synthesize_factor(basis, seed, k, rank, d, factor, c):
+    """Factor A (rank x d_in) or B (d_out x rank). The orthogonal-components basis rotates each rank-1
+    component on its own: component i (A's row i, B's column i) is the orthogonal basis of length d at full
+    span with seed u32(seed, 2, i), from coefficients c[i*d:(i+1)*d]."""
+    if basis == 'orthogonal-components':
+        comps = np.stack([orthogonal_synthesize(int(u32(seed, 2, i)), d, d, c[i * d:(i + 1) * d]) for i in range(rank)])
+        return comps if factor == 'A' else comps.T
+    v = synthesize(basis, seed, k, rank * d, c)
+    return v.reshape(rank, d) if factor == 'A' else v.reshape(d, rank)
+
+
 def f16_to_float(raw):
     return np.frombuffer(raw, '<f2').astype(np.float64)
 
@@ -275,8 +286,8 @@ def check(nola_path, source_path, expanded_path=None):
     for e in layers:
         r, din, dout = e['rank'], e['d_in'], e['d_out']
         ca, cb = e['coeffs_A'], e['coeffs_B']
-        A = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], r * din, ca).reshape(r, din)
-        B = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], dout * r, cb).reshape(dout, r)
+        A = synthesize_factor(e['basis'], e['seed_A'], e['num_basis_A'], r, din, 'A', ca)
+        B = synthesize_factor(e['basis'], e['seed_B'], e['num_basis_B'], r, dout, 'B', cb)
         A0, B0 = factor_mats(src[e['key_A']], src[e['key_B']])
         err = lowrank_rel_error(e['source_scale'], B0, A0, e['scale'], B, A)
         row = {'name': e['name'], 'claimed': e['error'], 'recomputed': err}
@@ -418,8 +429,8 @@ def expand_reference(nola_path, out_path):
     for e in layers:
         r, din, dout = e['rank'], e['d_in'], e['d_out']
         ca, cb = e['coeffs_A'], e['coeffs_B']
-        out.append((e['key_A'], synthesize(e['basis'], e['seed_A'], e['num_basis_A'], r * din, ca).reshape(r, din)))
-        out.append((e['key_B'], synthesize(e['basis'], e['seed_B'], e['num_basis_B'], dout * r, cb).reshape(dout, r)))
+        out.append((e['key_A'], synthesize_factor(e['basis'], e['seed_A'], e['num_basis_A'], r, din, 'A', ca)))
+        out.append((e['key_B'], synthesize_factor(e['basis'], e['seed_B'], e['num_basis_B'], r, dout, 'B', cb)))
     write_safetensors(out_path, out)
     return {'seconds': time.perf_counter() - t0, 'layers': len(layers)}
 

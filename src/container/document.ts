@@ -505,7 +505,7 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
   if (e.error_expanded !== undefined && (typeof e.error_expanded !== 'number' || !Number.isFinite(e.error_expanded))) {
     fail(`${where}: "error_expanded" must be a finite number`);
   }
-  if (e.basis !== 'uniform' && e.basis !== 'orthogonal') fail(`${where}: unknown basis ${JSON.stringify(e.basis)}`);
+  if (e.basis !== 'uniform' && e.basis !== 'orthogonal' && e.basis !== 'orthogonal-components') fail(`${where}: unknown basis ${JSON.stringify(e.basis)}`);
   if (e.kind !== 'linear' && e.kind !== 'conv' && e.kind !== 'embedding') fail(`${where}: unknown kind ${JSON.stringify(e.kind)}`);
   for (const f of ['A', 'B'] as const) {
     // expand writes the factors back in this dtype: one it can encode floats into.
@@ -525,6 +525,9 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
   const ka = e.num_basis_A as number, kb = e.num_basis_B as number;
   if (ka < 1 || ka > rank * dIn) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
   if (kb < 1 || kb > dOut * rank) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
+  if (e.basis === 'orthogonal-components' && (ka !== rank * dIn || kb !== dOut * rank)) {
+    fail(`${where}: the orthogonal-components basis is full span: num_basis_A must be ${rank * dIn} and num_basis_B ${dOut * rank}`);
+  }
   for (const [f, count] of [['A', ka], ['B', kb]] as const) {
     const q = e[`quant_${f}`];
     if (typeof q === 'string') {

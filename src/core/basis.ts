@@ -3,7 +3,7 @@
  * flattened factor into k inner products (analysis). Every solver is written against this
  * interface, so the uniform (paper) and orthogonal families share one fitter.
  */
-export type BasisFamily = 'uniform' | 'orthogonal';
+export type BasisFamily = 'uniform' | 'orthogonal' | 'orthogonal-components';
 
 export interface Basis {
   readonly family: BasisFamily;

@@ -9,6 +9,7 @@
 import type { Basis, BasisFamily } from './basis.js';
 import { createUniformBasis } from './uniform-basis.js';
 import { createOrthogonalBasis } from './orthogonal-basis.js';
+import { createComponentBasis } from './component-basis.js';
 import { fitLayer, solveB, synthesizeFactor, targetSvd, type FitOptions, type FitProblem, type FitResult } from './fit.js';
 import { relativeErrorToSvd, truncationError, type LowRankSvd } from './lowrank.js';
 import type { Mat } from './matrix.js';
@@ -57,8 +58,14 @@ export interface CompressedLayer {
   fitError: number;
 }
 
-export function createBasis(family: BasisFamily, seed: number, k: number, n: number): Basis {
-  return family === 'uniform' ? createUniformBasis(seed, k, n) : createOrthogonalBasis(seed, k, n);
+/** The basis of factor A (rank × d_in) or B (d_out × rank) with k coefficients. */
+export function createBasis(family: BasisFamily, seed: number, k: number, factor: 'A' | 'B', rank: number, d: number): Basis {
+  const n = rank * d;
+  if (family === 'uniform') return createUniformBasis(seed, k, n);
+  if (family === 'orthogonal') return createOrthogonalBasis(seed, k, n);
+  // One rotation per component (A's rows, B's columns), always at full span.
+  if (k !== n) throw new RangeError(`orthogonal-components basis: k = ${k} must be the full span ${n}`);
+  return createComponentBasis(seed, rank, d, factor === 'A' ? 'rows' : 'cols');
 }
 
 export function roundForDelivery(m: Mat, p: DeliveryPrecision | undefined): Mat {
@@ -85,8 +92,8 @@ export class LayerFitter {
     const dIn = a0.cols, dOut = b0.rows;
     const svd = target.svd ?? targetSvd({ a0, b0, s0 });
     this.svd = svd;
-    const basisA = createBasis(basis, base.seedA, k, r * dIn);
-    const basisB = createBasis(basis, base.seedB, l, dOut * r);
+    const basisA = createBasis(basis, base.seedA, k, 'A', r, dIn);
+    const basisB = createBasis(basis, base.seedB, l, 'B', r, dOut);
     this.problem = { a0, b0, s0, scale: s0, rank: r, basisA, basisB };
     // At full span of an orthonormal basis the fit is exact up to the rank truncation: no
     // iterations can improve on the first projection.
@@ -138,7 +145,7 @@ export function expandLayer(
   const alpha = new Float64Array(k), beta = new Float64Array(l);
   dequantize(blockA, alpha);
   dequantize(blockB, beta);
-  const a = synthesizeFactor(createBasis(basis, settings.seedA, k, r * dIn), alpha, r, dIn);
-  const b = synthesizeFactor(createBasis(basis, settings.seedB, l, dOut * r), beta, dOut, r);
+  const a = synthesizeFactor(createBasis(basis, settings.seedA, k, 'A', r, dIn), alpha, r, dIn);
+  const b = synthesizeFactor(createBasis(basis, settings.seedB, l, 'B', r, dOut), beta, dOut, r);
   return { a, b };
 }

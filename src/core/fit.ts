@@ -16,7 +16,7 @@ import type { Basis } from './basis.js';
 import { mat, frobDot, transpose, type Mat } from './matrix.js';
 // Same arithmetic as matrix.ts's products (bit-identical), faster for the tall d×r factors.
 import { matmul, matmulNT, matmulTN } from './kernels/dense.js';
-import { lowRankSvd, relativeError, type LowRankSvd } from './lowrank.js';
+import { lowRankSvd, relativeError, truncationError, type LowRankSvd } from './lowrank.js';
 import { solveNormal } from './solve.js';
 import { Matrix, pseudoInverse } from 'ml-matrix';
 
@@ -80,6 +80,10 @@ export function balancedFactors(svd: LowRankSvd, rank: number, scale: number): {
   return { a, b };
 }
 
+function fullSpanOrthonormal(basis: Basis): boolean {
+  return basis.orthonormal && basis.k === basis.n;
+}
+
 export function synthesizeFactor(basis: Basis, c: ArrayLike<number>, rows: number, cols: number): Mat {
   const m = mat(rows, cols);
   basis.synthesize(c, m.data);
@@ -96,6 +100,14 @@ export function fitLayer(problem: FitProblem, options: Partial<FitOptions> = {})
   const cg = { maxIter: o.cgMaxIter, tol: o.cgTol };
 
   const alpha = new Float64Array(basisA.k), beta = new Float64Array(basisB.k);
+  if (fullSpanOrthonormal(basisA) && fullSpanOrthonormal(basisB)) {
+    // A square orthogonal basis: least squares is the analysis itself, and s·B·A is exactly the
+    // rank-r truncation, whose error Eckart–Young gives from the spectrum. Nothing to iterate.
+    basisA.analyze(start.a.data, alpha);
+    basisB.analyze(start.b.data, beta);
+    const error = truncationError(svd.sigma, r);
+    return { alpha, beta, history: [error], error };
+  }
   const rhsA = new Float64Array(basisA.k), rhsB = new Float64Array(basisB.k);
   // β ← argmin ‖B(β) − B*‖, α ← argmin ‖A(α) − A*‖ (identity mixing).
   const identity = (x: Float64Array, out: Float64Array): void => out.set(x);
@@ -141,7 +153,7 @@ export function solveB(p: FitProblem, a: Mat, beta: Float64Array, options: Parti
   const dOut = b0.rows;
   const nn = matmulNT(a, a);
   const rhsMat = matmul(b0, matmulNT(a0, a));
-  if (basisB.orthonormal && basisB.k === basisB.n) {
+  if (fullSpanOrthonormal(basisB)) {
     // Full span of an orthonormal basis: solve B·(s²AAᵀ) = s·s0·B0A0Aᵀ in the r×r space, then
     // rotate into coefficients with one analysis. Exact; no iterations.
     const sol = solveRightSpd(nn, rhsMat, s, s0);
@@ -161,12 +173,15 @@ function solveRightSpd(nn: Mat, rhs: Mat, s: number, s0: number): Mat {
   let trace = 0;
   for (let i = 0; i < r; i++) { for (let j = 0; j < r; j++) n.set(i, j, nn.data[i * r + j]); trace += nn.data[i * r + i]; }
   for (let i = 0; i < r; i++) n.set(i, i, n.get(i, i) + 1e-14 * (trace / r || 1));
-  const inv = pseudoInverse(n);
+  const pinv = pseudoInverse(n);
+  // Read the r×r inverse out of ml-matrix once: its accessor in the d_out·r·r loop cost more than the products.
+  const inv = new Float64Array(r * r);
+  for (let p = 0; p < r; p++) for (let j = 0; j < r; j++) inv[p * r + j] = pinv.get(p, j);
   const out = mat(rhs.rows, r);
   for (let i = 0; i < rhs.rows; i++) {
     for (let j = 0; j < r; j++) {
       let acc = 0;
-      for (let p = 0; p < r; p++) acc += rhs.data[i * r + p] * inv.get(p, j);
+      for (let p = 0; p < r; p++) acc += rhs.data[i * r + p] * inv[p * r + j];
       out.data[i * r + j] = (acc * s0) / s;
     }
   }

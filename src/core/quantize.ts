@@ -44,11 +44,14 @@ export type QuantSpec = QuantMode | ReadonlyArray<QuantSegment>;
  */
 export type QuantSegment = readonly [QuantMode, number] | readonly ['rice', number, number];
 
-/** What the encoder is asked for: a stored spec, or rice coding at a given step. */
-export type QuantRequest = QuantSpec | { readonly rice: number };
+/**
+ * What the encoder is asked for: a stored spec, or rice coding at a given step; with a list of
+ * steps, the values are cut into that many equal segments, each a rice block at its own step.
+ */
+export type QuantRequest = QuantSpec | { readonly rice: number | readonly number[] };
 
-/** At most this many segments per factor (the encoder uses two). */
-export const MAX_SEGMENTS = 8;
+/** At most this many segments per factor (fixed-size codes use up to two; the component layout one rice block per rank-1 component). */
+export const MAX_SEGMENTS = 1024;
 
 /** The segments of `spec` for `count` values; throws FormatError where they do not add up. */
 export function quantSegments(spec: QuantSpec, count: number): QuantSegment[] {
@@ -145,8 +148,16 @@ export function quantize(values: ArrayLike<number>, spec: QuantRequest, options:
   }
   if (typeof spec === 'string') return quantizeMode(values, spec, options);
   if (!Array.isArray(spec)) {
-    const { bytes } = encodeRice(values, (spec as { rice: number }).rice);
-    return { mode: [['rice', values.length, bytes.length]], count: values.length, codes: bytes, scales: new Uint8Array(0) };
+    const rice = (spec as { rice: number | readonly number[] }).rice;
+    const steps = typeof rice === 'number' ? [rice] : rice;
+    const len = values.length / steps.length;
+    if (!Number.isInteger(len) || len < 1) throw new RangeError(`quantize: ${values.length} values do not split into ${steps.length} equal rice segments`);
+    const part = (i: number): ArrayLike<number> => (steps.length === 1 ? values
+      : ArrayBuffer.isView(values) ? (values as unknown as Float64Array).subarray(i * len, (i + 1) * len)
+        : Array.prototype.slice.call(values, i * len, (i + 1) * len) as number[]);
+    const blocks = steps.map((step, i) => encodeRice(part(i), step).bytes);
+    const mode: QuantSegment[] = blocks.map((b) => ['rice', len, b.length] as const);
+    return { mode, count: values.length, codes: blocks.length === 1 ? blocks[0] : concat(blocks), scales: new Uint8Array(0) };
   }
   const parts: QuantizedBlock[] = [];
   let at = 0;

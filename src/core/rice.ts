@@ -43,21 +43,43 @@ function zigzag(q: number): number {
   return q >= 0 ? 2 * q : -2 * q - 1;
 }
 
-/** Bytes of a block holding `levels` with parameter k. */
-function blockBytes(levels: Int32Array, k: number): number {
-  const div = 2 ** k;
-  let unary = levels.length;
-  for (let i = 0; i < levels.length; i++) unary += Math.floor(zigzag(levels[i]) / div);
-  return RICE_HEADER_BYTES + Math.ceil((levels.length * k) / 8) + Math.ceil(unary / 8);
+/** Zigzagged levels (each < 2^31, so unsigned 32-bit shifts and masks are exact on them). */
+function zigzagAll(levels: Int32Array): Uint32Array {
+  const z = new Uint32Array(levels.length);
+  for (let i = 0; i < levels.length; i++) z[i] = zigzag(levels[i]);
+  return z;
 }
 
 /** The k with the fewest bytes for these levels, and that size. */
 export function bestRiceK(levels: Int32Array): { k: number; bytes: number } {
-  let best = { k: 0, bytes: blockBytes(levels, 0) };
-  for (let k = 1; k <= MAX_RICE_K; k++) {
-    const bytes = blockBytes(levels, k);
+  return bestK(zigzagAll(levels));
+}
+
+/** Zigzagged levels below this are counted in a histogram; the few above it are summed directly. */
+const HISTOGRAM = 1024;
+
+/**
+ * The k with the fewest bytes for zigzagged levels z, and that size: a block holds
+ * 5 + ⌈n·k/8⌉ + ⌈(n + Σ ⌊z_i/2^k⌋)/8⌉ bytes. One pass builds a histogram of the small z, so every
+ * k is then sized from the histogram (ties go to the smaller k, as a scan from k = 0 would).
+ */
+function bestK(z: Uint32Array): { k: number; bytes: number } {
+  const n = z.length;
+  const hist = new Float64Array(HISTOGRAM);
+  const large: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = z[i];
+    if (v < HISTOGRAM) hist[v]++;
+    else large.push(v);
+  }
+  let best = { k: 0, bytes: Infinity };
+  for (let k = 0; k <= MAX_RICE_K; k++) {
+    let unary = n;
+    for (let v = 1 << k; v < HISTOGRAM; v++) unary += hist[v] * (v >>> k);
+    for (const v of large) unary += v >>> k;
+    const bytes = RICE_HEADER_BYTES + Math.ceil((n * k) / 8) + Math.ceil(unary / 8);
     if (bytes < best.bytes) best = { k, bytes };
-    else if (bytes > best.bytes + levels.length) break; // past the minimum: sizes grow with k from here
+    else if (bytes > best.bytes + n) break; // past the minimum: sizes grow with k from here
   }
   return best;
 }
@@ -66,28 +88,30 @@ export function bestRiceK(levels: Int32Array): { k: number; bytes: number } {
 export function encodeRice(values: ArrayLike<number>, requestedStep: number): { bytes: Uint8Array; step: number } {
   const step = Math.fround(requestedStep);
   if (!(step > 0) || !Number.isFinite(step)) throw new NumericError(`rice step must be a positive finite f32, got ${requestedStep}`);
-  const levels = riceLevels(values, step);
-  const { k, bytes: size } = bestRiceK(levels);
+  const z = zigzagAll(riceLevels(values, step));
+  const { k, bytes: size } = bestK(z);
   const out = new Uint8Array(size);
   new DataView(out.buffer).setFloat32(0, step, true);
   out[4] = k;
-  const n = levels.length;
-  const remStart = RICE_HEADER_BYTES;
-  const unaryStart = remStart + Math.ceil((n * k) / 8);
-  const div = 2 ** k;
-  let remBit = 0;
-  let unaryBit = 0;
-  for (let i = 0; i < n; i++) {
-    const z = zigzag(levels[i]);
-    const quotient = Math.floor(z / div);
-    let rem = z - quotient * div;
-    for (let b = 0; b < k; b++, remBit++) {
-      if (rem % 2 === 1) out[remStart + (remBit >>> 3)] |= 1 << (remBit & 7);
-      rem = Math.floor(rem / 2);
+  const n = z.length;
+  const mask = k === 0 ? 0 : (2 ** k - 1) >>> 0;
+  // Remainders, k bits each, least significant first: an accumulator flushed a byte at a time
+  // (after a flush fewer than 8 bits are pending and k ≤ 24, so it never exceeds 32 bits).
+  let at = RICE_HEADER_BYTES, acc = 0, pending = 0;
+  if (k > 0) {
+    for (let i = 0; i < n; i++) {
+      acc = (acc | ((z[i] & mask) << pending)) >>> 0;
+      pending += k;
+      while (pending >= 8) { out[at++] = acc & 0xff; acc >>>= 8; pending -= 8; }
     }
-    unaryBit += quotient;
-    out[unaryStart + Math.floor(unaryBit / 8)] |= 1 << (unaryBit % 8);
-    unaryBit += 1;
+    if (pending > 0) out[at++] = acc & 0xff;
+  }
+  // Unary quotients: q zero bits then a one bit; the buffer starts zeroed, so only the ones are set.
+  let bit = at * 8;
+  for (let i = 0; i < n; i++) {
+    bit += z[i] >>> k;
+    out[Math.floor(bit / 8)] |= 1 << (bit & 7);
+    bit += 1;
   }
   return { bytes: out, step };
 }
@@ -107,29 +131,42 @@ export function decodeRice(block: Uint8Array, count: number, out: Float64Array):
   if (remBits % 8 !== 0 && block[unaryStart - 1] >>> (remBits % 8) !== 0) {
     throw new FormatError('rice block: the padding bits after the last remainder are not zero');
   }
+  const end = block.length;
+  const mask = k === 0 ? 0 : (2 ** k - 1) >>> 0;
   const div = 2 ** k;
-  const unaryBits = (block.length - unaryStart) * 8;
-  let remBit = 0;
-  let bit = 0;
+  let at = remStart, acc = 0, pending = 0;
+  // Unary reader: `byteAt` is the byte under the cursor, `cur` its bits not yet consumed.
+  let byteAt = unaryStart, cur = unaryStart < end ? block[unaryStart] : 0, bitInByte = 0;
   for (let i = 0; i < count; i++) {
     let rem = 0;
-    for (let b = 0; b < k; b++, remBit++) {
-      if ((block[remStart + (remBit >>> 3)] >>> (remBit & 7)) & 1) rem += 2 ** b;
+    if (k > 0) {
+      while (pending < k) { acc = (acc | (block[at++] << pending)) >>> 0; pending += 8; }
+      rem = acc & mask;
+      acc >>>= k;
+      pending -= k;
     }
+    // The next one bit: skip zero bytes whole, then count zeros below the lowest set bit.
     let quotient = 0;
-    // Skip zero bytes whole, then bits up to the next one.
-    while (bit < unaryBits && (bit & 7) === 0 && block[unaryStart + (bit >>> 3)] === 0) { bit += 8; quotient += 8; }
-    while (bit < unaryBits && ((block[unaryStart + (bit >>> 3)] >>> (bit & 7)) & 1) === 0) { bit++; quotient++; }
-    if (bit >= unaryBits) throw new FormatError(`rice block: the unary stream ends before value ${i} of ${count}`);
-    bit++;
+    while (cur === 0) {
+      quotient += 8 - bitInByte;
+      byteAt++;
+      if (byteAt >= end) throw new FormatError(`rice block: the unary stream ends before value ${i} of ${count}`);
+      cur = block[byteAt];
+      bitInByte = 0;
+    }
+    const low = 31 - Math.clz32(cur & -cur); // index of the lowest set bit of cur
+    quotient += low - bitInByte;
+    bitInByte = low + 1;
+    cur &= ~((2 << low) - 1) & 0xff; // consume it and the zeros below
     const z = quotient * div + rem;
     if (z >= 2 * MAX_LEVEL) throw new FormatError(`rice block: level at index ${i} exceeds 2^30`);
-    const q = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-    out[i] = q * step;
+    out[i] = ((z >>> 1) ^ -(z & 1)) * step; // zigzag back: exact for z < 2^31
+
   }
   // The block ends with the byte holding the last one bit; the bits after it are zero.
-  if (Math.ceil(bit / 8) !== block.length - unaryStart) {
-    throw new FormatError(`rice block: ${block.length - unaryStart - Math.ceil(bit / 8)} bytes after the last value`);
+  const used = count === 0 ? 0 : byteAt - unaryStart + 1;
+  if (used !== end - unaryStart) {
+    throw new FormatError(`rice block: ${end - unaryStart - used} bytes after the last value`);
   }
-  if (bit % 8 !== 0 && block[block.length - 1] >>> (bit % 8) !== 0) throw new FormatError('rice block: the padding bits after the last value are not zero');
+  if (count > 0 && cur !== 0) throw new FormatError('rice block: the padding bits after the last value are not zero');
 }

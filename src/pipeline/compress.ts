@@ -24,6 +24,7 @@ import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLa
 import { deriveLayerSeeds } from '../core/seeds.js';
 import { RICE_HEADER_BYTES } from '../core/rice.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
+import { rdEstimate } from '../core/rd-estimate.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
 import { FINGERPRINT_HEX_DIGITS, settingsFingerprint } from './batch-fingerprint.js';
@@ -340,5 +341,16 @@ function layerRow({ spec, layer, sigma }: Fitted, entry: NolaLayerEntry): LayerR
     energy: sigma.reduce((acc, v) => acc + v * v, 0),
     svdErrorSameParams: truncationError(sigma, Math.floor((s.k + s.l) / perRank)),
     svdFp16ErrorSameBytes: truncationError(sigma, Math.floor(bytesAfter / (2 * perRank))),
+    ...rateDistortionRow(sigma, spec.dIn, spec.dOut, Math.max(entry.error, layer.deliveredError), bytesAfter),
+  };
+}
+
+/** The layer against the rate–distortion estimates at the error it reached (src/core/rd-estimate.ts). */
+function rateDistortionRow(sigma: Float64Array, dIn: number, dOut: number, error: number, bytesAfter: number): Pick<LayerReport, 'rdGaussianBytes' | 'rdBoundBytes' | 'rdGapBitsPerDof'> {
+  const rd = rdEstimate(sigma, dIn, dOut, Math.min(Math.max(error, 1e-6), 1 - 1e-9));
+  return {
+    rdGaussianBytes: rd.gaussianBits / 8,
+    rdBoundBytes: rd.manifoldBits / 8,
+    rdGapBitsPerDof: rd.dof > 0 ? (8 * bytesAfter - rd.manifoldBits) / rd.dof : 0,
   };
 }

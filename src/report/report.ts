@@ -37,6 +37,11 @@ export interface LayerReport {
   svdErrorSameParams: number;
   /** Best SVD truncation stored in fp16 within the same bytes (what kohya's resize_lora can do). */
   svdFp16ErrorSameBytes: number;
+  /** Rate–distortion estimates at this layer's error (src/core/rd-estimate.ts): Gaussian model and isotropic rank-1 bound, bytes. */
+  rdGaussianBytes: number;
+  rdBoundBytes: number;
+  /** Bits per kept degree of freedom the stored coefficients spend above the rank-1 bound. */
+  rdGapBitsPerDof: number;
 }
 
 export interface CompressTotals {
@@ -62,6 +67,9 @@ export interface CompressTotals {
    * file's whole description (safetensors header, document) to the coefficients.
    */
   fileFp16Ratio: number;
+  /** fp16 LoRA factor bytes / Σ rdGaussianBytes, and / Σ rdBoundBytes: the ratios the estimates allow at each layer's error. */
+  rdGaussianRatio: number;
+  rdBoundRatio: number;
   /** parameters before / after */
   paramRatio: number;
   /** Largest resident set of the compress process (all threads), bytes; 0 where unknown. */
@@ -110,6 +118,8 @@ export function buildCompressReport(a: {
     fp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.bytesAfter)),
     fileFp16Ratio: sum((l) => l.fp16BytesBefore) / Math.max(1, a.outputBytes - a.passthroughBytes),
     paramRatio: sum((l) => l.paramsBefore) / Math.max(1, sum((l) => l.paramsAfter)),
+    rdGaussianRatio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.rdGaussianBytes)),
+    rdBoundRatio: sum((l) => l.fp16BytesBefore) / Math.max(1, sum((l) => l.rdBoundBytes)),
     peakRssBytes: a.peakRssBytes ?? 0,
   };
   const warnings = [...a.warnings];
@@ -152,6 +162,10 @@ export function renderCompressText(r: CompressReport, worst = 5): string {
     `  error  energy-weighted ${t.energyWeightedError.toFixed(4)}, worst layer ${t.maxError.toFixed(4)}` +
       `${t.maxDeliveredError > t.maxError + 5e-5 ? ` (${t.maxDeliveredError.toFixed(4)} once expanded to the source dtypes)` : ''} (relative Frobenius error of ΔW)`,
   ];
+  if (t.rdBoundRatio > 0 && Number.isFinite(t.rdBoundRatio)) {
+    lines.push(`  limit  at these errors a data-free coder could reach about ${t.rdBoundRatio.toFixed(2)}x vs fp16 (isotropic rank-1 bound; ` +
+      `Gaussian estimate ${t.rdGaussianRatio.toFixed(2)}x); this file ${t.fileFp16Ratio.toFixed(2)}x = ${pct(t.fileFp16Ratio / t.rdBoundRatio)} of the bound`);
+  }
   const sorted = [...r.layers].sort((a, b) => b.error - a.error).slice(0, worst);
   if (sorted.length > 0) {
     lines.push(`  worst layers (error | svd same params | svd fp16 same bytes | rank k l quant):`);

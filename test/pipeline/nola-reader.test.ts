@@ -43,12 +43,17 @@ test('every seed expands cleanly (the fuzz run starts from valid files)', async 
     'tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv', 'tiny-fixed', 'tiny-ratio', 'kohya-ratio', 'dora-ratio',
     'tiny-paper-v1', 'tiny-int4-v1', 'tiny-ratio-v1', 'kohya-ratio-v1', 'dora-ratio-v1',
   ]);
-  // The default (--max-error) seeds are rice-coded, and --quant fixed splits a factor somewhere, so both
-  // kinds of segment are fuzzed too.
+  // The default (--max-error) seeds are rice-coded, one block per factor (orthogonal basis) or one per
+  // component (orthogonal-components), and --quant fixed splits a factor somewhere, so every kind of
+  // segment is fuzzed too.
   const quants = (name: string): unknown[] => layerObjects(documentJson(seed(name))).flatMap((l) => [l.quant_A, l.quant_B]);
-  for (const name of ['tiny-budget', 'kohya-sdxl', 'peft-dora-conv']) {
-    assert.ok(quants(name).every((q) => Array.isArray(q) && q.length === 1 && (q[0] as unknown[])[0] === 'rice'), name);
+  const defaults = ['tiny-budget', 'kohya-sdxl', 'peft-dora-conv'];
+  for (const name of defaults) {
+    assert.ok(quants(name).every((q) => Array.isArray(q) && q.every((seg) => (seg as unknown[])[0] === 'rice')), name);
   }
+  const bases = defaults.flatMap((name) => layerObjects(documentJson(seed(name))).map((l) => l.basis));
+  assert.ok(bases.includes('orthogonal-components'), JSON.stringify(bases));
+  assert.ok(defaults.some((name) => quants(name).some((q) => (q as unknown[]).length > 1)));
   assert.ok(quants('tiny-fixed').some((q) => Array.isArray(q) && q.length === 2), JSON.stringify(quants('tiny-fixed')));
   const check = makeNolaCheck(path.join(tmp.dir));
   for (const s of seeds) assert.equal(await check(s.bytes), 'ok', s.name);
@@ -167,6 +172,8 @@ test('regression: source.file is a bare name; a path would let expand write outs
 
 test('regression: seeds are u32 (2^32 was accepted and aliased seed 0 in the uniform basis)', async () => {
   await assertRefused(withEditedDoc(seed('tiny-paper-v1'), (d) => { layer0(d).seed_A = 2 ** 32; }), FormatError, /"seed_A" must be an integer in 0\.\.4294967295, got 4294967296/);
+  // FORMAT.md "Component basis": always full span.
+  await assertRefused(withEditedDoc(seed('tiny-paper-v1'), (d) => { layer0(d).basis = 'orthogonal-components'; (layer0(d).num_basis_A as number) -= 1; }), FormatError, /orthogonal-components basis is full span: num_basis_A must be \d+/);
 });
 
 test('regression: duplicate keys in the document (JSON.parse silently kept the last one)', async () => {

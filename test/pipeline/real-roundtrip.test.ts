@@ -174,7 +174,7 @@ test('issue 4 (b) on every shared adapter: the default file is smaller than the 
       const expanded = path.join(work, `${c.dir}.expanded.safetensors`);
       const comp = await runNola(['compress', path.join(REAL, c.dir), '-o', nolaFile, '--json']);
       assert.equal(comp.code, 0, comp.stderr);
-      const totals = (JSON.parse(comp.stdout) as { totals: { fileFp16Ratio: number } }).totals;
+      const totals = (JSON.parse(comp.stdout) as { totals: { fileFp16Ratio: number; rdGaussianRatio: number; rdBoundRatio: number } }).totals;
       const exp = await runNola(['expand', nolaFile, '-o', expanded]);
       assert.equal(exp.code, 0, exp.stderr);
       // The bound on what users load, measured by the independent reader.
@@ -186,6 +186,14 @@ test('issue 4 (b) on every shared adapter: the default file is smaller than the 
       const frontier = (JSON.parse(f.stdout) as { ratio_vs_fp16: number }).ratio_vs_fp16;
       // The issue asks for 0.9x the frontier's ratio; nola is held to beating it (whole file, header and document included).
       assert.ok(totals.fileFp16Ratio > frontier, `${c.dir}: nola ${totals.fileFp16Ratio.toFixed(3)}x vs frontier ${frontier.toFixed(3)}x`);
+      // The report's rate-distortion estimates against an independent numpy implementation (scripts/reference/rd_estimate.py,
+      // at E = 0.1 where nola's layers sit at 0.09999: the 1e-4 difference moves the ratios by well under 0.2%).
+      const rd = spawnSync('python3', [path.join(REPO, 'scripts', 'reference', 'rd_estimate.py'), source, '0.1'], { encoding: 'utf8' });
+      assert.equal(rd.status, 0, rd.stderr);
+      const ref = JSON.parse(rd.stdout) as { gaussian_ratio: number; bound_ratio: number };
+      assert.ok(Math.abs(totals.rdGaussianRatio / ref.gaussian_ratio - 1) < 2e-3, `${c.dir}: Gaussian estimate ${totals.rdGaussianRatio} vs numpy ${ref.gaussian_ratio}`);
+      assert.ok(Math.abs(totals.rdBoundRatio / ref.bound_ratio - 1) < 2e-3, `${c.dir}: rank-1 bound ${totals.rdBoundRatio} vs numpy ${ref.bound_ratio}`);
+      assert.ok(totals.fileFp16Ratio < totals.rdBoundRatio, `${c.dir}: a file below the bound would mean the bound is wrong`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
