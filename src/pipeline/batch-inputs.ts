@@ -19,6 +19,8 @@ export interface BatchItem {
   file: string;
   /** `file` relative to the item's root, with `/` separators: mirrored under --out-dir, hashed by --shard. */
   rel: string;
+  /** `input` relative to the same root (a PEFT folder: the folder; otherwise equal to `rel`). */
+  inputRel: string;
 }
 
 export interface DiscoverOptions {
@@ -46,7 +48,8 @@ export async function discoverInputs(args: readonly string[], o: DiscoverOptions
     const abs = path.resolve(file);
     if (seen.has(abs)) return;
     seen.add(abs);
-    items.push({ input, file: abs, rel: relativeTo(o.root ?? base, abs) });
+    const rel = relativeTo(o.root ?? base, abs);
+    items.push({ input, file: abs, rel, inputRel: input === file ? rel : relativeTo(o.root ?? base, path.resolve(input)) });
   };
   for (const arg of args) {
     const st = await stat(arg).catch(() => null);

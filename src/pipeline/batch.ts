@@ -49,10 +49,12 @@ export interface BatchRequest {
 
 /**
  * The one rule for where a compressed file goes: the single-file default name (defaultNolaPath) of
- * the input's file, mirrored under `outDir` when there is one.
+ * the input, mirrored under `outDir` when there is one. defaultNolaPath gets what compress() gives
+ * it for a single file (the LoRA file itself, a PEFT folder's adapter_model.safetensors).
  */
 export function compressOutputFor(item: BatchItem, outDir: string | undefined): string {
-  return defaultNolaPath(outDir === undefined ? item.file : path.join(outDir, item.rel));
+  const mirrored = (own: string, rel: string): string => (outDir === undefined ? own : path.join(outDir, rel));
+  return defaultNolaPath(mirrored(item.file, item.rel));
 }
 
 /** The same for expand: the single-file default (resolveExpandOutput) of the mirrored NOLA path. */

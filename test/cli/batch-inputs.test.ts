@@ -61,6 +61,7 @@ test('the walk: LoRA files and PEFT folders, recursively; NOLA files, hidden nam
         ['lib/sub/peft', 'sub/peft/adapter_model.safetensors'],
         ['lib/sub/peft/extra.safetensors', 'sub/peft/extra.safetensors'],
       ]);
+      assert.deepEqual(items.map((i) => i.inputRel), ['a.safetensors', 'sub/deeper/b.safetensors', 'sub/peft', 'sub/peft/extra.safetensors']);
       // Named directly, a file or a PEFT folder keeps its own name; a missing path stays an input (it fails when processed).
       const direct = await discoverInputs(['lib/sub/peft', 'lib/a.safetensors', 'gone.safetensors'], { command: 'compress' });
       assert.deepEqual(direct.map((i) => [i.input, i.rel]), [

@@ -55,7 +55,8 @@ function expectedOutput(input: string, outDir: string): string {
   const abs = path.join(dir, input);
   const file = statSync(abs).isDirectory() ? path.join(abs, 'adapter_model.safetensors') : abs;
   const relFromLib = path.relative(path.join(dir, 'lib'), file).split(path.sep).join('/');
-  return rel(compressOutputFor({ input, file, rel: relFromLib }, path.join(dir, outDir)));
+  const inputRel = path.relative(path.join(dir, 'lib'), abs).split(path.sep).join('/');
+  return rel(compressOutputFor({ input, file, rel: relFromLib, inputRel }, path.join(dir, outDir)));
 }
 
 /** Every file under `root`, hidden ones included, relative to `dir`. */
