@@ -15,7 +15,7 @@ export type BatchCommand = 'compress' | 'expand';
 export interface BatchItem {
   /** What to open, as the user's argument, walk or list named it (a file, or a PEFT adapter folder). */
   input: string;
-  /** The file itself (a PEFT folder's adapter_model.safetensors), absolute. */
+  /** The file itself (a PEFT folder's adapter_model.safetensors), as the input names it (relative if it is). */
   file: string;
   /** `file` relative to the item's root, with `/` separators: mirrored under --out-dir, hashed by --shard. */
   rel: string;
@@ -49,7 +49,7 @@ export async function discoverInputs(args: readonly string[], o: DiscoverOptions
     if (seen.has(abs)) return;
     seen.add(abs);
     const rel = relativeTo(o.root ?? base, abs);
-    items.push({ input, file: abs, rel, inputRel: input === file ? rel : relativeTo(o.root ?? base, path.resolve(input)) });
+    items.push({ input, file, rel, inputRel: input === file ? rel : relativeTo(o.root ?? base, path.resolve(input)) });
   };
   for (const arg of args) {
     const st = await stat(arg).catch(() => null);
