@@ -13,6 +13,13 @@
  *   --numpy-real all       numpy also on the two Stable Diffusion files (88 layers each; default only
  *                          with --full: at k = 1024 the numpy fit takes tens of minutes on 2 cores)
  *   --json FILE            also write every number as JSON
+ *
+ * Issue #10's LLM-scale cases (bench/llm.ts) run instead of the above with --case:
+ *   --case 7b,70b,uniform64  LLaMA-7B / 70B-shaped BF16 PEFT adapters through the default compress
+ *                          and expand against numpy yardsticks; the 64-layer uniform-basis expand
+ *   --blocks N             decoder blocks of the 7b/70b adapters (default 32 / 80; uniform64: 32)
+ *   --check-threads        also compress with --threads 1 and compare the bytes
+ *   --cli DIR              time the nola of another compiled tree (DIR holds src/cli/main.js)
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -22,6 +29,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeSyntheticAdapter } from './synthetic-adapter.js';
 import { measureKernels, measureRice, type KernelRate, type RiceRate } from './kernels.js';
+import { runLlmCases } from './llm.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The compiled tree (dist/ or any --outDir) and the checkout holding package.json above it. */
@@ -48,6 +56,10 @@ interface Options {
   memory: boolean;
   kernels: boolean;
   json?: string;
+  cases: string[];
+  blocks?: number;
+  checkThreads: boolean;
+  cli?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -76,6 +88,10 @@ function parseArgs(argv: string[]): Options {
     memory: !flags.has('no-memory'),
     kernels: !flags.has('no-kernels'),
     ...(typeof flags.get('json') === 'string' ? { json: flags.get('json') as string } : {}),
+    cases: typeof flags.get('case') === 'string' ? (flags.get('case') as string).split(',') : [],
+    ...(typeof flags.get('blocks') === 'string' ? { blocks: Number(flags.get('blocks')) } : {}),
+    checkThreads: flags.has('check-threads'),
+    ...(typeof flags.get('cli') === 'string' ? { cli: flags.get('cli') as string } : {}),
   };
 }
 
@@ -186,9 +202,18 @@ async function main(): Promise<void> {
   const withNumpy = numpyVersion !== null;
   const tmp = await mkdtemp(path.join(tmpdir(), 'nola-bench-'));
   const shim = path.join(tmp, 'nola.mjs');
-  await writeFile(shim, `import(${JSON.stringify(pathToFileURL(path.join(distRoot, 'src/cli/main.js')).href)}).then((m) => m.main(process.argv));\n`);
-  const results: { machine: typeof machine; kernels?: KernelRate[]; rice?: RiceRate[]; cases: CaseResult[] } = { machine, cases: [] };
+  // --cli DIR: time another compiled tree (e.g. a build of main kept aside for a before/after table).
+  const cliRoot = typeof o.cli === 'string' ? path.resolve(o.cli) : distRoot;
+  await writeFile(shim, `import(${JSON.stringify(pathToFileURL(path.join(cliRoot, 'src/cli/main.js')).href)}).then((m) => m.main(process.argv));\n`);
+  const results: { machine: typeof machine; kernels?: KernelRate[]; rice?: RiceRate[]; cases: CaseResult[]; llm?: unknown[] } = { machine, cases: [] };
   try {
+    if (o.cases.length > 0) {
+      results.llm = await runLlmCases({
+        cases: o.cases, threads: o.threads, numpy: withNumpy, checkThreads: o.checkThreads, shim, tmp,
+        yardsticks: path.join(repoRoot, 'bench/yardsticks.py'), ...(o.blocks !== undefined ? { blocks: o.blocks } : {}),
+      }, (line) => process.stdout.write(`${line}\n`));
+      return;
+    }
     if (o.kernels) {
       results.kernels = measureKernels([[o.coeffs, o.rank * o.d], [1024, 6144]]);
       for (const k of results.kernels) {
@@ -234,8 +259,8 @@ async function main(): Promise<void> {
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });
+    if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(results, null, 2)}\n`);
   }
-  if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(results, null, 2)}\n`);
 }
 
 await main();

@@ -17,6 +17,69 @@ export interface SyntheticAdapter {
   seed?: number;
 }
 
+/**
+ * A LLaMA-shaped PEFT adapter as issue #10 describes it: BF16, rank r, all seven linear modules of
+ * every decoder block, A ~ N(0, 1/d_in), B ~ N(0, 0.003²) with column i scaled by 0.8^i.
+ *   7b:  32 blocks, hidden 4096, k/v 4096, ffn 11008 (40 M parameters at r = 16)
+ *   70b: 80 blocks, hidden 8192, k/v 1024, ffn 28672 (207 M parameters at r = 16)
+ */
+export interface LlamaShape {
+  blocks: number;
+  hidden: number;
+  kv: number;
+  ffn: number;
+  rank: number;
+  seed?: number;
+}
+
+export const LLAMA_7B: Omit<LlamaShape, 'rank'> = { blocks: 32, hidden: 4096, kv: 4096, ffn: 11008 };
+export const LLAMA_70B: Omit<LlamaShape, 'rank'> = { blocks: 80, hidden: 8192, kv: 1024, ffn: 28672 };
+
+/** Module name, group and (d_in, d_out) of each linear layer of a LLaMA decoder block. */
+function llamaModules(s: LlamaShape): Array<[string, string, number, number]> {
+  return [
+    ['q_proj', 'self_attn', s.hidden, s.hidden], ['k_proj', 'self_attn', s.hidden, s.kv],
+    ['v_proj', 'self_attn', s.hidden, s.kv], ['o_proj', 'self_attn', s.hidden, s.hidden],
+    ['gate_proj', 'mlp', s.hidden, s.ffn], ['up_proj', 'mlp', s.hidden, s.ffn], ['down_proj', 'mlp', s.ffn, s.hidden],
+  ];
+}
+
+/** Writes a LLaMA-shaped BF16 PEFT adapter (see LlamaShape) into `dir`; deterministic in `seed`. */
+export async function writeLlamaAdapter(dir: string, s: LlamaShape): Promise<string> {
+  const r = s.rank;
+  const mods = llamaModules(s);
+  await mkdir(dir, { recursive: true });
+  const specs: TensorSpec[] = [];
+  const dIn: number[] = [];
+  for (let l = 0; l < s.blocks; l++) {
+    for (const [m, group, din, dout] of mods) {
+      const stem = `base_model.model.model.layers.${l}.${group}.${m}`;
+      specs.push({ name: `${stem}.lora_A.weight`, dtype: 'BF16', shape: [r, din] });
+      specs.push({ name: `${stem}.lora_B.weight`, dtype: 'BF16', shape: [dout, r] });
+      dIn.push(din, din);
+    }
+  }
+  const seed = s.seed ?? 1;
+  const colScale = Float64Array.from({ length: r }, (_, i) => 0.003 * 0.8 ** i);
+  await writeSafetensors(path.join(dir, 'adapter_model.safetensors'), specs, null, (spec, index) => {
+    const rnd = gaussian(seed * 7919 + index);
+    const out = new Float32Array(spec.shape[0] * spec.shape[1]);
+    if (spec.name.endsWith('lora_A.weight')) {
+      const sd = 1 / Math.sqrt(dIn[index]);
+      for (let i = 0; i < out.length; i++) out[i] = rnd() * sd;
+    } else {
+      for (let i = 0; i < out.length; i++) out[i] = rnd() * colScale[i % r];
+    }
+    return out;
+  }, { force: true });
+  const config = {
+    peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: 'synthetic-llama',
+    r, lora_alpha: 2 * r, lora_dropout: 0, bias: 'none', target_modules: mods.map((m) => m[0]),
+  };
+  await writeFile(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2));
+  return dir;
+}
+
 function gaussian(seed: number): () => number {
   let s = seed >>> 0;
   const u = (): number => {

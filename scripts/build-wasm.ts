@@ -183,6 +183,191 @@ export function kernelsWat(): string {
 `;
 }
 
+/**
+ * The direct DFT of src/core/fft.ts (DirectPlan.batch) over column pairs, for the short odd factors of
+ * LoRA lengths (e.g. 43 in 11008 = 2^8·43). Layout in memory (f64, byte offsets): re, im: n rows of
+ * `count` columns; tc, ts: cos, sin of 2π (jk mod n)/n at [k·n + j]; ore, oim: the n output rows.
+ * For each column pair q, q+1 (an odd last column is left to the caller) and output k:
+ *   sr = 0; si = 0; for j ascending: sr += xr·c + xi·s; si += xi·c - xr·s
+ * with c, s = tc, ts[k·n + j]: exactly the scalar loop's operations, one lane per column, so the
+ * results are bit-identical to it (WebAssembly has no fused multiply-add). DFT_K outputs at a time
+ * share each load of the input pair.
+ */
+const DFT_K = 4;
+
+function dftBody(rows: number): string {
+  const rowPtrs = Array.from({ length: rows }, (_, t) => [
+    `(local.set $tc${t} (i32.add (local.get $tc) (i32.shl (i32.mul (i32.add (local.get $k) (i32.const ${t})) (local.get $n)) (i32.const 3))))`,
+    `(local.set $ts${t} (i32.add (local.get $ts) (i32.shl (i32.mul (i32.add (local.get $k) (i32.const ${t})) (local.get $n)) (i32.const 3))))`,
+    `(local.set $r${t} (v128.const i64x2 0 0)) (local.set $i${t} (v128.const i64x2 0 0))`,
+  ].join('\n')).join('\n');
+  const body = Array.from({ length: rows }, (_, t) => [
+    `(local.set $c (f64x2.splat (f64.load (i32.add (local.get $tc${t}) (i32.shl (local.get $j) (i32.const 3))))))`,
+    `(local.set $s (f64x2.splat (f64.load (i32.add (local.get $ts${t}) (i32.shl (local.get $j) (i32.const 3))))))`,
+    `(local.set $r${t} (f64x2.add (local.get $r${t}) (f64x2.add (f64x2.mul (local.get $xr) (local.get $c)) (f64x2.mul (local.get $xi) (local.get $s)))))`,
+    `(local.set $i${t} (f64x2.add (local.get $i${t}) (f64x2.sub (f64x2.mul (local.get $xi) (local.get $c)) (f64x2.mul (local.get $xr) (local.get $s)))))`,
+  ].join('\n')).join('\n');
+  const stores = Array.from({ length: rows }, (_, t) => [
+    `(local.set $p (i32.shl (i32.add (i32.mul (i32.add (local.get $k) (i32.const ${t})) (local.get $count)) (local.get $q)) (i32.const 3)))`,
+    `(v128.store (i32.add (local.get $ore) (local.get $p)) (local.get $r${t}))`,
+    `(v128.store (i32.add (local.get $oim) (local.get $p)) (local.get $i${t}))`,
+  ].join('\n')).join('\n');
+  return [
+    rowPtrs,
+    `(local.set $j (i32.const 0))`,
+    loop(`dj${rows}`, '(i32.ge_u (local.get $j) (local.get $n))', [
+      `(local.set $p (i32.shl (i32.add (i32.mul (local.get $j) (local.get $count)) (local.get $q)) (i32.const 3)))`,
+      `(local.set $xr (v128.load (i32.add (local.get $re) (local.get $p))))`,
+      `(local.set $xi (v128.load (i32.add (local.get $im) (local.get $p))))`,
+      body,
+      `(local.set $j (i32.add (local.get $j) (i32.const 1)))`,
+    ].join('\n')),
+    stores,
+  ].join('\n');
+}
+
+/**
+ * The radix-2 butterflies of src/core/fft.ts (Radix2Plan) after the bit reversal, which the caller
+ * does while copying in. Memory (f64, byte offsets): re, im: n rows of `count` columns; tc, ts: the
+ * per-stage twiddles (stage `size` at [size/2 - 1, size - 1): cos and the signed sin). Every
+ * butterfly is the scalar loop's
+ *   xr = re[b]·wr - im[b]·wi; xi = re[b]·wi + im[b]·wr; re[b] = re[a] - xr; im[b] = im[a] - xi;
+ *   re[a] = re[a] + xr; im[a] = im[a] + xi
+ * one lane per butterfly: over column pairs when count is even, else (count = 1) over pairs of
+ * adjacent j within a block (the first stage, half = 1, is scalar). Bit-identical to the loop.
+ */
+function butterfly(vec: boolean): string {
+  const T = vec ? 'f64x2' : 'f64';
+  const ld = vec ? 'v128.load' : 'f64.load';
+  const st = vec ? 'v128.store' : 'f64.store';
+  return [
+    `(local.set $br (${ld} (i32.add (local.get $re) (local.get $pb))))`,
+    `(local.set $bi (${ld} (i32.add (local.get $im) (local.get $pb))))`,
+    `(local.set $xr (${T}.sub (${T}.mul (local.get $br) (local.get $wr)) (${T}.mul (local.get $bi) (local.get $wi))))`,
+    `(local.set $xi (${T}.add (${T}.mul (local.get $br) (local.get $wi)) (${T}.mul (local.get $bi) (local.get $wr))))`,
+    `(local.set $ar (${ld} (i32.add (local.get $re) (local.get $pa))))`,
+    `(local.set $ai (${ld} (i32.add (local.get $im) (local.get $pa))))`,
+    `(${st} (i32.add (local.get $re) (local.get $pb)) (${T}.sub (local.get $ar) (local.get $xr)))`,
+    `(${st} (i32.add (local.get $im) (local.get $pb)) (${T}.sub (local.get $ai) (local.get $xi)))`,
+    `(${st} (i32.add (local.get $re) (local.get $pa)) (${T}.add (local.get $ar) (local.get $xr)))`,
+    `(${st} (i32.add (local.get $im) (local.get $pa)) (${T}.add (local.get $ai) (local.get $xi)))`,
+  ].join('\n');
+}
+
+function r2Locals(T: string): string {
+  return `(local $size i32) (local $half i32) (local $start i32) (local $j i32) (local $c i32) (local $pa i32) (local $pb i32) (local $tw i32) (local $hb i32)
+    (local $wr ${T}) (local $wi ${T}) (local $br ${T}) (local $bi ${T}) (local $xr ${T}) (local $xi ${T}) (local $ar ${T}) (local $ai ${T})`;
+}
+
+export function radix2Wat(): string {
+  // count = 1: stage size 2 scalar, then f64x2 over j (half ≥ 2 is even).
+  const single = [
+    '(local.set $size (i32.const 2))',
+    loop('s1', '(i32.gt_u (local.get $size) (local.get $n))', [
+      '(local.set $half (i32.shr_u (local.get $size) (i32.const 1)))',
+      '(local.set $tw (i32.shl (i32.sub (local.get $half) (i32.const 1)) (i32.const 3)))',
+      '(local.set $hb (i32.shl (local.get $half) (i32.const 3)))',
+      '(if (i32.eq (local.get $half) (i32.const 1)) (then',
+      '(local.set $swr (f64.load (i32.add (local.get $tc) (local.get $tw))))',
+      '(local.set $swi (f64.load (i32.add (local.get $ts) (local.get $tw))))',
+      '(local.set $start (i32.const 0))',
+      loop('s1a', '(i32.ge_u (local.get $start) (local.get $n))', [
+        '(local.set $pa (i32.shl (local.get $start) (i32.const 3)))',
+        '(local.set $pb (i32.add (local.get $pa) (i32.const 8)))',
+        butterfly(false).replaceAll('$br', '$sbr').replaceAll('$bi', '$sbi').replaceAll('$xr', '$sxr').replaceAll('$xi', '$sxi')
+          .replaceAll('$ar', '$sar').replaceAll('$ai', '$sai').replaceAll('$wr', '$swr').replaceAll('$wi', '$swi'),
+        '(local.set $start (i32.add (local.get $start) (i32.const 2)))',
+      ].join('\n')),
+      ') (else',
+      '(local.set $start (i32.const 0))',
+      loop('s1b', '(i32.ge_u (local.get $start) (local.get $n))', [
+        '(local.set $j (i32.const 0))',
+        loop('s1j', '(i32.ge_u (local.get $j) (local.get $half))', [
+          '(local.set $wr (v128.load (i32.add (i32.add (local.get $tc) (local.get $tw)) (i32.shl (local.get $j) (i32.const 3)))))',
+          '(local.set $wi (v128.load (i32.add (i32.add (local.get $ts) (local.get $tw)) (i32.shl (local.get $j) (i32.const 3)))))',
+          '(local.set $pa (i32.shl (i32.add (local.get $start) (local.get $j)) (i32.const 3)))',
+          '(local.set $pb (i32.add (local.get $pa) (local.get $hb)))',
+          butterfly(true),
+          '(local.set $j (i32.add (local.get $j) (i32.const 2)))',
+        ].join('\n')),
+        '(local.set $start (i32.add (local.get $start) (local.get $size)))',
+      ].join('\n')),
+      '))',
+      '(local.set $size (i32.shl (local.get $size) (i32.const 1)))',
+    ].join('\n')),
+  ].join('\n');
+  // count even: f64x2 over column pairs, twiddles splatted.
+  const batch = [
+    '(local.set $size (i32.const 2))',
+    loop('b1', '(i32.gt_u (local.get $size) (local.get $n))', [
+      '(local.set $half (i32.shr_u (local.get $size) (i32.const 1)))',
+      '(local.set $tw (i32.shl (i32.sub (local.get $half) (i32.const 1)) (i32.const 3)))',
+      '(local.set $hb (i32.shl (i32.mul (local.get $half) (local.get $count)) (i32.const 3)))',
+      '(local.set $start (i32.const 0))',
+      loop('b1s', '(i32.ge_u (local.get $start) (local.get $n))', [
+        '(local.set $j (i32.const 0))',
+        loop('b1j', '(i32.ge_u (local.get $j) (local.get $half))', [
+          '(local.set $wr (f64x2.splat (f64.load (i32.add (i32.add (local.get $tc) (local.get $tw)) (i32.shl (local.get $j) (i32.const 3))))))',
+          '(local.set $wi (f64x2.splat (f64.load (i32.add (i32.add (local.get $ts) (local.get $tw)) (i32.shl (local.get $j) (i32.const 3))))))',
+          '(local.set $pa (i32.shl (i32.mul (i32.add (local.get $start) (local.get $j)) (local.get $count)) (i32.const 3)))',
+          '(local.set $c (i32.const 0))',
+          loop('b1c', '(i32.ge_u (local.get $c) (local.get $cols))', [
+            '(local.set $pb (i32.add (local.get $pa) (local.get $hb)))',
+            butterfly(true),
+            '(local.set $pa (i32.add (local.get $pa) (i32.const 16)))',
+            '(local.set $c (i32.add (local.get $c) (i32.const 2)))',
+          ].join('\n')),
+          '(local.set $j (i32.add (local.get $j) (i32.const 1)))',
+        ].join('\n')),
+        '(local.set $start (i32.add (local.get $start) (local.get $size)))',
+      ].join('\n')),
+      '(local.set $size (i32.shl (local.get $size) (i32.const 1)))',
+    ].join('\n')),
+  ].join('\n');
+  return `  ;; radix-2 stages after the bit reversal, one transform of n (see radix2Wat in scripts/build-wasm.ts)
+  (func (export "r2") (param $re i32) (param $im i32) (param $tc i32) (param $ts i32) (param $n i32)
+    ${r2Locals('v128')} (local $count i32)
+    (local $swr f64) (local $swi f64) (local $sbr f64) (local $sbi f64) (local $sxr f64) (local $sxi f64) (local $sar f64) (local $sai f64)
+    ${single})
+  ;; the same over the first cols (even) of count interleaved columns
+  (func (export "r2batch") (param $re i32) (param $im i32) (param $tc i32) (param $ts i32) (param $n i32) (param $count i32) (param $cols i32)
+    ${r2Locals('v128')}
+    ${batch})
+`;
+}
+
+export function fftKernelsWat(): string {
+  const vlocals = ['$xr', '$xi', '$c', '$s', ...Array.from({ length: DFT_K }, (_, t) => [`$r${t}`, `$i${t}`]).flat()];
+  const plocals = Array.from({ length: DFT_K }, (_, t) => [`$tc${t}`, `$ts${t}`]).flat();
+  return `;; Generated by scripts/build-wasm.ts: do not edit by hand.
+(module
+  (memory (export "memory") 1)
+  ;; direct DFT of n points over the column pairs below count (see fftKernelsWat in scripts/build-wasm.ts)
+  (func (export "dft") (param $re i32) (param $im i32) (param $tc i32) (param $ts i32) (param $ore i32) (param $oim i32) (param $n i32) (param $count i32)
+    (local $q i32) (local $k i32) (local $j i32) (local $p i32) ${plocals.map((l) => `(local ${l} i32)`).join(' ')}
+    ${vlocals.map((l) => `(local ${l} v128)`).join(' ')}
+    ${loop('dq', '(i32.gt_u (i32.add (local.get $q) (i32.const 2)) (local.get $count))', [
+      '(local.set $k (i32.const 0))',
+      loop('dk', `(i32.gt_u (i32.add (local.get $k) (i32.const ${DFT_K})) (local.get $n))`, [dftBody(DFT_K), `(local.set $k (i32.add (local.get $k) (i32.const ${DFT_K})))`].join('\n')),
+      loop('dk1', '(i32.ge_u (local.get $k) (local.get $n))', [dftBody(1), '(local.set $k (i32.add (local.get $k) (i32.const 1)))'].join('\n')),
+      '(local.set $q (i32.add (local.get $q) (i32.const 2)))',
+    ].join('\n'))})
+${radix2Wat()})
+`;
+}
+
+export function toFftModuleSource(bytes: Uint8Array): string {
+  const b64 = Buffer.from(bytes).toString('base64');
+  const lines = b64.match(/.{1,100}/g) ?? [];
+  return `/**
+ * The FFT's direct-DFT kernel as a WebAssembly SIMD module (base64). Generated by
+ * scripts/build-wasm.ts from fft-kernels.wat beside this file: do not edit; run \`npm run wasm\`.
+ */
+export const FFT_WASM_BASE64 =
+${lines.map((l) => `  '${l}'`).join(' +\n')};
+`;
+}
+
 export function toModuleSource(bytes: Uint8Array): string {
   const b64 = Buffer.from(bytes).toString('base64');
   const lines = b64.match(/.{1,100}/g) ?? [];
@@ -220,6 +405,14 @@ async function main(): Promise<void> {
   const before = await readFile(target, 'utf8').catch(() => '');
   await writeFile(target, source);
   process.stdout.write(`${before === source ? 'unchanged' : 'wrote'} ${target} (${bytes.length} bytes of wasm)\n`);
+  const fftText = fftKernelsWat();
+  const fftBytes = await compileWat(fftText);
+  await writeFile(path.join(dir, 'fft-kernels.wat'), fftText);
+  const fftSource = toFftModuleSource(fftBytes);
+  const fftTarget = path.join(dir, 'fft-wasm-module.ts');
+  const fftBefore = await readFile(fftTarget, 'utf8').catch(() => '');
+  await writeFile(fftTarget, fftSource);
+  process.stdout.write(`${fftBefore === fftSource ? 'unchanged' : 'wrote'} ${fftTarget} (${fftBytes.length} bytes of wasm)\n`);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) await main();

@@ -3,18 +3,18 @@
  * ties to even. Rounding directly from the double matters: going through float32 first rounds
  * twice and gets some near-halfway values wrong (e.g. bf16 of 1 + 2^-8 + 2^-40 must be 1 + 2^-7).
  * Bits are returned as unsigned 16-bit integers.
+ *
+ * Encoding works on the double's bit pattern (integer operations on its two 32-bit words, no
+ * logarithms or powers on the common path); decoding is one lookup in a table of all 65536 values.
+ * NaN encodes to the canonical quiet NaN of each format (sign clear).
  */
 
-interface HalfFormat {
-  /** Stored mantissa bits. */
-  readonly mant: number;
-  /** Exponent field width. */
-  readonly exp: number;
-  readonly bias: number;
-}
-
-const F16: HalfFormat = { mant: 10, exp: 5, bias: 15 };
-const BF16: HalfFormat = { mant: 7, exp: 8, bias: 127 };
+/** Scratch view of one double as two 32-bit words. */
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const HI = LITTLE ? 1 : 0;
+const LO = LITTLE ? 0 : 1;
 
 /** Round a non-negative double to the nearest integer, ties to even. */
 export function roundHalfEven(y: number): number {
@@ -25,69 +25,100 @@ export function roundHalfEven(y: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/** floor(log2 a) for a > 0, exact (Math.log2 alone can be off by one next to powers of two). */
-function exponentOf(a: number): number {
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  else if (2 ** (e + 1) <= a) e++;
-  return e;
-}
-
-function encode(x: number, f: HalfFormat): number {
-  const expMax = (1 << f.exp) - 1;
-  if (Number.isNaN(x)) return (expMax << f.mant) | (1 << (f.mant - 1));
-  const sign = x < 0 || Object.is(x, -0) ? 1 << 15 : 0;
-  const a = Math.abs(x);
-  if (a === Infinity) return sign | (expMax << f.mant);
-  const emin = 1 - f.bias;
-  const hidden = 2 ** f.mant;
-  let e = a < 2 ** emin ? emin : exponentOf(a);
-  // a / 2^(e - mant) is exact (a power-of-two scaling of a double far from over/underflow).
-  let m = roundHalfEven(a / 2 ** (e - f.mant));
-  if (m === 2 * hidden) {
-    e++;
-    m = hidden;
-  }
-  if (m < hidden) return sign | m; // subnormal (or zero): exponent field 0
-  const field = e + f.bias;
-  if (field >= expMax) return sign | (expMax << f.mant); // overflow to infinity
-  return sign | (field << f.mant) | (m - hidden);
-}
-
-function decode(bits: number, f: HalfFormat): number {
-  const expMax = (1 << f.exp) - 1;
-  const sign = bits & 0x8000 ? -1 : 1;
-  const field = (bits >>> f.mant) & expMax;
-  const m = bits & ((1 << f.mant) - 1);
-  if (field === expMax) return m === 0 ? sign * Infinity : NaN;
-  if (field === 0) return sign * m * 2 ** (1 - f.bias - f.mant);
-  return sign * (2 ** f.mant + m) * 2 ** (field - f.bias - f.mant);
+/**
+ * round(|x| / 2^(shift - 1075 + exp)) for a double below the target's normal range, given its high
+ * word, low word and biased exponent: the subnormal mantissa (a result of 2^mant is the smallest
+ * normal, which the caller's bit layout expresses correctly). All integers below 2^54: exact.
+ */
+function subnormal(hi: number, lo: number, exp: number, base: number): number {
+  const shift = base - exp;
+  if (exp === 0 || shift >= 54) return 0; // below half the smallest subnormal
+  const sig = ((hi & 0xfffff) + 0x100000) * 4294967296 + lo;
+  const div = 2 ** shift;
+  let q = Math.floor(sig / div);
+  const rem = sig - q * div;
+  const half = div / 2;
+  if (rem > half || (rem === half && (q & 1) === 1)) q += 1;
+  return q;
 }
 
 export function f16Bits(x: number): number {
-  return encode(x, F16);
-}
-
-export function f16Value(bits: number): number {
-  return decode(bits, F16);
+  F64[0] = x;
+  const hi = U32[HI];
+  const lo = U32[LO];
+  const sign = (hi >>> 16) & 0x8000;
+  const exp = (hi >>> 20) & 0x7ff;
+  if (exp < 1009) return sign | subnormal(hi, lo, exp, 1051); // |x| < 2^-14: quantum 2^-24
+  if (exp > 1038) {
+    if (exp === 0x7ff && ((hi & 0xfffff) !== 0 || lo !== 0)) return 0x7e00; // NaN
+    return sign | 0x7c00; // overflow (|x| ≥ 2^16) or infinity
+  }
+  // Normal f16: keep 10 of the 52 mantissa bits, ties to even; a carry out of the mantissa bumps
+  // the exponent field, which turns values ≥ 65520 into infinity as IEEE requires.
+  const manHi = hi & 0xfffff;
+  const h = ((exp - 1008) << 10) | (manHi >>> 10);
+  const rest = manHi & 0x3ff;
+  return sign | (rest > 0x200 || (rest === 0x200 && (lo !== 0 || (h & 1) === 1)) ? h + 1 : h);
 }
 
 export function bf16Bits(x: number): number {
-  return encode(x, BF16);
+  F64[0] = x;
+  const hi = U32[HI];
+  const lo = U32[LO];
+  const sign = (hi >>> 16) & 0x8000;
+  const exp = (hi >>> 20) & 0x7ff;
+  if (exp < 897) return sign | subnormal(hi, lo, exp, 942); // |x| < 2^-126: quantum 2^-133
+  if (exp > 1150) {
+    if (exp === 0x7ff && ((hi & 0xfffff) !== 0 || lo !== 0)) return 0x7fc0; // NaN
+    return sign | 0x7f80;
+  }
+  const manHi = hi & 0xfffff;
+  const h = ((exp - 896) << 7) | (manHi >>> 13);
+  const rest = manHi & 0x1fff;
+  return sign | (rest > 0x1000 || (rest === 0x1000 && (lo !== 0 || (h & 1) === 1)) ? h + 1 : h);
+}
+
+/** IEEE value of a 16-bit pattern with `mant` stored mantissa bits and exponent bias `bias`. */
+function valueTable(mant: number, bias: number): Float64Array {
+  const expMax = (1 << (15 - mant)) - 1;
+  const t = new Float64Array(65536);
+  for (let bits = 0; bits < 65536; bits++) {
+    const sign = bits & 0x8000 ? -1 : 1;
+    const field = (bits >>> mant) & expMax;
+    const m = bits & ((1 << mant) - 1);
+    if (field === expMax) t[bits] = m === 0 ? sign * Infinity : NaN;
+    else if (field === 0) t[bits] = sign * m * 2 ** (1 - bias - mant);
+    else t[bits] = sign * (2 ** mant + m) * 2 ** (field - bias - mant);
+  }
+  return t;
+}
+
+const F16_VALUES = valueTable(10, 15);
+const BF16_VALUES = valueTable(7, 127);
+
+export function f16Value(bits: number): number {
+  return F16_VALUES[bits & 0xffff];
 }
 
 export function bf16Value(bits: number): number {
-  return decode(bits, BF16);
+  return BF16_VALUES[bits & 0xffff];
 }
 
 /** The nearest f16 value (ties to even), as a double; ±Infinity beyond the f16 range. */
 export function roundToF16(x: number): number {
-  return f16Value(f16Bits(x));
+  return F16_VALUES[f16Bits(x)];
 }
 
 /** The nearest bf16 value (ties to even), as a double. */
 export function roundToBf16(x: number): number {
-  return bf16Value(bf16Bits(x));
+  return BF16_VALUES[bf16Bits(x)];
+}
+
+/** out[i] = roundToF16(x[i]) or roundToBf16(x[i]) for i < x.length; out may alias x. */
+export function roundArrayToHalf(x: ArrayLike<number>, out: Float64Array, format: 'f16' | 'bf16'): void {
+  const n = x.length;
+  if (format === 'f16') for (let i = 0; i < n; i++) out[i] = F16_VALUES[f16Bits(x[i])];
+  else for (let i = 0; i < n; i++) out[i] = BF16_VALUES[bf16Bits(x[i])];
 }
 
 /**
@@ -97,5 +128,5 @@ export function roundToBf16(x: number): number {
 export function f16CeilBits(x: number): number {
   const bits = f16Bits(x);
   // Positive f16 bit patterns are ordered like their values, so the next value up is bits + 1.
-  return f16Value(bits) < x ? bits + 1 : bits;
+  return F16_VALUES[bits] < x ? bits + 1 : bits;
 }

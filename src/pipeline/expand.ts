@@ -1,18 +1,19 @@
 /**
  * nola expand: NOLA file → ordinary LoRA in the source's format (or --to another family), with the
  * source's tensor names and dtypes, its metadata and (PEFT) adapter_config.json, updated where the
- * rank changed. Factors are synthesized one layer at a time as the writer asks for them.
+ * rank changed. Factors are synthesized on worker threads a few layers ahead of the writer.
  */
 import path from 'node:path';
 import { mkdir, stat } from 'node:fs/promises';
-import { assertLayersFit, openNola, synthesizeLayer, type OpenNola } from './nola-source.js';
-import type { Mat } from '../core/matrix.js';
+import { availableParallelism } from 'node:os';
+import { assertLayersFit, openNola, readBlock, type OpenNola } from './nola-source.js';
+import { createExpandPool, type ExpandedLayer, type ExpandPool } from './expand-layer.js';
 import { planOutput, representable, type OutputPlan } from '../formats/index.js';
 import { IoError, NolaError, NumericError } from '../errors.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { Family, LayerSpec } from '../formats/layer.js';
 import type { NolaLayerEntry } from '../container/document.js';
-import { assertWritable, writeSafetensors, writeTextAtomic } from '../io/index.js';
+import { assertWritable, planLayout, writeSafetensors, writeTextAtomic } from '../io/index.js';
 import type { TensorData, TensorSpec } from '../io/safetensors/types.js';
 
 export interface ExpandRequest {
@@ -20,6 +21,8 @@ export interface ExpandRequest {
   output?: string;
   to?: Family;
   force?: boolean;
+  /** Worker threads synthesizing layers (default: all cores; small files run inline). Output bytes do not depend on it. */
+  threads?: number;
   onProgress?: (done: number, total: number, layer: string) => void;
 }
 
@@ -83,12 +86,17 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     await assertWritable(output, req.force ?? false);
     if (configPath !== null) await assertWritable(configPath, req.force ?? false);
 
-    const produce = factorProducer(nola, plan, req.onProgress);
     const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
-    await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
-      force: req.force,
-      ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
-    });
+    const pool = createExpandPool(expandThreads(req.threads, doc.layers));
+    try {
+      const produce = factorProducer(nola, plan, specs, pool, req.onProgress);
+      await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
+        force: req.force,
+        ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
+      });
+    } finally {
+      await pool.close();
+    }
     // PEFT writes its config with indent=2 and no trailing newline; an unchanged config stays byte-compatible.
     if (configPath !== null) await writeTextAtomic(configPath, JSON.stringify(plan.config, null, 2), { force: req.force });
     return {
@@ -101,11 +109,58 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
 }
 
 /**
- * Produces output tensor i. A layer's two factors are synthesized together on first request and
- * dropped once both have been written, so memory holds about one layer at a time.
+ * Produces output tensor i. Layers are synthesized ahead of the writer, in the order it will ask for
+ * them (its file layout), by a pool of worker threads with at most threads + 1 layers in flight; a
+ * layer's two factors are dropped once both have been written, so memory holds a few layers at a
+ * time. Every layer is computed by the same code whatever the thread count: the bytes are the same.
  */
-function factorProducer(nola: OpenNola, plan: OutputPlan, onProgress?: ExpandRequest['onProgress']): (i: number) => Promise<TensorData> {
-  const live = new Map<number, { a: Mat; b: Mat; pending: number }>();
+function factorProducer(
+  nola: OpenNola, plan: OutputPlan, specs: readonly TensorSpec[], pool: ExpandPool, onProgress?: ExpandRequest['onProgress'],
+): (i: number) => Promise<TensorData> {
+  const dtypes = new Map<string, DType>();
+  for (const t of plan.tensors) if (t.source.kind === 'factor') dtypes.set(`${t.source.layer}${t.source.factor}`, t.dtype);
+  // Layers in the order the writer first asks for one of their factors.
+  const order: number[] = [];
+  const position = new Map<number, number>();
+  for (const t of planLayout(specs)) {
+    const src = plan.tensors[t.index].source;
+    if (src.kind === 'factor' && !position.has(src.layer)) {
+      position.set(src.layer, order.length);
+      order.push(src.layer);
+    }
+  }
+  const window = pool.threads === 1 ? 1 : pool.threads + 1;
+  const started = new Map<number, Promise<ExpandedLayer>>();
+  const live = new Map<number, { layer: ExpandedLayer; pending: number }>();
+  let next = 0;
+  const start = (li: number): Promise<ExpandedLayer> => {
+    const entry = nola.doc.layers[li];
+    const job = (async (): Promise<ExpandedLayer> => {
+      const blockA = await readBlock(nola, entry, 'A');
+      const blockB = await readBlock(nola, entry, 'B');
+      try {
+        return await pool.run({
+          settings: { rank: entry.rank, k: entry.num_basis_A, l: entry.num_basis_B, basis: entry.basis, seedA: entry.seed_A, seedB: entry.seed_B },
+          dIn: entry.d_in, dOut: entry.d_out, blockA, blockB,
+          // The target tool applies scaleOut to B·A as written; fold the difference into B.
+          ratio: entry.scale / plan.layers[li].scaleOut,
+          dtypeA: dtypes.get(`${li}A`)!, dtypeB: dtypes.get(`${li}B`)!,
+        });
+      } catch (e) {
+        if (e instanceof NolaError) e.message = `${nola.file}: layer ${JSON.stringify(entry.name)}: ${e.message}`;
+        throw e;
+      }
+    })();
+    job.catch(() => {}); // awaited when the writer reaches the layer; no unhandled rejection before that
+    return job;
+  };
+  /** Starts layers up to `window` ahead of position p (those before p are already consumed). */
+  const prefetch = (p: number): void => {
+    while (next < order.length && next < p + window) {
+      const li = order[next++];
+      started.set(li, start(li));
+    }
+  };
   let done = 0;
   const passthroughTensor = new Map(nola.doc.passthrough.map((p) => [p.name, p.tensor]));
   return async (i: number): Promise<TensorData> => {
@@ -113,34 +168,45 @@ function factorProducer(nola: OpenNola, plan: OutputPlan, onProgress?: ExpandReq
     const src = t.source;
     if (src.kind === 'alpha') return src.bytes;
     if (src.kind === 'passthrough') return new Uint8Array(await nola.reader.readRaw(passthroughTensor.get(src.name)!));
-    let layer = live.get(src.layer);
-    if (layer === undefined) {
-      const entry = nola.doc.layers[src.layer];
-      const { a, b } = await synthesizeLayer(nola, entry);
-      // The target tool applies scaleOut to B·A as written; fold the difference into B.
-      const ratio = entry.scale / plan.layers[src.layer].scaleOut;
-      if (ratio !== 1) for (let j = 0; j < b.data.length; j++) b.data[j] *= ratio;
-      layer = { a, b, pending: 2 };
-      live.set(src.layer, layer);
+    let held = live.get(src.layer);
+    if (held === undefined) {
+      const p = position.get(src.layer)!;
+      prefetch(p);
+      const layer = await started.get(src.layer)!;
+      started.delete(src.layer);
+      held = { layer, pending: 2 };
+      live.set(src.layer, held);
+      prefetch(p + 1);
     }
-    const data = src.factor === 'A' ? layer.a.data : layer.b.data;
-    assertHolds(nola.file, nola.doc.layers[src.layer].name, src.factor, data, t.dtype);
-    if (--layer.pending === 0) {
+    const f = src.factor === 'A' ? held.layer.a : held.layer.b;
+    assertHolds(nola.file, nola.doc.layers[src.layer].name, src.factor, f.maxAbs, t.dtype);
+    if (--held.pending === 0) {
       live.delete(src.layer);
       onProgress?.(++done, plan.layers.length, nola.doc.layers[src.layer].name);
     }
-    return data;
+    return f.data;
   };
 }
 
-/** A synthesized factor must be finite and within range of the dtype it is written in (else the file would hold Inf). */
-function assertHolds(file: string, layer: string, factor: 'A' | 'B', data: Float64Array, dtype: DType): void {
-  let maxAbs = 0;
-  for (let i = 0; i < data.length; i++) {
-    const v = Math.abs(data[i]);
-    if (Number.isNaN(v)) { maxAbs = NaN; break; }
-    if (v > maxAbs) maxAbs = v;
+/**
+ * Worker threads for an expand: the number asked for, else all cores unless the file is small enough
+ * that starting workers costs more than it saves (about 0.1 s each). The output does not depend on it.
+ */
+export function expandThreads(requested: number | undefined, layers: readonly NolaLayerEntry[]): number {
+  if (requested !== undefined) return Math.max(1, Math.min(requested, layers.length));
+  const threads = availableParallelism();
+  if (threads <= 1 || layers.length <= 1) return 1;
+  let work = 0;
+  for (const e of layers) {
+    const na = e.rank * e.d_in, nb = e.d_out * e.rank;
+    // orthogonal: O(n log n) per factor; uniform: k·n basis values (~1e9/s per core)
+    work += e.basis === 'uniform' ? (e.num_basis_A * na + e.num_basis_B * nb) / 1e9 : (na + nb) * 5e-8;
   }
+  return work < 0.3 ? 1 : Math.min(threads, layers.length);
+}
+
+/** A synthesized factor must be finite and within range of the dtype it is written in (else the file would hold Inf). */
+function assertHolds(file: string, layer: string, factor: 'A' | 'B', maxAbs: number, dtype: DType): void {
   if (!Number.isFinite(maxAbs) || !Number.isFinite(representable(maxAbs, dtype))) {
     throw new NumericError(`${file}: layer ${JSON.stringify(layer)}: factor ${factor} synthesizes to values (max |x| = ${maxAbs}) that ${dtype} cannot hold`);
   }

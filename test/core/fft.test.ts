@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getFftPlan } from '../../src/core/fft.js';
 import { value } from '../../src/core/generator.js';
+import { getFftPlan as getReferencePlan } from './fft-reference.js';
+import { dftKernel, enableDftKernel } from '../../src/core/kernels/fft-wasm.js';
 
 /** The O(n²) definition X_k = Σ_j x_j e^{-2πi jk/n}, with jk reduced mod n before the cos/sin. */
 function directDft(re: Float64Array, im: Float64Array): [Float64Array, Float64Array] {
@@ -62,4 +64,53 @@ test('inverse undoes forward', () => {
 
 test('invalid lengths are refused', () => {
   for (const n of [0, -4, 2.5, NaN, 2 ** 31]) assert.throws(() => getFftPlan(n), RangeError);
+});
+
+// Issue #10 restructured the FFT (batched four-step splits, contiguous twiddles, register-blocked
+// direct DFTs) under the promise that every output bit stays the same: the pre-#10 implementation,
+// kept verbatim in fft-reference.ts, is the reference, compared with Object.is on every element.
+
+function assertSameBits(a: Float64Array, b: Float64Array, what: string): void {
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i])) assert.fail(`${what}: element ${i} is ${a[i]}, reference ${b[i]}`);
+  }
+}
+
+test('forward and inverse FFT are bit-identical to the pre-#10 implementation', () => {
+  // Every length to 200, then LoRA-shaped halves r·d/2 (the DCT's FFT length) and split-heavy lengths.
+  const lengths = Array.from({ length: 200 }, (_, i) => i + 1);
+  for (const d of [4096, 11008, 28672, 1024, 768]) for (const r of [1, 3, 5, 7, 11, 13, 15, 16]) lengths.push((r * d) / 2);
+  lengths.push(2 * 3 * 5 * 7 * 11, 43 * 43 * 4, 53 * 64, 97 * 3 * 8, 1009, 2 * 1009);
+  for (const n of lengths) {
+    const re = randomVector(n, 1), im = randomVector(n, 2);
+    const re2 = re.slice(), im2 = im.slice();
+    getFftPlan(n).forward(re, im);
+    getReferencePlan(n).forward(re2, im2);
+    assertSameBits(re, re2, `forward re n=${n}`);
+    assertSameBits(im, im2, `forward im n=${n}`);
+    getFftPlan(n).inverse(re, im);
+    getReferencePlan(n).inverse(re2, im2);
+    assertSameBits(re, re2, `inverse re n=${n}`);
+    assertSameBits(im, im2, `inverse im n=${n}`);
+  }
+});
+
+test('the direct DFT gives the same bits with and without its WebAssembly kernel', () => {
+  assert.notEqual(dftKernel(), null, 'the WebAssembly FFT kernel instantiates on this runtime');
+  const lengths = [15, 43 * 128, 43 * 15 * 64, 3 * 5 * 7 * 8, 45 * 2048];
+  for (const on of [true, false]) {
+    enableDftKernel(on);
+    try {
+      for (const n of lengths) {
+        const re = randomVector(n, 3), im = randomVector(n, 4);
+        const re2 = re.slice(), im2 = im.slice();
+        getFftPlan(n).forward(re, im);
+        getReferencePlan(n).forward(re2, im2);
+        assertSameBits(re, re2, `kernel ${on} re n=${n}`);
+        assertSameBits(im, im2, `kernel ${on} im n=${n}`);
+      }
+    } finally {
+      enableDftKernel(true);
+    }
+  }
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bf16Bits, bf16Value, f16Bits, f16CeilBits, f16Value, roundToBf16, roundToF16 } from '../../src/core/half.js';
+import { bf16Bits, bf16Value, f16Bits, f16CeilBits, f16Value, roundArrayToHalf, roundToBf16, roundToF16 } from '../../src/core/half.js';
+import * as ref from './half-reference.js';
 
 /** IEEE 754 closed form of a 16-bit pattern with `mant` mantissa bits and exponent `bias`. */
 function closedForm(bits: number, mant: number, bias: number): number {
@@ -76,4 +77,76 @@ test('f16CeilBits gives the smallest f16 that is not below x', () => {
   }
   assert.equal(f16CeilBits(1), 0x3c00);
   assert.equal(f16CeilBits(65504.5), 0x7c00);
+});
+
+// The bit-operation encoder and table decoder (issue #10) against the pre-#10 implementation,
+// kept verbatim in half-reference.ts: every 16-bit code, and a few million doubles chosen to hit
+// every exponent, every tie and both neighbours of every tie.
+
+test('fast f16/bf16 decode matches the reference on all 65536 codes of each format', () => {
+  for (let h = 0; h < 0x10000; h++) {
+    assert.ok(Object.is(f16Value(h), ref.f16Value(h)), `f16 0x${h.toString(16)}`);
+    assert.ok(Object.is(bf16Value(h), ref.bf16Value(h)), `bf16 0x${h.toString(16)}`);
+  }
+});
+
+function doubleFromWords(hi: number, lo: number): number {
+  const u = new Uint32Array(2);
+  const f = new Float64Array(u.buffer);
+  const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  u[le ? 1 : 0] = hi >>> 0;
+  u[le ? 0 : 1] = lo >>> 0;
+  return f[0];
+}
+
+function checkOne(x: number): void {
+  const a = f16Bits(x), b = ref.f16Bits(x);
+  if (a !== b) assert.fail(`f16Bits(${x}) = 0x${a.toString(16)}, reference 0x${b.toString(16)}`);
+  const c = bf16Bits(x), d = ref.bf16Bits(x);
+  if (c !== d) assert.fail(`bf16Bits(${x}) = 0x${c.toString(16)}, reference 0x${d.toString(16)}`);
+  if (!Object.is(roundToF16(x), ref.roundToF16(x))) assert.fail(`roundToF16(${x})`);
+  if (!Object.is(roundToBf16(x), ref.roundToBf16(x))) assert.fail(`roundToBf16(${x})`);
+  if (Number.isFinite(x) && x >= 0 && f16CeilBits(x) !== ref.f16CeilBits(x)) assert.fail(`f16CeilBits(${x})`);
+}
+
+test('fast f16/bf16 encode matches the reference at every tie, its neighbours and random doubles', () => {
+  let s = 12345;
+  const rnd = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  // Random bit patterns over every exponent (NaNs, infinities, subnormals included).
+  for (let i = 0; i < 400000; i++) checkOne(doubleFromWords(rnd(), rnd()));
+  // Random doubles near the two formats' ranges: exponents 2^-160 .. 2^20.
+  for (let i = 0; i < 400000; i++) {
+    const hi = (((rnd() % 181) + 1023 - 160) << 20) | (rnd() & 0xfffff) | (rnd() & 0x80000000);
+    checkOne(doubleFromWords(hi, rnd()));
+  }
+  // Every representable value, the midpoint to the next one, and one double ulp either side of both.
+  const pairs: Array<[(h: number) => number, number]> = [[ref.f16Value, 0x7c00], [ref.bf16Value, 0x7f80]];
+  for (const [value, inf] of pairs) {
+    for (let h = 0; h < inf; h++) {
+      const lo = value(h);
+      const hi = h + 1 < inf ? value(h + 1) : lo * 2;
+      const mid = (lo + hi) / 2;
+      for (const v of [lo, mid, hi]) {
+        const up = v === 0 ? Number.MIN_VALUE : v * (1 + Number.EPSILON);
+        const down = v === 0 ? 0 : v * (1 - Number.EPSILON / 2);
+        for (const y of [v, up, down]) { checkOne(y); checkOne(-y); }
+      }
+    }
+  }
+  for (const x of [0, -0, NaN, -NaN, Infinity, -Infinity, Number.MIN_VALUE, Number.MAX_VALUE, 65504, 65519.999, 65520, 2 ** -24, 2 ** -25, 2 ** -25 * (1 + 2 ** -52), 2 ** -133, 2 ** -134, 3 * 2 ** -135]) {
+    checkOne(x);
+    checkOne(-x);
+  }
+});
+
+test('roundArrayToHalf rounds every element like roundToF16 / roundToBf16', () => {
+  const x = Float64Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 2 ** ((i % 60) - 30));
+  const a = new Float64Array(x.length);
+  const b = new Float64Array(x.length);
+  roundArrayToHalf(x, a, 'f16');
+  roundArrayToHalf(x, b, 'bf16');
+  for (let i = 0; i < x.length; i++) {
+    assert.ok(Object.is(a[i], ref.roundToF16(x[i])));
+    assert.ok(Object.is(b[i], ref.roundToBf16(x[i])));
+  }
 });

@@ -8,7 +8,8 @@ import { value, colKeys, rowKey } from '../../src/core/generator.js';
 import { createUniformBasis } from '../../src/core/uniform-basis.js';
 import { selectKernels, tsKernels, wasmKernels } from '../../src/core/kernels/index.js';
 import { KERNELS_WASM_BASE64 } from '../../src/core/kernels/wasm-module.js';
-import { compileWat, kernelsWat } from '../../scripts/build-wasm.js';
+import { compileWat, fftKernelsWat, kernelsWat } from '../../scripts/build-wasm.js';
+import { FFT_WASM_BASE64 } from '../../src/core/kernels/fft-wasm-module.js';
 import * as dense from '../../src/core/kernels/dense.js';
 import * as plain from '../../src/core/matrix.js';
 import { mat, type Mat } from '../../src/core/matrix.js';
@@ -120,6 +121,7 @@ test('the shipped WebAssembly bytes are what scripts/build-wasm.ts compiles', as
     throw e;
   }
   assert.equal(Buffer.from(bytes).toString('base64'), KERNELS_WASM_BASE64, 'run `npm run wasm` and commit src/core/kernels');
+  assert.equal(Buffer.from(await compileWat(fftKernelsWat())).toString('base64'), FFT_WASM_BASE64, 'run `npm run wasm` and commit src/core/kernels (FFT kernel)');
 });
 
 test('the fit\'s dense products give the same bits as matrix.ts (tall, wide, narrow, odd sizes, zeros)', () => {

@@ -7,6 +7,7 @@ import {
 } from '../../src/core/orthogonal-basis.js';
 import { dct2, dct3 } from '../../src/core/dct.js';
 import { value } from '../../src/core/generator.js';
+import * as refDct from './dct-reference.js';
 import { NolaError } from '../../src/errors.js';
 
 /** Deterministic test data in [-1, 1) (the generator is pinned by its own tests). */
@@ -272,5 +273,23 @@ test('golden: fast synthesis/analysis at a split length (6144 = 3·2^11) and a B
     const a = new Float64Array(g.k);
     basis.analyze(x, a);
     assert.ok(maxAbsDiff(a.slice(0, 4), g.analyzeHead) < 1e-10, `analyze n=${g.n}`);
+  }
+});
+
+// Issue #10: the faster FFT under the DCT must leave every bit of dct2/dct3 (and so of compress
+// output) unchanged. Reference: the pre-#10 dct.ts over the pre-#10 FFT (dct-reference.ts).
+
+test('dct2 and dct3 are bit-identical to the pre-#10 implementation at LoRA factor lengths r·d', () => {
+  const lengths: number[] = [1, 2, 3, 5, 7, 97, 1009, 6144];
+  for (const d of [4096, 11008, 8192, 28672, 1024]) for (const r of [1, 2, 3, 5, 7, 11, 13, 15, 16]) lengths.push(r * d);
+  for (const n of lengths) {
+    const x = Float64Array.from({ length: n }, (_, j) => Math.sin(0.37 * j) + ((j * 7919) % 13) / 13 - 0.5);
+    const a = new Float64Array(n), b = new Float64Array(n);
+    dct2(x, a);
+    refDct.dct2(x, b);
+    for (let i = 0; i < n; i++) if (!Object.is(a[i], b[i])) assert.fail(`dct2 n=${n}: element ${i} is ${a[i]}, reference ${b[i]}`);
+    dct3(x, a);
+    refDct.dct3(x, b);
+    for (let i = 0; i < n; i++) if (!Object.is(a[i], b[i])) assert.fail(`dct3 n=${n}: element ${i} is ${a[i]}, reference ${b[i]}`);
   }
 });
