@@ -10,6 +10,7 @@
  *                    F32, 3.2 MB, the shape of ../shared/real-loras/diffusers-sd15; the default);
  *                    tiny: 4 layers of 64 x 64 at rank 4 (start-up dominates)
  *   --threads N      passed to both (default: nola's default, all cores)
+ *   --no-loop        one single-file call instead of the loop (for memory checks: its peak, the one process's)
  *   --json FILE      also write the numbers as JSON
  */
 import { spawn } from 'node:child_process';
@@ -24,12 +25,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
 const bin = path.join(repoRoot, 'bin', 'nola.js');
 
-interface Options { count: number; size: 'sd15' | 'tiny'; threads?: string; json?: string }
+interface Options { count: number; size: 'sd15' | 'tiny'; threads?: string; json?: string; loop: boolean }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { count: 200, size: 'sd15' };
+  const o: Options = { count: 200, size: 'sd15', loop: true };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, v] = [argv[i], argv[i + 1]];
+    if (flag === '--no-loop') { o.loop = false; i--; continue; }
     if (v === undefined) throw new Error(`${flag} needs a value`);
     if (flag === '--count') o.count = Number(v);
     else if (flag === '--size' && (v === 'sd15' || v === 'tiny')) o.size = v;
@@ -111,7 +113,7 @@ async function main(): Promise<void> {
     await mkdir(loopOut);
     let loopPeak = 0;
     const t0 = process.hrtime.bigint();
-    for (const f of files) {
+    for (const f of o.loop ? files : files.slice(0, 1)) {
       const r = await run(['compress', f, '-o', path.join(loopOut, path.basename(f, '.safetensors') + '.nola.safetensors'), '--json', ...threads]);
       if (r.code !== 0) throw new Error(`single-file call failed on ${f}: ${r.stderr}`);
       loopPeak = Math.max(loopPeak, (JSON.parse(r.stdout) as { totals: { peakRssBytes: number } }).totals.peakRssBytes);
