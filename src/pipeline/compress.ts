@@ -23,6 +23,8 @@ import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA
 import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex } from '../io/index.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import { RICE_HEADER_BYTES } from '../core/rice.js';
+import { MAX_SEGMENTS, type QuantSpec } from '../core/quantize.js';
+import type { BasisFamily } from '../core/basis.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { rdEstimate } from '../core/rd-estimate.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
@@ -168,7 +170,16 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
           `more than half of the ${Math.round(budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${strategy.target.ratio}x smaller`);
         coefficientBudget = budget;
       }
-      const { choice } = allocateBudget(tables, energies, coefficientBudget);
+      let { choice } = allocateBudget(tables, energies, coefficientBudget);
+      if (coefficientBudget < budget) {
+        // The first estimate priced every layer in its longest description (one block per component).
+        // Priced with the layouts chosen it is usually smaller: give the difference to the coefficients,
+        // and keep the new choice only if its own description still fits.
+        const layouts = (c: number[]): LayerShape[] => c.map((ci, i) => ({ basis: tables[i][ci].settings.basis, rank: tables[i][ci].settings.rank }));
+        const bytesOf = (c: number[]): number => c.reduce((acc, ci, i) => acc + tables[i][ci].bytes, 0);
+        const second = allocateBudget(tables, energies, budget - containerOverhead(lora, fp16Bytes, budget, seed, layouts(choice))).choice;
+        if (bytesOf(second) + containerOverhead(lora, fp16Bytes, budget, seed, layouts(second)) <= budget) choice = second;
+      }
       const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'compress', settings: tables[i][choice[i]].settings }), (i, o) => {
         logWarnings(o);
         req.onProgress?.(++done / 2, total, layers[i].name);
@@ -185,21 +196,33 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   }
 }
 
+/** What the container's description of a layer depends on, once a setting is chosen. */
+interface LayerShape { basis: BasisFamily; rank: number }
+
 /**
  * The bytes a NOLA file of this LoRA spends besides coefficients and passthrough tensors (8-byte
  * length, header, compressed document), estimated before any setting is chosen: the document is
- * built as compress will build it, each layer at full rank with a rice block of its share of the
- * coefficient budget, its real seeds, and an error of six digits.
+ * built as compress will build it, each layer at full rank with rice blocks of its share of the
+ * coefficient budget (one per component), its real seeds, and an error of six digits.
  */
-function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number): number {
+function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number, chosen?: LayerShape[]): number {
   const fp16 = fp16Bytes || 1;
-  const fitted = lora.plan.layers.map((spec): Fitted => {
+  const fitted = lora.plan.layers.map((spec, i): Fitted => {
     const { seedA, seedB } = deriveLayerSeeds(seed, spec.name);
-    const k = spec.rank * spec.dIn, l = spec.dOut * spec.rank;
+    const rank = chosen?.[i].rank ?? spec.rank;
+    const k = rank * spec.dIn, l = spec.dOut * rank;
     const share = (n: number): number => Math.max(RICE_HEADER_BYTES, Math.round((coefficientBudget * n) / (fp16 / 2)));
     const error = 0.05 + (seedA % 899_999) / 1e7;
+    // Without a choice, every layer that may take the component layout is priced in it: its one block
+    // per component is the longer description, so the estimate errs on the side of the budget.
+    const components = chosen === undefined ? spec.rank <= MAX_SEGMENTS : chosen[i].basis === 'orthogonal-components';
+    // Real block sizes differ from block to block (equal placeholders would deflate to nothing): vary
+    // them by up to ±20% with the layer's seed.
+    const blocks = (count: number, d: number): QuantSpec => (components
+      ? Array.from({ length: rank }, (_, c) => ['rice', d, Math.round(share(d) * (0.8 + 0.4 * (((seedA >>> 0) * (c + 1) * 0.6180339887) % 1)))] as const)
+      : [['rice', count, share(count)]]);
     const layer = {
-      settings: { rank: spec.rank, k, l, basis: 'orthogonal', quantA: [['rice', k, share(k)]], quantB: [['rice', l, share(l)]], seedA, seedB },
+      settings: { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB },
       error, deliveredError: error,
     } as unknown as CompressedLayer;
     return { spec, layer, sigma: new Float64Array(0) };

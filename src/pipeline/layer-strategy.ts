@@ -420,12 +420,14 @@ export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: B
   const table: Array<Candidate & { settings: LayerRecipe }> = [];
   if (strategy.quants.includes('rice')) {
     for (const rank of rankChoices(strategy.rank, spec)) {
-      const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit));
-      const model = RiceModel.fromFit('orthogonal', fitter, target, spec, rank);
-      for (const e of RICE_LADDER) {
-        const { quantA, quantB } = model.request(model.highRateT(e * e));
-        const layer = fitter.store(quantA, quantB);
-        table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: { ...layer.settings, quantA, quantB } });
+      for (const layout of LAYOUTS.filter((x) => x === 'orthogonal' || rank <= MAX_SEGMENTS)) {
+        const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
+        const model = RiceModel.fromFit(layout, fitter, target, spec, rank);
+        for (const e of RICE_LADDER) {
+          const { quantA, quantB } = model.request(model.highRateT(e * e));
+          const layer = fitter.store(quantA, quantB);
+          table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: { ...layer.settings, quantA, quantB } });
+        }
       }
     }
     return table;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ALL_DTYPES, decodeToFloat32, decodeToFloat64, dtypeSize, encodeFloats, isFloatDType,
+  ALL_DTYPES, decodeToFloat32, decodeToFloat64, dtypeSize, encodeFloats, isFloatDType, f64WordsToBf16Bits, f64WordsToF16Bits,
 } from '../../src/io/safetensors/dtypes.js';
 import { runPython } from './helpers.js';
 
@@ -239,4 +239,24 @@ test('FP8 decodes to the closed-form values of E4M3FN and E5M2 (OCP FP8 spec)', 
 
 test('decoding a byte count that is not a whole number of elements throws', () => {
   assert.throws(() => decodeToFloat32(new Uint8Array(3), 'F16'), RangeError);
+});
+
+test('F64 arrays encode to F16/BF16 with the same bits as the word-level rounding (the fast path is checked against it)', () => {
+  let s = 2024;
+  const rnd = (): number => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s; };
+  const n = 200_000;
+  const values = new Float64Array(n);
+  const words = new Uint32Array(values.buffer);
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) { words[2 * i] = rnd(); words[2 * i + 1] = rnd(); } // any bit pattern, NaN payloads included
+    else values[i] = (rnd() / 2 ** 32 - 0.5) * 2 ** ((rnd() % 90) - 45);
+  }
+  values.set([0, -0, Infinity, -Infinity, 65504, 65520, -65520, 3.4028235677973366e38, 2 ** -24, 2 ** -25, 2 ** -133, 2 ** -134], 0);
+  for (const [dtype, ref] of [['F16', f64WordsToF16Bits], ['BF16', f64WordsToBf16Bits]] as const) {
+    const out = new DataView(encodeFloats(values, dtype).buffer);
+    for (let i = 0; i < n; i++) {
+      const want = ref(words[2 * i + 1], words[2 * i]);
+      if (out.getUint16(2 * i, true) !== want) assert.fail(`${dtype} ${values[i]}: ${out.getUint16(2 * i, true)} vs ${want}`);
+    }
+  }
 });
