@@ -11,8 +11,9 @@
       flip of an orthonormal DCT-III of the scattered coefficients), factors written in their source
       dtype (BF16/F16 rounded to nearest even, else F32).
   yardsticks.py uniform-expand NOLA OUT [CHUNK]
-      The uniform basis expanded the vectorized way: per factor and chunk of CHUNK (4096) columns the
-      uint32 lowbias32 values of the k x CHUNK block, then one BLAS product c @ V.
+      The uniform basis expanded the vectorized way: per factor and chunk of CHUNK (256) columns the
+      uint32 lowbias32 values of the k x CHUNK block (in place), then one BLAS product c @ V. 256
+      columns keep the block in cache: 3x the rate of 4096-column chunks on this machine.
   yardsticks.py check-expanded SOURCE_DIR EXPANDED_DIR
       Relative Frobenius error of every layer's ΔW = scale·B·A of an expanded PEFT adapter against its
       source (scripts/reference/nola_ref.py's reader and low-rank error; scale = lora_alpha / r from
@@ -102,36 +103,43 @@ def idct_ortho(z):
     return scipy.fft.idct(z, type=2, norm='ortho')
 
 
+def synthesize_factor(e, f, k, seed, c):
+    """Factor f ('A': rank x d_in, 'B': d_out x rank) of layer e, vectorized over its rows where it can."""
+    r, din, dout = e['rank'], e['d_in'], e['d_out']
+    d = din if f == 'A' else dout
+    if e['basis'] == 'orthogonal-components':
+        # component i: the orthogonal basis of length d at full span, seed u32(seed, 2, i)
+        z = np.zeros((r, d))
+        signs = np.empty((r, d))
+        for i in range(r):
+            signs[i], sel = orthogonal_parts(int(nola_ref.u32(seed, 2, i)), d, d)
+            z[i, sel] = c[i * d:(i + 1) * d]
+        comps = signs * idct_ortho(z)
+        return comps if f == 'A' else comps.T
+    n = r * d
+    if e['basis'] == 'orthogonal':
+        signs, sel = orthogonal_parts(seed, k, n)
+        z = np.zeros(n)
+        z[sel] = c
+        x = signs * idct_ortho(z)
+    else:
+        x = nola_ref.synthesize(e['basis'], seed, k, n, c)
+    return x.reshape(r, din) if f == 'A' else x.reshape(dout, r)
+
+
 def decode(nola_path, out):
     t0 = time.perf_counter()
     layers = nola_ref.load_nola(nola_path)
     written = []
     for e in layers:
-        r, din, dout = e['rank'], e['d_in'], e['d_out']
-        for f, n, shape in (('A', r * din, (r, din)), ('B', dout * r, (dout, r))):
-            k, seed, c = e['num_basis_' + f], e['seed_' + f], e['coeffs_' + f]
-            if e['basis'] == 'orthogonal':
-                signs, sel = orthogonal_parts(seed, k, n)
-                z = np.zeros(n)
-                z[sel] = c
-                x = signs * idct_ortho(z)
-            else:
-                x = nola_ref.synthesize(e['basis'], seed, k, n, c)
-            if f == 'B' and 'scale' in e and e.get('source_scale', e['scale']) != e['scale']:
+        for f in 'AB':
+            x = synthesize_factor(e, f, e['num_basis_' + f], e['seed_' + f], e['coeffs_' + f])
+            if f == 'B' and e.get('source_scale', e['scale']) != e['scale']:
                 x = x * (e['scale'] / e['source_scale'])
             dtype = e.get('dtype_' + f, 'F32')
-            written.append((e['key_' + f], dtype, shape, encode(x.reshape(shape), dtype)))
+            written.append((e['key_' + f], dtype, x.shape, encode(x, dtype)))
     write_safetensors(out, written)
     return {'seconds': time.perf_counter() - t0, 'layers': len(layers)}
-
-
-def mix32_u32(x):
-    x = x ^ (x >> np.uint32(16))
-    x = x * np.uint32(0x21F0AAAD)
-    x ^= x >> np.uint32(15)
-    x = x * np.uint32(0x735A2D97)
-    x ^= x >> np.uint32(15)
-    return x
 
 
 def uniform_expand(nola_path, out, chunk):
@@ -146,11 +154,18 @@ def uniform_expand(nola_path, out, chunk):
             rk = nola_ref.mix32(np.uint64(seed) ^ nola_ref.mix32(np.arange(k, dtype=np.uint64) ^ np.uint64(0x9E3779B9))).astype(np.uint32)
             x = np.empty(n)
             cs = c / np.sqrt(k) * 2.0 ** -23
+            ck = nola_ref.mix32(np.arange(n, dtype=np.uint64) ^ np.uint64(0x85EBCA6B)).astype(np.uint32)
             for j0 in range(0, n, chunk):
                 j1 = min(n, j0 + chunk)
-                ck = nola_ref.mix32(np.arange(j0, j1, dtype=np.uint64) ^ np.uint64(0x85EBCA6B)).astype(np.uint32)
-                v = (mix32_u32(rk[:, None] ^ ck[None, :]).view(np.int32) >> 8).astype(np.float64)
-                x[j0:j1] = cs @ v
+                v = rk[:, None] ^ ck[None, j0:j1]
+                v ^= v >> np.uint32(16)
+                v *= np.uint32(0x21F0AAAD)
+                v ^= v >> np.uint32(15)
+                v *= np.uint32(0x735A2D97)
+                v ^= v >> np.uint32(15)
+                w = v.view(np.int32)
+                w >>= 8
+                x[j0:j1] = cs @ w.astype(np.float64)
             values += k * n
             dtype = e.get('dtype_' + f, 'F32')
             written.append((e['key_' + f], dtype, shape, encode(x.reshape(shape), dtype)))
@@ -193,7 +208,7 @@ def main(argv):
     elif argv[1] == 'decode':
         print(json.dumps(decode(argv[2], argv[3])))
     elif argv[1] == 'uniform-expand':
-        print(json.dumps(uniform_expand(argv[2], argv[3], int(argv[4]) if len(argv) > 4 else 4096)))
+        print(json.dumps(uniform_expand(argv[2], argv[3], int(argv[4]) if len(argv) > 4 else 256)))
     elif argv[1] == 'check-expanded':
         print(json.dumps(check_expanded(argv[2], argv[3])))
     else:

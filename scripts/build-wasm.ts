@@ -233,8 +233,9 @@ function dftBody(rows: number): string {
  * butterfly is the scalar loop's
  *   xr = re[b]·wr - im[b]·wi; xi = re[b]·wi + im[b]·wr; re[b] = re[a] - xr; im[b] = im[a] - xi;
  *   re[a] = re[a] + xr; im[a] = im[a] + xi
- * one lane per butterfly: over column pairs when count is even, else (count = 1) over pairs of
- * adjacent j within a block (the first stage, half = 1, is scalar). Bit-identical to the loop.
+ * one lane per butterfly: over column pairs (an odd last column in scalar f64), or for one
+ * transform over pairs of adjacent j within a block (the first stage, half = 1, is scalar).
+ * Bit-identical to the loop.
  */
 function butterfly(vec: boolean): string {
   const T = vec ? 'f64x2' : 'f64';
@@ -253,6 +254,13 @@ function butterfly(vec: boolean): string {
     `(${st} (i32.add (local.get $im) (local.get $pa)) (${T}.add (local.get $ai) (local.get $xi)))`,
   ].join('\n');
 }
+
+function scalarButterfly(): string {
+  return butterfly(false).replaceAll('$br', '$sbr').replaceAll('$bi', '$sbi').replaceAll('$xr', '$sxr').replaceAll('$xi', '$sxi')
+    .replaceAll('$ar', '$sar').replaceAll('$ai', '$sai').replaceAll('$wr', '$swr').replaceAll('$wi', '$swi');
+}
+
+const SCALAR_LOCALS = '(local $swr f64) (local $swi f64) (local $sbr f64) (local $sbi f64) (local $sxr f64) (local $sxi f64) (local $sar f64) (local $sai f64)';
 
 function r2Locals(T: string): string {
   return `(local $size i32) (local $half i32) (local $start i32) (local $j i32) (local $c i32) (local $pa i32) (local $pb i32) (local $tw i32) (local $hb i32)
@@ -274,8 +282,7 @@ export function radix2Wat(): string {
       loop('s1a', '(i32.ge_u (local.get $start) (local.get $n))', [
         '(local.set $pa (i32.shl (local.get $start) (i32.const 3)))',
         '(local.set $pb (i32.add (local.get $pa) (i32.const 8)))',
-        butterfly(false).replaceAll('$br', '$sbr').replaceAll('$bi', '$sbi').replaceAll('$xr', '$sxr').replaceAll('$xi', '$sxi')
-          .replaceAll('$ar', '$sar').replaceAll('$ai', '$sai').replaceAll('$wr', '$swr').replaceAll('$wi', '$swi'),
+        scalarButterfly(),
         '(local.set $start (i32.add (local.get $start) (i32.const 2)))',
       ].join('\n')),
       ') (else',
@@ -317,6 +324,13 @@ export function radix2Wat(): string {
             '(local.set $pa (i32.add (local.get $pa) (i32.const 16)))',
             '(local.set $c (i32.add (local.get $c) (i32.const 2)))',
           ].join('\n')),
+          // an odd last column: the same butterfly in scalar f64
+          '(if (i32.lt_u (local.get $cols) (local.get $count)) (then',
+          '(local.set $swr (f64.load (i32.add (i32.add (local.get $tc) (local.get $tw)) (i32.shl (local.get $j) (i32.const 3)))))',
+          '(local.set $swi (f64.load (i32.add (i32.add (local.get $ts) (local.get $tw)) (i32.shl (local.get $j) (i32.const 3)))))',
+          '(local.set $pb (i32.add (local.get $pa) (local.get $hb)))',
+          scalarButterfly(),
+          '))',
           '(local.set $j (i32.add (local.get $j) (i32.const 1)))',
         ].join('\n')),
         '(local.set $start (i32.add (local.get $start) (local.get $size)))',
@@ -326,12 +340,11 @@ export function radix2Wat(): string {
   ].join('\n');
   return `  ;; radix-2 stages after the bit reversal, one transform of n (see radix2Wat in scripts/build-wasm.ts)
   (func (export "r2") (param $re i32) (param $im i32) (param $tc i32) (param $ts i32) (param $n i32)
-    ${r2Locals('v128')} (local $count i32)
-    (local $swr f64) (local $swi f64) (local $sbr f64) (local $sbi f64) (local $sxr f64) (local $sxi f64) (local $sar f64) (local $sai f64)
+    ${r2Locals('v128')} ${SCALAR_LOCALS}
     ${single})
-  ;; the same over the first cols (even) of count interleaved columns
+  ;; the same over count interleaved columns (cols = count & ~1 in pairs, an odd last one scalar)
   (func (export "r2batch") (param $re i32) (param $im i32) (param $tc i32) (param $ts i32) (param $n i32) (param $count i32) (param $cols i32)
-    ${r2Locals('v128')}
+    ${r2Locals('v128')} ${SCALAR_LOCALS}
     ${batch})
 `;
 }

@@ -7,6 +7,11 @@ Standard library only. Every file is built byte by byte here from a small descri
 an 8-byte little-endian header length, a JSON header, then the data section); nothing calls nola, so a
 bug in nola's own writer cannot hide a bug in its reader.
 
+OUT_DIR/issue14/manifest.json lists the hostile inputs of issue 14 (amplification, hostile configs, files
+that are not regular, names with control characters, what compress must refuse), each in its own folder:
+    {"input": path relative to OUT_DIR/issue14, "kind": ..., "class": ..., "commands": the nola commands
+     that must refuse it with that class's exit code}
+
 OUT_DIR/manifest.json lists every case (adapter_config.json beside them is not a case, just the config of
 the PEFT adapters):
     {"file": name relative to OUT_DIR, "kind": what is wrong, "class": the error class nola must report
@@ -21,7 +26,7 @@ import struct
 import sys
 
 F32 = 'F32'
-DTYPE_SIZE = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1}
+DTYPE_SIZE = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1, 'BOOL': 1, 'F8_E4M3': 1}
 
 # PEFT key style (transformers model wrapped by peft): base_model.model.<module>.lora_A.weight
 PEFT = 'base_model.model.'
@@ -200,6 +205,155 @@ def bad_nola_cases():
     ]
 
 
+def nola_v2(layers, config=None, stream=None, module_dtype=F32, extra_doc=None):
+    """A version-2 NOLA file of PEFT layers. layers: list of dicts with name, shape_A, d_out, rank, basis,
+    num_basis_A, num_basis_B, quant_A, quant_B; the stream defaults to f32 zeros for f32 modes."""
+    import hashlib
+    import zlib
+    fields = ['name', 'style', 'kind', 'shape_A', 'd_out', 'rank', 'alpha', 'scale', 'basis',
+              'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B', 'error', 'error_expanded']
+    rows = [[l['name'], 0, 'linear', l['shape_A'], l['d_out'], l['rank'], None, 1, l.get('basis', 'orthogonal'), 1, 2,
+             l['num_basis_A'], l['num_basis_B'], l.get('quant_A', 'f32'), l.get('quant_B', 'f32'), 0.0, None] for l in layers]
+    if stream is None:
+        stream = b''.join(bytes(4 * (l['num_basis_A'] + l['num_basis_B'])) for l in layers)
+    doc = {
+        'source': {'family': 'peft', 'file': 'adapter_model.safetensors', 'bytes': 0,
+                   'tensors_sha256': '0' * 64, 'metadata': None, 'config': config},
+        'coeffs': {'tensor': 'nola.coeffs', 'sha256': hashlib.sha256(stream).hexdigest()},
+        'key_styles': [{'A': [PEFT, '.lora_A.weight'], 'B': [PEFT, '.lora_B.weight'], 'dtype_A': module_dtype, 'dtype_B': module_dtype}],
+        'layer_fields': fields, 'layers': rows, 'passthrough': [],
+    }
+    doc.update(extra_doc or {})
+    text = json.dumps(doc, separators=(',', ':'))
+    packed = zlib.compress(text.encode(), 9)
+    envelope = {'format_version': 2, 'generator': NOLA_GENERATOR, 'document': 'nola.document'}
+    tensors = [('nola.coeffs', 'U8', [len(stream)], stream), ('nola.document', 'U8', [len(packed)], packed)]
+    return safetensors(tensors, {'nola': json.dumps(envelope, separators=(',', ':'))})
+
+
+def peft_lora(modules, rank=RANK, dtype=F32, raw=None):
+    """A PEFT LoRA of `modules` (d_in = d_out = 8); `raw(name, n)` replaces a factor's bytes."""
+    out = []
+    for i, m in enumerate(modules):
+        for f, shape, seed in (('A', [rank, D_IN], 100 + i), ('B', [D_OUT, rank], 200 + i)):
+            n = shape[0] * shape[1]
+            name = PEFT + m + '.lora_' + f + '.weight'
+            data = raw(name, n) if raw else f32(values(seed, n))
+            out.append((name, dtype, shape, data))
+    return safetensors(out)
+
+
+def deep_json(levels):
+    return '[' * levels + ']' * levels
+
+
+def issue14_cases(root):
+    """Writes the issue-14 hostile inputs under root; returns the manifest entries."""
+    cases = []
+
+    def folder(name):
+        d = os.path.join(root, name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def case(input_, kind, cls, commands):
+        cases.append({'input': input_, 'kind': kind, 'class': cls, 'commands': commands})
+
+    def write(path, data):
+        with open(path, 'wb' if isinstance(data, bytes) else 'w') as f:
+            f.write(data)
+
+    # --- 1. amplification: regular-expression keys a backtracking engine takes exponential time on.
+    long_a = 'a' * 40 + 'b'
+    for name, key, module in (('pattern-nested-plus', '(a+)+$', long_a), ('pattern-star-star', '(.*)*X', 'distilbert.transformer.layer.0.attention.' + 'q' * 40)):
+        d = folder(name)
+        write(os.path.join(d, 'adapter_model.safetensors'), peft_lora([module]))
+        # r = 3 is not the factors' rank 2: refused (pairing) once the key has been matched, in linear time.
+        write(os.path.join(d, 'adapter_config.json'), json.dumps({'r': 3, 'lora_alpha': 4, 'rank_pattern': {key: 5}}))
+        case(name, 'rank_pattern key %s against a long module path' % key, 'pairing', ['compress', 'inspect'])
+    d = folder('pattern-unsupported')
+    write(os.path.join(d, 'adapter_model.safetensors'), peft_lora(MODULES))
+    write(os.path.join(d, 'adapter_config.json'), json.dumps({'r': 2, 'lora_alpha': 4, 'rank_pattern': {'(q)\\1': 2}}))
+    case('pattern-unsupported', 'rank_pattern key with a backreference (outside the matcher subset)', 'format', ['compress', 'inspect'])
+    d = folder('nola-pattern-nested-plus')
+    k = RANK * D_IN
+    one = [{'name': long_a, 'shape_A': [RANK, D_IN], 'd_out': D_OUT, 'rank': RANK, 'num_basis_A': k, 'num_basis_B': k}]
+    write(os.path.join(d, 'x.nola.safetensors'), nola_v2(one, config={'r': 3, 'lora_alpha': 4, 'rank_pattern': {'(a+)+$': 5}}))
+    case('nola-pattern-nested-plus/x.nola.safetensors', 'stored config with rank_pattern (a+)+$', 'format', ['expand', 'verify'])
+
+    # --- 1. amplification: tiny NOLA files that claim huge work.
+    d = folder('nola-huge-factor')
+    write(os.path.join(d, 'x.nola.safetensors'), nola_v2([{'name': 'm', 'shape_A': [2, 2 ** 26], 'd_out': 8, 'rank': 2, 'num_basis_A': 1, 'num_basis_B': 1}]))
+    case('nola-huge-factor/x.nola.safetensors', 'one factor of 2^27 values from two coefficients', 'io', ['expand', 'verify'])
+    d = folder('nola-huge-output')
+    write(os.path.join(d, 'x.nola.safetensors'), nola_v2([{'name': 'm%d' % i, 'shape_A': [1, 2 ** 24], 'd_out': 8, 'rank': 1, 'num_basis_A': 1, 'num_basis_B': 1} for i in range(40)]))
+    case('nola-huge-output/x.nola.safetensors', '40 layers of 2^24 values: 2.5 GiB of output', 'io', ['expand', 'verify'])
+    d = folder('nola-uniform-work')
+    kk = 65536
+    stream = b'\x55' * (kk * 2 // 8) + bytes(2 * (kk // 64)) + bytes(4)
+    write(os.path.join(d, 'x.nola.safetensors'), nola_v2([{'name': 'm', 'shape_A': [1, 2 ** 24], 'd_out': 1, 'rank': 1, 'basis': 'uniform',
+                                                           'num_basis_A': kk, 'num_basis_B': 1, 'quant_A': 'int2'}], stream=stream))
+    case('nola-uniform-work/x.nola.safetensors', 'uniform basis, k = 65536 over n = 2^24 (19 KB)', 'io', ['expand', 'verify'])
+    d = folder('nola-many-layers')
+    write(os.path.join(d, 'x.nola.safetensors'), nola_v2([{'name': 'l%d' % i, 'shape_A': [1, 8], 'd_out': 8, 'rank': 1, 'num_basis_A': 1, 'num_basis_B': 1} for i in range(50001)]))
+    case('nola-many-layers/x.nola.safetensors', '50,001 layers (more than an expanded file may hold)', 'format', ['expand', 'inspect', 'verify'])
+    d = folder('nola-rank-above-source')
+    write(os.path.join(d, 'x.nola.safetensors'), nola_v2([{'name': 'm', 'shape_A': [2, 8], 'd_out': 8, 'rank': 4, 'num_basis_A': 4, 'num_basis_B': 4}]))
+    case('nola-rank-above-source/x.nola.safetensors', 'NOLA rank 4 above source rank 2', 'format', ['expand', 'inspect', 'verify'])
+    d = folder('header-many-tensors')
+    header = '{' + ','.join('"t%d":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}' % i for i in range(150000)) + '}'
+    write(os.path.join(d, 'x.safetensors'), frame(header))
+    case('header-many-tensors/x.safetensors', 'header listing 150,000 tensors', 'format', ['compress', 'inspect'])
+    d = folder('huge-factor-lora')
+    n = 2 ** 25
+    head = frame(json.dumps({PEFT + 'm.lora_A.weight': {'dtype': 'F16', 'shape': [1, n], 'data_offsets': [0, 2 * n]},
+                             PEFT + 'm.lora_B.weight': {'dtype': 'F16', 'shape': [4, 1], 'data_offsets': [2 * n, 2 * n + 8]}}))
+    with open(os.path.join(d, 'adapter_model.safetensors'), 'wb') as f:
+        f.write(head)
+        f.truncate(len(head) + 2 * n + 8)  # sparse: no disk space
+    write(os.path.join(d, 'adapter_config.json'), json.dumps({'r': 1, 'lora_alpha': 1}))
+    case('huge-factor-lora', 'factor of shape [1, 2^25]', 'io', ['compress', 'inspect'])
+
+    # --- 1. deep JSON, files that are not regular, control characters in names.
+    d = folder('deep-config')
+    write(os.path.join(d, 'adapter_model.safetensors'), peft_lora(MODULES))
+    write(os.path.join(d, 'adapter_config.json'), deep_json(100000))
+    case('deep-config', 'adapter_config.json nested 100,000 levels', 'format', ['compress', 'inspect'])
+    d = folder('nola-deep-config')
+    write(os.path.join(d, 'x.nola.safetensors'), nola_v2(one, config={'r': 2, 'deep': json.loads(deep_json(500))}))
+    case('nola-deep-config/x.nola.safetensors', 'stored config nested 500 levels', 'format', ['expand', 'inspect', 'verify'])
+    d = folder('fifo-input')
+    os.mkfifo(os.path.join(d, 'x.safetensors'))
+    case('fifo-input/x.safetensors', 'a FIFO as the input', 'io', ['compress', 'inspect'])
+    d = folder('fifo-config')
+    write(os.path.join(d, 'adapter_model.safetensors'), peft_lora(MODULES))
+    os.mkfifo(os.path.join(d, 'adapter_config.json'))
+    case('fifo-config', 'a FIFO as adapter_config.json', 'io', ['compress', 'inspect'])
+    d = folder('escape-name')
+    write(os.path.join(d, 'x.safetensors'), safetensors([(PEFT + 'm\x1b[2K\rfake.lora_A.weight', F32, [RANK, D_IN], f32(values(1, RANK * D_IN)))]))
+    case('escape-name/x.safetensors', 'tensor name holding a terminal escape (no layer recognized)', 'format', ['compress', 'inspect'])
+
+    # --- 3. what compress writes, nola can read: factors and alphas it cannot record.
+    for dt in ('I32', 'U8', 'BOOL', 'I64', 'F8_E4M3'):
+        d = folder('factor-' + dt)
+        size = DTYPE_SIZE.get(dt, 1)
+        write(os.path.join(d, 'adapter_model.safetensors'), peft_lora(MODULES, dtype=dt, raw=lambda name, n: bytes([1]) * (n * size)))
+        write(os.path.join(d, 'adapter_config.json'), json.dumps({'r': RANK, 'lora_alpha': 4}))
+        case('factor-' + dt, 'LoRA factors in %s' % dt, 'format', ['compress'])
+    d = folder('kohya-bool-alpha')
+    t = []
+    for f, shape in (('lora_down', [RANK, D_IN]), ('lora_up', [D_OUT, RANK])):
+        t.append(('lora_unet_m.%s.weight' % f, F32, shape, f32(values(7, shape[0] * shape[1]))))
+    t.append(('lora_unet_m.alpha', 'BOOL', [], b'\x01'))
+    write(os.path.join(d, 'x.safetensors'), safetensors(t))
+    case('kohya-bool-alpha/x.safetensors', 'kohya alpha tensor of dtype BOOL', 'format', ['compress'])
+    d = folder('big-config')
+    write(os.path.join(d, 'adapter_model.safetensors'), peft_lora(MODULES))
+    write(os.path.join(d, 'adapter_config.json'), json.dumps({'r': RANK, 'lora_alpha': 4, 'pad': 'x' * (17 * 2 ** 20)}))
+    case('big-config', 'adapter_config.json of 17 MiB', 'format', ['compress', 'inspect'])
+    return cases
+
+
 def main(argv):
     if len(argv) != 2:
         sys.stderr.write('usage: make-bad-inputs.py OUT_DIR\n')
@@ -229,6 +383,12 @@ def main(argv):
     put('good/model-v2.nola.safetensors', 'control: valid NOLA file (format version 2)', 'ok', nola_file_v2(), True)
     with open(os.path.join(out, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=1)
+        f.write('\n')
+    root = os.path.join(out, 'issue14')
+    os.makedirs(root, exist_ok=True)
+    cases = issue14_cases(root)
+    with open(os.path.join(root, 'manifest.json'), 'w') as f:
+        json.dump(cases, f, indent=1)
         f.write('\n')
     return 0
 

@@ -9,6 +9,7 @@ Written from the specification in docs/FORMAT.md, not from the TypeScript code:
   - a dense least-squares ALS fit (the "dense-Gram ALS reference").
 
 Usage:
+  nola_ref.py validate NOLA                  -> JSON: {"ok": true} or {"ok": false, "refused": why} (FORMAT.md's reader rules)
   nola_ref.py check NOLA SOURCE [EXPANDED]   -> JSON: per layer claimed/recomputed error, expanded-vs-NOLA diff
   nola_ref.py als NOLA SOURCE ROUNDS         -> JSON: per layer, the error of dense ALS with the same bases
   nola_ref.py als-gram NOLA SOURCE ROUNDS    -> JSON: the same fit through the k x k normal equations (fast enough for d = 4096), with timings
@@ -228,22 +229,75 @@ def dequantize_spec(spec, count, codes, scales):
     return np.concatenate(out)
 
 
+V2_DOC_KEYS = {'source', 'coeffs', 'key_styles', 'layer_fields', 'layers', 'passthrough'}
+V1_DOC_KEYS = {'format_version', 'generator', 'source', 'layers', 'passthrough'}
+SOURCE_KEYS = {'family', 'file', 'bytes', 'tensors_sha256', 'metadata', 'config'}
+STYLE_KEYS = {'A', 'B', 'alpha', 'dtype_A', 'dtype_B', 'dtype_alpha'}
+V1_LAYER_KEYS = {'name', 'kind', 'key_A', 'key_B', 'key_alpha', 'dtype_alpha', 'dtype_A', 'dtype_B', 'shape_A', 'shape_B',
+                 'source_rank', 'rank', 'd_in', 'd_out', 'alpha', 'source_scale', 'scale', 'basis', 'seed_A', 'seed_B',
+                 'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B', 'coeffs_A', 'coeffs_B', 'scales_A', 'scales_B',
+                 'error', 'error_expanded'}
+MAX_DOCUMENT_BYTES = 10 ** 8
+
+
+def refuse(cond, what):
+    """docs/FORMAT.md's reader rules (the ones issue 14 made explicit) as checks of this reader."""
+    if not cond:
+        raise ValueError(what)
+
+
+def only_keys(obj, known, where):
+    extra = sorted(set(obj) - known)
+    refuse(not extra, '%s has unknown key %r' % (where, extra[:1]))
+
+
+def check_ranks(e):
+    refuse(1 <= e['rank'] <= e['source_rank'], 'layer %s: rank %s above source rank %s' % (e['name'], e['rank'], e['source_rank']))
+    refuse(e['source_rank'] <= min(e['d_in'], e['d_out']), 'layer %s: source rank above min(d_in, d_out)' % e['name'])
+    for f in 'AB':
+        q = e['quant_' + f]
+        for seg in ([] if isinstance(q, str) else q):
+            if seg[0] == 'rice':
+                refuse(seg[2] >= 5 + -(-seg[1] // 8), 'layer %s: rice segment of %d values in %d bytes' % (e['name'], seg[1], seg[2]))
+
+
 def load_nola(path):
     """The layers of a NOLA file (version 1 or 2) as dicts with version-1 field names, each with
     'coeffs_A' / 'coeffs_B' holding the dequantized coefficients (float64 arrays)."""
+    import hashlib
     import zlib
     meta, tens = read_safetensors(path)
+    refuse(meta is not None and set(meta) == {'nola'}, '__metadata__ of a NOLA file holds only "nola"')
     env = json.loads(meta['nola'])
+    refuse(env.get('generator') == 'lowbias32-v1', 'unknown generator')
     if env['format_version'] == 1:
+        only_keys(env, V1_DOC_KEYS, 'the document')
+        only_keys(env['source'], SOURCE_KEYS, '"source"')
         layers = env['layers']
         for e in layers:
+            only_keys(e, V1_LAYER_KEYS, 'layer')
+            check_ranks(e)
             for f in 'AB':
                 scales = tens[e['scales_' + f]][2] if ('scales_' + f) in e else b''
                 e['coeffs_' + f] = dequantize(e['quant_' + f], e['num_basis_' + f], tens[e['coeffs_' + f]][2], scales)
         return layers
-    assert env['format_version'] == 2 and env['generator'] == 'lowbias32-v1', env
-    doc = json.loads(zlib.decompress(tens[env['document']][2]).decode('utf-8'))
+    refuse(env == {'format_version': 2, 'generator': 'lowbias32-v1', 'document': 'nola.document'}, 'bad envelope %r' % env)
+    z = zlib.decompressobj()
+    text = z.decompress(tens[env['document']][2], MAX_DOCUMENT_BYTES + 1)
+    refuse(len(text) <= MAX_DOCUMENT_BYTES and not z.unconsumed_tail, 'document inflates past 10^8 bytes')
+    refuse(z.eof and z.unused_data == b'', 'bytes after the zlib stream (or a truncated stream)')
+    doc = json.loads(text.decode('utf-8'))
+    only_keys(doc, V2_DOC_KEYS, 'the document')
+    only_keys(doc['source'], SOURCE_KEYS, '"source"')
+    refuse(set(doc['source']) == SOURCE_KEYS, '"source" lacks a key')
+    refuse(doc['source']['file'] != 'adapter_config.json', 'source.file may not be adapter_config.json')
+    only_keys(doc['coeffs'], {'tensor', 'sha256'}, '"coeffs"')
+    for st in doc['key_styles']:
+        only_keys(st, STYLE_KEYS, 'key style')
+    for p in doc['passthrough']:
+        only_keys(p, {'name', 'tensor'}, 'passthrough')
     stream = tens[doc['coeffs']['tensor']][2]
+    refuse(hashlib.sha256(stream).hexdigest() == doc['coeffs']['sha256'], 'coeffs.sha256 does not match the coefficient tensor')
     fields = doc['layer_fields']
     layers, at = [], 0
     for row in doc['layers']:
@@ -260,6 +314,7 @@ def load_nola(path):
         e['source_rank'] = e['shape_A'][0]
         e['d_in'] = int(np.prod(e['shape_A'][1:]))
         e['source_scale'] = e['scale']
+        check_ranks(e)
         for f in 'AB':
             n_codes, n_scales = block_sizes(e['num_basis_' + f], e['quant_' + f])
             codes = stream[at:at + n_codes]
@@ -438,6 +493,12 @@ def expand_reference(nola_path, out_path):
 def main(argv):
     if argv[1] == 'check':
         print(json.dumps(check(argv[2], argv[3], argv[4] if len(argv) > 4 else None)))
+    elif argv[1] == 'validate':
+        try:
+            n = len(load_nola(argv[2]))
+            print(json.dumps({'ok': True, 'layers': n}))
+        except ValueError as e:
+            print(json.dumps({'ok': False, 'refused': str(e)}))
     elif argv[1] == 'als':
         print(json.dumps(als_reference(argv[2], argv[3], int(argv[4]))))
     elif argv[1] == 'als-gram':

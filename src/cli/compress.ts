@@ -7,7 +7,9 @@ import { parseDevice, type Device } from '../backends/index.js';
 import type { CompressSettings } from '../pipeline/settings.js';
 import type { Family } from '../formats/layer.js';
 import { renderCompressText } from '../report/report.js';
-import { writeTextAtomic, assertWritable } from '../io/index.js';
+import path from 'node:path';
+import { writeTextAtomic, assertWritable, assertDistinctOutputs, OutputBatch } from '../io/index.js';
+import { resolveLoraPath } from '../pipeline/source.js';
 import { sweep } from '../pipeline/sweep.js';
 import { renderSweepSvg, renderSweepText } from '../report/sweep-render.js';
 import { UsageError } from '../errors.js';
@@ -19,19 +21,31 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const force = o.force === true;
   if (typeof o.report === 'string') await assertWritable(o.report, force);
   const progress = createProgress('compress');
-  const { report } = await compress({
-    input,
-    output: o.output as string | undefined,
-    force,
-    family,
-    settings,
-    onProgress: (d, t, name) => progress.update(d, t, name),
-    log: ctx.log,
-    threads,
-    device,
-    formatVersion,
-  }).finally(() => progress.done());
-  if (typeof o.report === 'string') await writeTextAtomic(o.report, `${JSON.stringify(report, null, 2)}\n`, { force });
+  // The NOLA file and the report are committed together: both or neither.
+  const batch = new OutputBatch(force);
+  const reportPath = typeof o.report === 'string' ? o.report : undefined;
+  let report: Awaited<ReturnType<typeof compress>>['report'];
+  try {
+    ({ report } = await compress({
+      input,
+      output: o.output as string | undefined,
+      force,
+      family,
+      settings,
+      onProgress: (d, t, name) => progress.update(d, t, name),
+      log: ctx.log,
+      threads,
+      device,
+      formatVersion,
+      batch,
+      otherOutputs: reportPath === undefined ? [] : [reportPath],
+    }).finally(() => progress.done()));
+    if (reportPath !== undefined) await writeTextAtomic(reportPath, `${JSON.stringify(report, null, 2)}\n`, { force, batch });
+    await batch.commit();
+  } catch (e) {
+    await batch.abort();
+    throw e;
+  }
   ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
 }
 
@@ -66,7 +80,11 @@ async function runSweep(ctx: Ctx, input: string, o: Record<string, string | bool
     if (o[flag] !== undefined) throw new UsageError(`--sweep tries its own settings and writes no NOLA file; drop --${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   }
   const svg = o.svg as string | undefined;
-  if (svg !== undefined) await assertWritable(svg, o.force === true);
+  if (svg !== undefined) {
+    const lora = await resolveLoraPath(input);
+    await assertDistinctOutputs([svg], [input, lora, path.join(path.dirname(lora), 'adapter_config.json')]);
+    await assertWritable(svg, o.force === true);
+  }
   const progress = createProgress('sweep');
   const result = await sweep({
     input,

@@ -6,8 +6,19 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
-import { EXIT, InterruptedError, NolaError } from '../errors.js';
+import { EXIT, InterruptedError, NolaError, UsageError } from '../errors.js';
 import { removeLiveTempFiles } from '../io/atomic.js';
+import { constants as osConstants } from 'node:os';
+import { escapeControl } from './escape.js';
+import { DEFAULT_LIMITS, setLimits } from '../pipeline/limits.js';
+
+/** A --max-* value (an integer, 8e9 allowed): undefined keeps the default. */
+function limitOption(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
 
 export interface Ctx {
   log: Logger;
@@ -16,11 +27,15 @@ export interface Ctx {
 
 export async function main(argv: string[]): Promise<void> {
   let debug = argv.includes('--debug');
-  process.on('SIGINT', () => {
-    removeLiveTempFiles();
-    process.stderr.write('nola: interrupted; no output was written\n');
-    process.exit(EXIT.interrupted);
-  });
+  // SIGTERM (kill, timeouts, systemd) and SIGHUP (a closed terminal) end a run as Ctrl-C does: temp
+  // files and folders this run created are removed, and the exit status is 128 + the signal number.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      removeLiveTempFiles();
+      process.stderr.write(`nola: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}; no output was written\n`);
+      process.exit(signal === 'SIGINT' ? EXIT.interrupted : 128 + osConstants.signals[signal]);
+    });
+  }
   const program = buildProgram((ctxDebug) => { debug = ctxDebug; });
   try {
     await program.parseAsync(argv);
@@ -47,7 +62,7 @@ function reportError(e: unknown, debug: boolean): number {
 }
 
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ');
+  return escapeControl(s.replace(/\s*\n\s*/g, ' ').replace(/\t/g, ' '));
 }
 
 export function buildProgram(setDebug: (d: boolean) => void): Command {
@@ -58,14 +73,22 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .version('0.1.0')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--debug', 'print stack traces on errors')
+    .option('--max-output-bytes <N>', `most bytes expand/verify may produce from one file (default ${DEFAULT_LIMITS.maxOutputBytes})`)
+    .option('--max-factor-values <N>', `most values in one LoRA factor (default ${DEFAULT_LIMITS.maxFactorValues}; never more than memory allows)`)
+    .option('--max-basis-work <N>', `most multiply-adds (sum of k*n) the uniform basis of one file may take (default ${DEFAULT_LIMITS.maxBasisWork})`)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `nola: ${s}` : s) })
     .showHelpAfterError('(run nola --help for usage)');
 
   const ctx = (): Ctx => {
-    const opts = program.opts<{ logLevel: string; debug?: boolean }>();
+    const opts = program.opts<{ logLevel: string; debug?: boolean; maxOutputBytes?: string; maxFactorValues?: string; maxBasisWork?: string }>();
     setDebug(opts.debug === true);
-    return { log: createLogger(opts.logLevel), out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`) };
+    setLimits({
+      maxOutputBytes: limitOption('--max-output-bytes', opts.maxOutputBytes),
+      maxFactorValues: limitOption('--max-factor-values', opts.maxFactorValues),
+      maxBasisWork: limitOption('--max-basis-work', opts.maxBasisWork),
+    });
+    return { log: createLogger(opts.logLevel), out: (t) => process.stdout.write(escapeControl(t.endsWith('\n') ? t : `${t}\n`)) };
   };
 
   program

@@ -11,6 +11,8 @@ import type { TensorInfo } from '../io/safetensors/types.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import { FormatError } from '../errors.js';
 import { isEncodableDType } from '../io/safetensors/dtypes.js';
+import { jsonDepth, MAX_DOCUMENT_DEPTH } from '../io/json-depth.js';
+import { RICE_HEADER_BYTES } from '../core/rice.js';
 
 import { QUANT_MODES, quantSegments, quantizedSizes, type QuantMode, type QuantSpec } from '../core/quantize.js';
 export { QUANT_MODES, type QuantMode, type QuantSpec };
@@ -289,22 +291,28 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   let doc: Record<string, unknown>;
   if (envelope.version === 1) {
     doc = envelope.raw;
+    onlyKnownKeys(doc, V1_DOCUMENT_KEYS, 'the document', fail);
   } else {
     if (body === undefined) throw new Error('internal: a version-2 document needs its body (see documentTensor)');
     const inner = parseJsonObject(file, body, `the document in tensor "${envelope.document}"`);
     for (const key of ['format_version', 'generator', 'document']) {
       if (key in inner) fail(`the document in tensor "${envelope.document}" repeats "${key}", which only __metadata__ may state`);
     }
+    onlyKnownKeys(inner, V2_DOCUMENT_KEYS, 'the document', fail);
     doc = { ...envelope.raw, ...inner };
   }
   const version = envelope.version;
   if (!isObject(doc.source)) fail('missing "source"');
   const src = doc.source as Record<string, unknown>;
+  onlyKnownKeys(src, SOURCE_KEYS, '"source"', fail);
+  for (const k of SOURCE_KEYS) if (!(k in src)) fail(`"source" has no "${k}"`);
   if (!['peft', 'kohya', 'diffusers'].includes(src.family as string)) fail(`unknown source family ${JSON.stringify(src.family)}`);
   // expand writes into a folder under this name: a bare file name, never a path.
   if (typeof src.file !== 'string' || !/^[^/\\]+$/.test(src.file) || src.file === '.' || src.file === '..' || hasLoneSurrogate(src.file)) {
     fail(`source.file must be a plain file name, got ${JSON.stringify(src.file)}`);
   }
+  // expand writes adapter_config.json beside the LoRA: the LoRA may not take that name.
+  if (src.file === 'adapter_config.json') fail('source.file may not be "adapter_config.json" (expand writes the config under that name)');
   if (!isCount(src.bytes, Number.MAX_SAFE_INTEGER)) fail(`source.bytes must be a non-negative integer, got ${JSON.stringify(src.bytes)}`);
   if (!isSha256(src.tensors_sha256)) fail('source.tensors_sha256 must be 64 lowercase hex digits');
   if (src.metadata !== null && !(isObject(src.metadata) && Object.entries(src.metadata).every(([k, v]) => typeof v === 'string' && !hasLoneSurrogate(k) && !hasLoneSurrogate(v)))) {
@@ -312,6 +320,8 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   }
   if (!Array.isArray(doc.layers)) fail('"layers" is not a list');
   if (!Array.isArray(doc.passthrough)) fail('"passthrough" is not a list');
+  // The expanded LoRA must be a file a safetensors reader opens: at most MAX_OUTPUT_TENSORS tensors.
+  if ((doc.layers as unknown[]).length > MAX_LAYERS) fail(`${(doc.layers as unknown[]).length} layers, more than the limit of ${MAX_LAYERS}`);
 
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const used = new Set<string>();
@@ -332,6 +342,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   };
 
   const entries = version === 1 ? (doc.layers as unknown[]) : layersFromRows(doc, fail);
+  if (version === 1) entries.forEach((l, i) => { if (isObject(l)) onlyKnownKeys(l, V1_LAYER_KEYS, `layer ${i}`, fail); });
   const layers = entries.map((l, i) => validateLayer(l, `layer ${i}`, fail));
   const names = new Set<string>();
   // Tensor names the expanded file will hold: distinct, and names a safetensors header can carry.
@@ -369,6 +380,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     if (!isObject(doc.coeffs) || typeof doc.coeffs.tensor !== 'string' || !isSha256(doc.coeffs.sha256)) {
       fail('"coeffs" must be {"tensor": name, "sha256": 64 lowercase hex digits}');
     }
+    onlyKnownKeys(doc.coeffs as Record<string, unknown>, COEFFS_KEYS, '"coeffs"', fail);
     const c = doc.coeffs as { tensor: string; sha256: string };
     coeffs = { tensor: c.tensor, sha256: c.sha256 };
     const placed = placeBlocks(layers, c.tensor);
@@ -378,12 +390,14 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
 
   (doc.passthrough as unknown[]).forEach((p, i) => {
     if (!isObject(p) || typeof p.name !== 'string' || typeof p.tensor !== 'string') fail(`passthrough ${i} is malformed`);
+    onlyKnownKeys(p as Record<string, unknown>, PASSTHROUGH_KEYS, `passthrough ${i}`, fail);
     const { name, tensor } = p as unknown as NolaPassthrough;
     claimOutputName(name, `passthrough ${i}`);
     if (!byName.has(tensor)) fail(`passthrough ${i}: tensor "${tensor}" is missing from the file`);
     if (used.has(tensor)) fail(`passthrough ${i}: tensor "${tensor}" is referenced twice`);
     used.add(tensor);
   });
+  if (outputNames.size > MAX_OUTPUT_TENSORS) fail(`the expanded LoRA would hold ${outputNames.size} tensors, more than the limit of ${MAX_OUTPUT_TENSORS}`);
   const extra = tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (extra.length > 0) fail(`tensors not described by the metadata: ${extra.slice(0, 3).join(', ')}`);
   if (doc.settings_sha256 !== undefined && !(typeof doc.settings_sha256 === 'string' && /^[0-9a-f]{16,64}$/.test(doc.settings_sha256))) fail('settings_sha256 must be 16 to 64 lowercase hex digits');
@@ -420,11 +434,12 @@ function parseEnvelope(file: string, json: string | undefined): Envelope {
   if (version === 1) return { version: 1, raw };
   const keys = Object.keys(raw).sort().join(',');
   if (keys !== 'document,format_version,generator') fail(`the "nola" metadata of a version-2 file holds exactly format_version, generator and document, got ${keys}`);
-  if (typeof raw.document !== 'string' || raw.document === '') fail('the "nola" metadata: "document" must name a tensor');
+  if (raw.document !== DOCUMENT_TENSOR) fail(`the "nola" metadata: "document" must be ${JSON.stringify(DOCUMENT_TENSOR)}, got ${JSON.stringify(raw.document)}`);
   return { version: 2, raw, document: raw.document as string };
 }
 
 function parseJsonObject(file: string, json: string, what: string): Record<string, unknown> {
+  if (jsonDepth(json, MAX_DOCUMENT_DEPTH) > MAX_DOCUMENT_DEPTH) throw new FormatError(`${file}: ${what} nests deeper than ${MAX_DOCUMENT_DEPTH} levels of JSON objects and arrays`);
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -453,6 +468,7 @@ function layersFromRows(doc: Record<string, unknown>, fail: (what: string) => ne
     if (!isObject(s) || !pattern(s.A) || !pattern(s.B) || (s.alpha !== undefined && !pattern(s.alpha))) {
       fail(`key style ${i}: "A" and "B" (and "alpha" when present) must be [prefix, suffix] string pairs or strings`);
     }
+    onlyKnownKeys(s as Record<string, unknown>, KEY_STYLE_KEYS, `key style ${i}`, fail);
     return s as Record<string, unknown>;
   });
   return (doc.layers as unknown[]).map((r, i) => {
@@ -522,6 +538,9 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
   if (rank * dIn > MAX_FACTOR_ENTRIES || dOut * rank > MAX_FACTOR_ENTRIES) {
     fail(`${where}: factors of ${rank} x ${dIn} and ${dOut} x ${rank} values exceed the limit of ${MAX_FACTOR_ENTRIES} values per factor`);
   }
+  const sourceRank = e.source_rank as number;
+  if (rank > sourceRank) fail(`${where}: rank ${rank} exceeds the source rank ${sourceRank} (a NOLA layer never has more rank than its source)`);
+  if (sourceRank > Math.min(dIn, dOut)) fail(`${where}: source rank ${sourceRank} exceeds min(d_in, d_out) = ${Math.min(dIn, dOut)}`);
   const ka = e.num_basis_A as number, kb = e.num_basis_B as number;
   if (ka < 1 || ka > rank * dIn) fail(`${where}: num_basis_A ${ka} outside 1..${rank * dIn}`);
   if (kb < 1 || kb > dOut * rank) fail(`${where}: num_basis_B ${kb} outside 1..${dOut * rank}`);
@@ -533,10 +552,17 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
     if (typeof q === 'string') {
       if (!QUANT_MODES.includes(q as QuantMode)) fail(`${where}: unknown quant_${f} ${JSON.stringify(q)}`);
     } else {
+      let segments: ReturnType<typeof quantSegments> = [];
       try {
-        quantSegments(q as QuantSpec, count);
+        segments = quantSegments(q as QuantSpec, count);
       } catch (err) {
         fail(`${where}: quant_${f} must be a mode or [mode, count] segments: ${(err as Error).message}`);
+      }
+      // Every value takes at least one unary bit: a count the bytes cannot hold is refused before decoding allocates it.
+      for (const seg of segments) {
+        if (seg[0] === 'rice' && seg[2] < RICE_HEADER_BYTES + Math.ceil(seg[1] / 8)) {
+          fail(`${where}: quant_${f} rice segment of ${seg[1]} values in ${seg[2]} bytes (needs at least ${RICE_HEADER_BYTES + Math.ceil(seg[1] / 8)})`);
+        }
       }
     }
   }
@@ -553,6 +579,48 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
 
 /** Factors are synthesized in one typed array: at most 2^31 - 1 values (far beyond any LoRA; see README, Limits). */
 export const MAX_FACTOR_ENTRIES = 0x7fffffff;
+
+/** Tensors a safetensors reader accepts in one file (src/io/safetensors/reader.ts): the expanded LoRA's limit. */
+export const MAX_OUTPUT_TENSORS = 100_000;
+/** Layers of one document: two tensors each at least. */
+export const MAX_LAYERS = MAX_OUTPUT_TENSORS / 2;
+
+/** The keys each object of the document may hold (docs/FORMAT.md: any other key is refused; settings_sha256 is optional). */
+const V2_DOCUMENT_KEYS = ['source', 'coeffs', 'key_styles', 'layer_fields', 'layers', 'passthrough', 'settings_sha256'];
+const V1_DOCUMENT_KEYS = ['format_version', 'generator', 'source', 'layers', 'passthrough', 'settings_sha256'];
+const SOURCE_KEYS = ['family', 'file', 'bytes', 'tensors_sha256', 'metadata', 'config'];
+const COEFFS_KEYS = ['tensor', 'sha256'];
+const KEY_STYLE_KEYS = ['A', 'B', 'alpha', 'dtype_A', 'dtype_B', 'dtype_alpha'];
+const PASSTHROUGH_KEYS = ['name', 'tensor'];
+const V1_LAYER_KEYS = [
+  'name', 'kind', 'key_A', 'key_B', 'key_alpha', 'dtype_alpha', 'dtype_A', 'dtype_B', 'shape_A', 'shape_B', 'source_rank', 'rank',
+  'd_in', 'd_out', 'alpha', 'source_scale', 'scale', 'basis', 'seed_A', 'seed_B', 'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B',
+  'coeffs_A', 'coeffs_B', 'scales_A', 'scales_B', 'error', 'error_expanded',
+];
+
+function onlyKnownKeys(o: Record<string, unknown>, known: readonly string[], where: string, fail: (what: string) => never): void {
+  for (const k of Object.keys(o)) if (!known.includes(k)) fail(`${where} has unknown key ${JSON.stringify(k)} (a reader of format version 1-${FORMAT_VERSION} refuses keys it does not know)`);
+}
+
+/**
+ * The rules of the layer table that a source LoRA decides, applied by compress before any fitting so
+ * that it never writes a file the reader refuses (same rules as validateLayer, same wording).
+ */
+export function checkSourceLayers(file: string, layers: ReadonlyArray<{ name: string; dtypeA: DType; dtypeB: DType; dtypeAlpha?: DType; rank: number; dIn: number; dOut: number }>): void {
+  const fail = (name: string, what: string): never => { throw new FormatError(`${file}: layer ${JSON.stringify(name)}: ${what} (a NOLA file cannot record it)`); };
+  for (const l of layers) {
+    for (const [f, d] of [['A', l.dtypeA], ['B', l.dtypeB]] as const) if (!isEncodableDType(d)) fail(l.name, `dtype_${f} ${JSON.stringify(d)} is not F64, F32, F16 or BF16`);
+    if (l.dtypeAlpha !== undefined && !ALPHA_DTYPES.has(l.dtypeAlpha)) fail(l.name, `dtype_alpha ${JSON.stringify(l.dtypeAlpha)} is not a float or integer dtype`);
+    if (l.rank > Math.min(l.dIn, l.dOut)) fail(l.name, `source rank ${l.rank} exceeds min(d_in, d_out) = ${Math.min(l.dIn, l.dOut)}`);
+  }
+  if (layers.length > MAX_LAYERS) throw new FormatError(`${file}: ${layers.length} layers, more than the limit of ${MAX_LAYERS}`);
+}
+
+/** A NOLA file's __metadata__ holds the "nola" entry and nothing else. */
+export function checkNolaMetadata(file: string, metadata: Record<string, string> | null): void {
+  const other = Object.keys(metadata ?? {}).filter((k) => k !== 'nola');
+  if (other.length > 0) throw new FormatError(`${file}: __metadata__ of a NOLA file holds only "nola", found ${JSON.stringify(other[0])}`);
+}
 
 /** Dtypes an alpha may be written back in (floats and integers; the writer encodes these exactly). */
 const ALPHA_DTYPES: ReadonlySet<string> = new Set(['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64']);

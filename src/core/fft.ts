@@ -141,9 +141,7 @@ class Radix2Plan extends Plan {
     }
     const wasm = count >= 2 && this.n >= 4 ? radix2Kernel() : null;
     if (wasm !== null) {
-      // Every row reversed, every column pair transformed there; an odd last column here.
       wasm.batch(re, im, off, count, this.n, this.rev, this.twCos, this.twNegSin);
-      if (count % 2 === 1) this.stages(re, im, off, count, count - 1);
       return;
     }
     const n = this.n;
@@ -158,11 +156,11 @@ class Radix2Plan extends Plan {
         }
       }
     }
-    this.stages(re, im, off, count, 0);
+    this.stages(re, im, off, count);
   }
 
-  /** The butterflies (after the bit reversal) of columns c0..count-1 of `count` interleaved columns. */
-  private stages(re: Float64Array, im: Float64Array, off: number, count: number, c0: number): void {
+  /** The butterflies (after the bit reversal) of `count` interleaved columns. */
+  private stages(re: Float64Array, im: Float64Array, off: number, count: number): void {
     const n = this.n;
     const twCos = this.twCos;
     const twSin = this.twNegSin;
@@ -175,7 +173,7 @@ class Radix2Plan extends Plan {
           const wi = twSin[half - 1 + j];
           const a0 = off + (start + j) * count;
           const a1 = a0 + count;
-          for (let a = a0 + c0; a < a1; a++) {
+          for (let a = a0; a < a1; a++) {
             const b = a + hc;
             const xr = re[b] * wr - im[b] * wi;
             const xi = re[b] * wi + im[b] * wr;

@@ -78,17 +78,21 @@ export function bf16Bits(x: number): number {
   return sign | (rest > 0x1000 || (rest === 0x1000 && (lo !== 0 || (h & 1) === 1)) ? h + 1 : h);
 }
 
-/** IEEE value of a 16-bit pattern with `mant` stored mantissa bits and exponent bias `bias`. */
+/** IEEE value of every 16-bit pattern with `mant` stored mantissa bits and exponent bias `bias`. */
 function valueTable(mant: number, bias: number): Float64Array {
   const expMax = (1 << (15 - mant)) - 1;
   const t = new Float64Array(65536);
-  for (let bits = 0; bits < 65536; bits++) {
-    const sign = bits & 0x8000 ? -1 : 1;
-    const field = (bits >>> mant) & expMax;
-    const m = bits & ((1 << mant) - 1);
-    if (field === expMax) t[bits] = m === 0 ? sign * Infinity : NaN;
-    else if (field === 0) t[bits] = sign * m * 2 ** (1 - bias - mant);
-    else t[bits] = sign * (2 ** mant + m) * 2 ** (field - bias - mant);
+  const count = 1 << mant;
+  for (let field = 0; field <= expMax; field++) {
+    // One power of two per binade: sign · m · 2^(1 - bias - mant) (subnormal) or (2^mant + m) · 2^(field - bias - mant).
+    const scale = 2 ** ((field === 0 ? 1 : field) - bias - mant);
+    const lead = field === 0 ? 0 : count;
+    const base = field << mant;
+    for (let m = 0; m < count; m++) {
+      const v = field === expMax ? (m === 0 ? Infinity : NaN) : (lead + m) * scale;
+      t[base + m] = v;
+      t[0x8000 | (base + m)] = -v;
+    }
   }
   return t;
 }

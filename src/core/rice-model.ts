@@ -28,13 +28,21 @@ const FINE = 64;
 /**
  * Expected Rice cost and rounding error of N(0, sigma²) at step `step` (both > 0). Both depend on
  * u = σ/Δ alone (the error scales with Δ²), so the search's many calls read a table over log u,
- * interpolated linearly (in log for the error), built once per thread; outside the table's range
- * (u < 1e-3: nothing but zeros; u > 64: over 8 bits per value) the sums are evaluated directly.
+ * interpolated linearly (in log for the error), built once per thread. Below the table (u < 1e-3:
+ * nothing but zeros) the sums are evaluated directly; above it (u > 64: over 8 bits per value) the
+ * high-rate doubling rule extends it, so even absurd steps the search's bisection may probe cost O(1).
  */
 export function gaussianRiceEstimate(sigma: number, step: number): RiceEstimate {
   if (!(sigma > 0)) return { bitsPerValue: 1, k: 0, mse: 0 }; // every level 0: one unary bit each
   const u = sigma / step;
-  if (!(u >= TABLE_MIN && u <= TABLE_MAX)) return exactGaussianRiceEstimate(sigma, step);
+  if (u > TABLE_MAX) {
+    // Fine steps: halving the step doubles every level, which adds one remainder bit (k + 1) and
+    // leaves the quotients alone, up to cell effects that vanish at this resolution; the error is Δ²/12.
+    const j = Math.ceil(Math.log2(u / TABLE_MAX));
+    const base = gaussianRiceEstimate(sigma, step * 2 ** j);
+    return { bitsPerValue: base.bitsPerValue + j, k: Math.min(MAX_RICE_K, base.k + j), mse: (step * step) / 12 };
+  }
+  if (!(u >= TABLE_MIN)) return exactGaussianRiceEstimate(sigma, step);
   const t = (table ??= buildTable());
   const x = Math.log(u / TABLE_MIN) / TABLE_H;
   const i = Math.min(TABLE_N - 2, Math.floor(x)), f = x - i;

@@ -10,6 +10,7 @@ import type { TensorInfo } from '../io/safetensors/types.js';
 import { FormatError, NumericError, PairingError } from '../errors.js';
 import type { Family, LayerSpec } from './layer.js';
 import { checkPair, exampleList } from './refuse.js';
+import { compilePeftKey, PatternError, type CompiledPattern } from './pattern.js';
 
 /** What format code needs of a tensor: its name, dtype and shape (offsets are the reader's business). */
 export type TensorMeta = Pick<TensorInfo, 'name' | 'dtype' | 'shape'>;
@@ -138,7 +139,8 @@ export async function readAlpha(p: PairedGroup, readScalar: (name: string) => Pr
   return { stored: v, effective: v === 0 ? p.rank : v };
 }
 
-export function toLayerSpec(p: PairedGroup, alpha: number, scale: number, alphaStored?: number): LayerSpec {
+/** `alpha` undefined: the source states none (the family default applies; the NOLA document stores null). */
+export function toLayerSpec(p: PairedGroup, alpha: number | undefined, scale: number, alphaStored?: number): LayerSpec {
   const spec: LayerSpec = {
     name: p.group.name,
     kind: p.kind,
@@ -151,7 +153,7 @@ export function toLayerSpec(p: PairedGroup, alpha: number, scale: number, alphaS
     rank: p.rank,
     dIn: p.dIn,
     dOut: p.dOut,
-    alpha,
+    ...(alpha !== undefined ? { alpha } : {}),
     scale,
   };
   if (p.alpha) {
@@ -216,24 +218,28 @@ export function readLoraConfig(cfg: unknown, where: string): LoraConfigView {
   };
 }
 
-const regexCache = new Map<string, RegExp>();
+const patternCache = new Map<string, CompiledPattern>();
 
 /**
  * PEFT's get_pattern_key (peft/utils/other.py): the first pattern key, in insertion order, for which
- * `re.match(rf"(.*\.)?({key})$", module_path)` matches. The key is a regular expression.
+ * `re.match(rf"(.*\.)?({key})$", module_path)` matches. The key is a regular expression from a file,
+ * so it is matched by the linear-time matcher of pattern.ts (never a backtracking engine), and a key
+ * outside that matcher's subset is refused.
  */
 export function matchPatternKey(patterns: Record<string, number>, modulePath: string, where: string): string | undefined {
   for (const key of Object.keys(patterns)) {
-    let re = regexCache.get(key);
+    let re = patternCache.get(key);
     if (!re) {
       try {
-        re = new RegExp(`^(?:.*\\.)?(?:${key})$`);
+        re = compilePeftKey(key);
       } catch (e) {
-        throw new FormatError(`${where}: pattern key '${key}' is not a valid regular expression (${(e as Error).message})`);
+        if (!(e instanceof PatternError)) throw e;
+        throw new FormatError(`${where}: pattern key ${JSON.stringify(key)} is not supported: ${e.message} (nola matches literals, ., [classes], \\d \\w \\s, escapes, groups, |, * + ? {m,n}, ^ $)`);
       }
-      regexCache.set(key, re);
+      if (patternCache.size > 10_000) patternCache.clear();
+      patternCache.set(key, re);
     }
-    if (re.test(modulePath)) return key;
+    if (re.matches(modulePath)) return key;
   }
   return undefined;
 }

@@ -16,6 +16,7 @@
  * loaders/lora_base.py: a LoraConfig dict, saved flat by save_lora_adapter or with "<component>." key
  * prefixes by _save_lora_weights/_pack_dict_with_prefix), read with PEFT's rules; else alpha = rank.
  */
+import { assertJsonDepth } from '../io/json-depth.js';
 import { FormatError } from '../errors.js';
 import type { LayerPlan, LayerSpec } from './layer.js';
 import {
@@ -157,6 +158,7 @@ export function parseAdapterMetadata(metadata: Record<string, string> | null): A
   const raw = metadata?.[LORA_ADAPTER_METADATA_KEY];
   if (raw === undefined) return null;
   let parsed: unknown;
+  assertJsonDepth(raw, `__metadata__.${LORA_ADAPTER_METADATA_KEY}`);
   try {
     parsed = JSON.parse(raw);
   } catch (e) {
@@ -212,7 +214,7 @@ export async function describeDiffusers(input: DescribeInput, parse: FamilyParse
       layers.push(toLayerSpec(p, alpha, scale));
     } else {
       defaulted.push(p.group.name);
-      layers.push(toLayerSpec(p, p.rank, 1));
+      layers.push(toLayerSpec(p, undefined, 1));
     }
   }
   if (alphaAndMeta) warnings.push(`both .alpha tensors and ${LORA_ADAPTER_METADATA_KEY} present: the .alpha tensors decide the scale`);

@@ -21,6 +21,7 @@
 import type { DType } from '../io/safetensors/dtypes.js';
 import { decodeToFloat64, dtypeSize, encodeFloats, isEncodableDType } from '../io/safetensors/dtypes.js';
 import { FormatError, NumericError, UsageError } from '../errors.js';
+import { jsonDepth, MAX_CONFIG_DEPTH } from '../io/json-depth.js';
 import type { Family, LayerKind, LayerSpec } from './layer.js';
 import {
   escapeRegex, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
@@ -249,7 +250,7 @@ function updateKohyaMetadata(meta: Record<string, string>, layers: Array<{ spec:
   if (meta.ss_network_alpha !== undefined) meta.ss_network_alpha = alphas.length === 1 ? pythonFloatString(alphas[0]) : 'Dynamic';
   if (conv.length > 0 && network.length > 0 && meta.ss_network_args !== undefined) {
     let args: unknown;
-    try { args = JSON.parse(meta.ss_network_args); } catch { args = undefined; }
+    try { args = jsonDepth(meta.ss_network_args, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH ? undefined : JSON.parse(meta.ss_network_args); } catch { args = undefined; }
     const cd = uniq(conv.map((l) => l.rank));
     const ca = uniq(conv.map((l) => l.alpha));
     if (isPlainObject(args) && ('conv_dim' in args || 'conv_alpha' in args)) {

@@ -116,7 +116,7 @@ export async function describePeft(input: DescribeInput, parse: FamilyParse, byN
       const { alpha, scale } = scaleFromConfig(cfg, p, 'adapter_config.json');
       layers.push(toLayerSpec(p, alpha, scale));
     } else {
-      layers.push(toLayerSpec(p, p.rank, 1));
+      layers.push(toLayerSpec(p, undefined, 1));
     }
   }
   const prefixless = paired.filter((p) => !p.a.name.startsWith(PEFT_PREFIX)).map((p) => p.a.name);

@@ -3,23 +3,36 @@
  * reader never sees a half-written output and a crash or Ctrl-C leaves the old file (or nothing).
  *
  * Temp files live in the target's folder (a rename across filesystems is not atomic) and are named
- * `.<basename>.<pid>.<random>.tmp`. Every live temp file is in a registry so the CLI's SIGINT handler
- * can delete them synchronously before exiting (`removeLiveTempFiles`).
+ * `.<basename>.<pid>.<random>.tmp`. Every live temp file (and every folder this run created for its
+ * outputs) is in a registry so the CLI's signal handlers (SIGINT, SIGTERM, SIGHUP) can delete them
+ * synchronously before exiting (`removeLiveTempFiles`). A SIGKILL leaves its temp files: the next write
+ * of the same target removes those of its name whose process is gone (`removeStaleTempFiles`).
+ *
+ * Outputs that belong together (expand's LoRA and adapter_config.json, compress's NOLA file and its
+ * --report) go through one `OutputBatch`: every file is written to its temp file first, then all are
+ * renamed into place, and on any failure everything this run created is removed.
  */
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
-import { access, constants, link, lstat, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { rmdirSync, unlinkSync } from 'node:fs';
+import { access, constants, link, lstat, mkdir, open, readdir, realpath, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { IoError, NolaError, UsageError } from '../errors.js';
 
 export interface AtomicWriteOptions {
   /** Replace an existing target. Without it an existing target is a UsageError. */
   force?: boolean;
+  /** Stage the file in this batch (written and synced, renamed into place by `batch.commit()`). */
+  batch?: OutputBatch;
 }
 
 const liveTempFiles = new Set<string>();
+/** Folders created for this run's outputs, deepest last; removed (when still empty) if the run fails. */
+const createdFolders: string[] = [];
 
-/** Deletes every temp file this process is still writing. Synchronous: safe to call from a signal handler. */
+/**
+ * Deletes every temp file this process is still writing, and the (empty) folders it created for
+ * outputs not yet in place. Synchronous: safe to call from a signal handler.
+ */
 export function removeLiveTempFiles(): void {
   for (const p of liveTempFiles) {
     try {
@@ -29,6 +42,161 @@ export function removeLiveTempFiles(): void {
     }
   }
   liveTempFiles.clear();
+  for (const d of createdFolders.splice(0).reverse()) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // Not empty (something else was put there) or gone: leave it.
+    }
+  }
+}
+
+/** `.<base>.<pid>.<12 hex>(.data)?.tmp`: the names tempPathFor gives, with the pid that wrote them. */
+function staleTempPattern(base: string): RegExp {
+  return new RegExp(`^\\.${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)\\.[0-9a-f]{12}(?:\\.data)?\\.tmp$`);
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temp files of `target`'s name left in its folder by nola runs that no longer exist (a
+ * SIGKILL cannot be caught). Only names of nola's own pattern for this very target, only of dead
+ * processes; errors are ignored (the folder may not be listable).
+ */
+export async function removeStaleTempFiles(target: string): Promise<void> {
+  const dir = path.dirname(path.resolve(target));
+  const re = staleTempPattern(path.basename(target));
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = re.exec(name);
+    if (m === null || processAlive(Number(m[1]))) continue;
+    await unlink(path.join(dir, name)).catch(() => undefined);
+  }
+}
+
+/** The path `p` names once symlinks are resolved; for a missing file, its resolved folder + its name. */
+async function resolvedPath(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  try {
+    return await realpath(abs);
+  } catch {
+    const dir = await realpath(path.dirname(abs)).catch(() => path.dirname(abs));
+    return path.join(dir, path.basename(abs));
+  }
+}
+
+/**
+ * No output may be an input, and no two outputs the same file, --force or not: paths are compared
+ * after resolving symlinks, and existing files also by device and inode (hard links).
+ */
+export async function assertDistinctOutputs(outputs: readonly string[], inputs: readonly string[]): Promise<void> {
+  const id = async (p: string): Promise<{ path: string; ino: string | null }> => {
+    const st = await stat(p).catch(() => null);
+    return { path: await resolvedPath(p), ino: st === null ? null : `${st.dev}:${st.ino}` };
+  };
+  const same = (a: { path: string; ino: string | null }, b: { path: string; ino: string | null }): boolean =>
+    a.path === b.path || (a.ino !== null && a.ino === b.ino);
+  const ins = await Promise.all(inputs.map(id));
+  const outs = await Promise.all(outputs.map(id));
+  outs.forEach((o, i) => {
+    ins.forEach((x, j) => {
+      if (same(o, x)) throw new UsageError(`output ${outputs[i]} is the input ${inputs[j]}; nola never overwrites its input (choose another output)`);
+    });
+    for (let j = 0; j < i; j++) {
+      if (same(o, outs[j])) throw new UsageError(`outputs ${outputs[j]} and ${outputs[i]} are the same file`);
+    }
+  });
+}
+
+interface Staged { tmp: string; target: string }
+
+/**
+ * Outputs written together: each `writeFileAtomic(…, { batch })` leaves its file complete and synced
+ * under its temp name; `commit()` moves them all into place; `abort()` removes every temp file and
+ * every folder the batch created. Folders are created only by `createFolder`, and are registered so
+ * a signal removes them too.
+ */
+export class OutputBatch {
+  private readonly staged: Staged[] = [];
+  private readonly folders: string[] = [];
+  private committed = false;
+  constructor(private readonly force = false) {}
+
+  /** Creates `dir` (and missing parents) for outputs of this batch; removed again on abort. */
+  async createFolder(dir: string): Promise<void> {
+    const abs = path.resolve(dir);
+    const missing: string[] = [];
+    for (let d = abs; ; d = path.dirname(d)) {
+      if (await stat(d).then(() => true, () => false)) break;
+      missing.unshift(d);
+      if (path.dirname(d) === d) break;
+    }
+    try {
+      await mkdir(abs, { recursive: true });
+    } catch (e) {
+      throw new IoError(`cannot create folder ${dir}: ${(e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+    }
+    for (const d of missing) { this.folders.push(d); createdFolders.push(d); }
+  }
+
+  /** Where a staged target's bytes are until commit (the target itself once committed). */
+  pathOf(target: string): string {
+    return this.staged.find((s) => s.target === target)?.tmp ?? target;
+  }
+
+  /** @internal writeFileAtomic's side of the batch. */
+  add(tmp: string, target: string): void {
+    this.staged.push({ tmp, target });
+  }
+
+  async commit(): Promise<void> {
+    const done: string[] = [];
+    try {
+      for (const s of this.staged) {
+        await moveIntoPlace(s.tmp, s.target, this.force);
+        liveTempFiles.delete(s.tmp);
+        done.push(s.target);
+      }
+    } catch (err) {
+      // A later rename failed: the outputs already moved belong to a run that failed.
+      for (const t of done) await unlink(t).catch(() => undefined);
+      await this.abort();
+      throw mapFsError(err, this.staged[done.length]?.target ?? '', true);
+    }
+    this.committed = true;
+    for (const d of this.folders) {
+      const i = createdFolders.indexOf(d);
+      if (i >= 0) createdFolders.splice(i, 1);
+    }
+    for (const dir of new Set(this.staged.map((s) => path.dirname(path.resolve(s.target))))) await syncFolder(dir);
+    this.staged.length = 0;
+  }
+
+  async abort(): Promise<void> {
+    if (this.committed) return;
+    for (const s of this.staged.splice(0)) {
+      await unlink(s.tmp).catch(() => undefined);
+      liveTempFiles.delete(s.tmp);
+    }
+    for (const d of this.folders.splice(0).reverse()) {
+      await rmdir(d).catch(() => undefined);
+      const i = createdFolders.indexOf(d);
+      if (i >= 0) createdFolders.splice(i, 1);
+    }
+  }
 }
 
 /** Temp files currently registered (for tests and diagnostics). */
@@ -77,39 +245,6 @@ function tempPathFor(target: string, tag = ''): string {
 }
 
 /**
- * Removes temp files for `target` (named as tempPathFor names them) left by a process that died
- * without cleaning up (SIGKILL, power loss): those of a pid that no longer runs, and those of this
- * pid that this process is not writing (a container's restarted process often gets the same pid).
- * Returns the paths removed.
- */
-export async function removeStaleTempFiles(target: string): Promise<string[]> {
-  const dir = path.dirname(path.resolve(target));
-  const base = path.basename(target).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const re = new RegExp(`^\\.${base}\\.([0-9]+)\\.[0-9a-f]{12}(\\.data)?\\.tmp$`);
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const removed: string[] = [];
-  for (const name of names) {
-    const m = re.exec(name);
-    if (m === null) continue;
-    const p = path.join(dir, name);
-    const pid = Number(m[1]);
-    if ((pid === process.pid && !liveTempFiles.has(p)) || (pid !== process.pid && !processRuns(pid))) {
-      await unlink(p).then(() => removed.push(p), () => undefined);
-    }
-  }
-  return removed;
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
  * Writes `target` atomically: `write` fills a fresh temp file (through the handle, from position 0);
  * it is fsynced and renamed over the target; the folder is fsynced where the platform allows.
  * On any error the temp file is removed and the error rethrown (filesystem errors as IoError).
@@ -121,10 +256,12 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const force = options.force ?? false;
   await assertWritable(target, force);
+  await removeStaleTempFiles(target);
   const tmp = tempPathFor(target);
   liveTempFiles.add(tmp);
   let fh: FileHandle | undefined;
   let stage: 'own' | 'callback' = 'own';
+  let staged = false;
   try {
     fh = await open(tmp, 'wx', 0o666);
     stage = 'callback';
@@ -134,13 +271,19 @@ export async function writeFileAtomic(
     await fh.sync();
     await fh.close();
     fh = undefined;
+    if (options.batch) {
+      // Stays registered (a signal removes it) until the batch commits or aborts.
+      options.batch.add(tmp, target);
+      staged = true;
+      return;
+    }
     await moveIntoPlace(tmp, target, force);
   } catch (err) {
     if (fh) await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     throw mapFsError(err, target, stage === 'own');
   } finally {
-    liveTempFiles.delete(tmp);
+    if (!staged) liveTempFiles.delete(tmp);
   }
   await syncFolder(path.dirname(path.resolve(target)));
 }

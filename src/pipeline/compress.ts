@@ -20,7 +20,7 @@ import {
   type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
 import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
-import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex } from '../io/index.js';
+import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex, assertDistinctOutputs, type OutputBatch } from '../io/index.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import { RICE_HEADER_BYTES } from '../core/rice.js';
 import { MAX_SEGMENTS, type QuantSpec } from '../core/quantize.js';
@@ -30,6 +30,8 @@ import { rdEstimate } from '../core/rd-estimate.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
 import { FINGERPRINT_HEX_DIGITS, settingsFingerprint } from './batch-fingerprint.js';
+import { checkSourceLayers } from '../container/document.js';
+import { assertLayerExpandable, assertReadable } from './nola-source.js';
 
 export interface CompressRequest {
   input: string;
@@ -57,6 +59,10 @@ export interface CompressRequest {
    * single-mode fixed-size storage: a fixed strategy, or a budget with one --quant mode.
    */
   formatVersion?: 1 | 2;
+  /** Stage the NOLA file in this batch (committed by the caller with its other outputs, e.g. --report). */
+  batch?: OutputBatch;
+  /** The caller's other outputs of this run: none may be an input or the NOLA file. */
+  otherOutputs?: string[];
 }
 
 export function defaultNolaPath(file: string): string {
@@ -77,14 +83,20 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
   const lora = await openLora(req.input, req.family);
   try {
     const output = req.output ?? defaultNolaPath(lora.file);
-    if (path.resolve(output) === path.resolve(lora.file)) throw new UsageError(`output ${output} is the input file`);
+    await assertDistinctOutputs([output, ...(req.otherOutputs ?? [])], [lora.file, path.join(path.dirname(lora.file), 'adapter_config.json')]);
     await assertWritable(output, req.force ?? false);
     for (const w of lora.plan.warnings) req.log?.warn(w);
+    checkSourceLayers(lora.file, lora.plan.layers);
 
     const fitted = await fitAll(lora, req);
+    // What expand would refuse (a factor that rounds past its dtype's range), compress refuses.
+    for (const { spec, layer: { settings: s, blockA, blockB } } of fitted) {
+      assertLayerExpandable(lora.file, spec.name, { rank: s.rank, k: s.k, l: s.l, basis: s.basis, seedA: s.seedA, seedB: s.seedB },
+        spec.dIn, spec.dOut, blockA, blockB, spec.dtypeA, spec.dtypeB);
+    }
     const tensorsSha256 = await hashDataSection(lora.reader);
     const settingsSha256 = settingsFingerprint({ settings: req.settings, formatVersion: version, family: req.family });
-    let doc: NolaDocument, metadata: string, own: OwnTensor[];
+    let doc: NolaDocument, metadata: string, own: OwnTensor[], body: string | undefined;
     if (version === 1) {
       doc = buildDocument(lora, fitted, tensorsSha256, undefined, settingsSha256);
       const v1 = serializeDocumentV1(doc);
@@ -98,6 +110,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs), settingsSha256);
       const v2 = serializeDocument(doc);
       metadata = v2.metadata;
+      body = v2.body;
       const document = deflateSync(v2.body, { level: 9 });
       own = [
         { name: COEFF_TENSOR, dtype: 'U8', shape: [coeffs.length], data: coeffs },
@@ -105,7 +118,8 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       ];
     }
     const { specs, produce } = containerTensors(lora, own);
-    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force });
+    assertReadable(output, metadata, specs, body);
+    await writeSafetensors(output, specs, { [NOLA_METADATA_KEY]: metadata }, produce, { force: req.force, batch: req.batch });
 
     const rows: LayerReport[] = fitted.map((f, i) => layerRow(f, doc.layers[i]));
     const report = buildCompressReport({
@@ -116,7 +130,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       layers: rows,
       passthroughBytes: lora.plan.passthrough.reduce((acc, name) => acc + byteLength(lora, name), 0),
       inputBytes: (await stat(lora.file)).size,
-      outputBytes: (await stat(output)).size,
+      outputBytes: (await stat(req.batch?.pathOf(output) ?? output)).size,
       warnings: lora.plan.warnings,
       peakRssBytes: peakRssBytes(),
     });

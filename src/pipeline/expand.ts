@@ -4,16 +4,16 @@
  * rank changed. Factors are synthesized on worker threads a few layers ahead of the writer.
  */
 import path from 'node:path';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { assertLayersFit, openNola, readBlock, type OpenNola } from './nola-source.js';
+import { assertLayersFit, openNola, readBlock, validateNola, type OpenNola } from './nola-source.js';
 import { createExpandPool, type ExpandedLayer, type ExpandPool } from './expand-layer.js';
 import { planOutput, representable, type OutputPlan } from '../formats/index.js';
-import { IoError, NolaError, NumericError } from '../errors.js';
+import { NolaError, NumericError } from '../errors.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { Family, LayerSpec } from '../formats/layer.js';
 import type { NolaLayerEntry } from '../container/document.js';
-import { assertWritable, planLayout, writeSafetensors, writeTextAtomic } from '../io/index.js';
+import { assertDistinctOutputs, assertWritable, OutputBatch, planLayout, writeSafetensors, writeTextAtomic } from '../io/index.js';
 import type { TensorData, TensorSpec } from '../io/safetensors/types.js';
 
 export interface ExpandRequest {
@@ -54,13 +54,8 @@ export async function resolveExpandOutput(input: string, output: string | undefi
     const base = input.replace(/\.nola\.safetensors$/, '').replace(/\.safetensors$/, '');
     return `${base}.expanded.safetensors`;
   }
-  // `-o out/` names a folder, created if needed (a PEFT adapter is a folder).
-  if (output.endsWith('/') || output.endsWith(path.sep)) {
-    await mkdir(output, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-      throw new IoError(`cannot create folder ${output}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`);
-    });
-    return path.join(output, sourceFile);
-  }
+  // `-o out/` names a folder, created (by expand, once nothing can fail before writing) if needed: a PEFT adapter is a folder.
+  if (output.endsWith('/') || output.endsWith(path.sep)) return path.join(output, sourceFile);
   const isDir = await stat(output).then((s) => s.isDirectory(), () => false);
   return isDir ? path.join(output, sourceFile) : output;
 }
@@ -70,35 +65,38 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   try {
     const { doc } = nola;
     assertLayersFit(nola);
+    await validateNola(nola);
+    const plan = planExpand(nola, req.to);
     const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
-    const plan = planOutputFor(req.input, {
-      family: doc.source.family,
-      to: req.to,
-      layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
-      passthrough: doc.passthrough.map((p) => {
-        const t = nola.reader.get(p.tensor)!;
-        return { name: p.name, dtype: t.dtype, shape: t.shape };
-      }),
-      metadata: doc.source.metadata,
-      config: doc.source.config,
-    });
     const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
-    await assertWritable(output, req.force ?? false);
-    if (configPath !== null) await assertWritable(configPath, req.force ?? false);
-
-    const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
-    const pool = createExpandPool(expandThreads(req.threads, doc.layers));
-    try {
-      const produce = factorProducer(nola, plan, specs, pool, req.onProgress);
-      await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
-        force: req.force,
-        ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
-      });
-    } finally {
-      await pool.close();
-    }
     // PEFT writes its config with indent=2 and no trailing newline; an unchanged config stays byte-compatible.
-    if (configPath !== null) await writeTextAtomic(configPath, JSON.stringify(plan.config, null, 2), { force: req.force });
+    // Serialized before anything is written: a config that cannot be is refused with nothing on disk.
+    const configText = configPath === null ? null : JSON.stringify(plan.config, null, 2);
+    await assertDistinctOutputs(configPath === null ? [output] : [output, configPath], [req.input]);
+    const batch = new OutputBatch(req.force ?? false);
+    try {
+      if (req.output !== undefined && (req.output.endsWith('/') || req.output.endsWith(path.sep))) await batch.createFolder(req.output);
+      await assertWritable(output, req.force ?? false);
+      if (configPath !== null) await assertWritable(configPath, req.force ?? false);
+
+      const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+      const pool = createExpandPool(expandThreads(req.threads, doc.layers));
+      try {
+        const produce = factorProducer(nola, plan, specs, pool, req.onProgress);
+        await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
+          force: req.force,
+          batch,
+          ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
+        });
+      } finally {
+        await pool.close();
+      }
+      if (configPath !== null) await writeTextAtomic(configPath, configText!, { force: req.force, batch });
+      await batch.commit();
+    } catch (e) {
+      await batch.abort();
+      throw e;
+    }
     return {
       input: req.input, output, config: configPath, family: plan.family,
       layers: plan.layers.length, tensors: plan.tensors.length, bytes: (await stat(output)).size, warnings: plan.warnings,
@@ -186,6 +184,22 @@ function factorProducer(
     }
     return f.data;
   };
+}
+
+/** The output plan of a NOLA file (expand writes it; verify checks every step of it). */
+export function planExpand(nola: OpenNola, to: Family | undefined): OutputPlan {
+  const { doc } = nola;
+  return planOutputFor(nola.file, {
+    family: doc.source.family,
+    to,
+    layers: doc.layers.map((e) => ({ spec: specFromEntry(e), rank: e.rank })),
+    passthrough: doc.passthrough.map((p) => {
+      const t = nola.reader.get(p.tensor)!;
+      return { name: p.name, dtype: t.dtype, shape: t.shape };
+    }),
+    metadata: doc.source.metadata,
+    config: doc.source.config,
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 /** nola inspect: structure and size statistics of a LoRA or a NOLA file, as data. */
 import { stat } from 'node:fs/promises';
 import { openSafetensors } from '../io/safetensors/index.js';
-import { isNolaMetadata, openNola } from './nola-source.js';
+import { isNolaMetadata, openNola, validateNola } from './nola-source.js';
+import { planExpand } from './expand.js';
 import { openLora, readFactors, resolveLoraPath } from './source.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import type { BlockLocation, QuantSpec } from '../container/document.js';
@@ -79,6 +80,10 @@ async function inspectLora(input: string, family?: Family): Promise<LoraInspecti
 async function inspectNola(file: string): Promise<NolaInspection> {
   const nola = await openNola(file);
   try {
+    // The one validation every command makes: checksum, every block decoded (nothing synthesized), and
+    // the output plan expand would follow (names, alphas, the stored config and its patterns).
+    await validateNola(nola);
+    planExpand(nola, undefined);
     const { doc, reader } = nola;
     const size = (name: string): number => { const t = reader.get(name)!; return t.end - t.begin; };
     const blockBytes = (b: BlockLocation): number => b.codes.bytes + (b.scales?.bytes ?? 0);

@@ -2,7 +2,10 @@
  * Locating and opening a LoRA: a .safetensors path or a folder holding one, plus a sibling
  * adapter_config.json. Returns the open reader and the canonical layer plan.
  */
-import { readFile, stat, readdir } from 'node:fs/promises';
+import { stat, readdir } from 'node:fs/promises';
+import { readRegularText } from '../io/read-text.js';
+import { assertJsonDepth } from '../io/json-depth.js';
+import { MAX_CONFIG_BYTES } from './limits.js';
 import path from 'node:path';
 import { openSafetensors, type SafetensorsFile } from '../io/safetensors/index.js';
 import { describeLora } from '../formats/index.js';
@@ -36,12 +39,9 @@ export async function resolveLoraPath(input: string): Promise<string> {
 /** adapter_config.json beside the file, parsed, or null when there is none. */
 export async function readSiblingConfig(file: string): Promise<unknown> {
   const configPath = path.join(path.dirname(file), 'adapter_config.json');
-  let text: string;
-  try {
-    text = await readFile(configPath, 'utf8');
-  } catch {
-    return null;
-  }
+  const text = await readRegularText(configPath, MAX_CONFIG_BYTES);
+  if (text === null) return null;
+  assertJsonDepth(text, configPath);
   try {
     return JSON.parse(text);
   } catch (e) {

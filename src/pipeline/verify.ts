@@ -2,10 +2,11 @@
  * nola verify: rebuild every layer from a NOLA file and check it against what the file claims;
  * with the source LoRA, also check the source checksum and recompute every error from scratch.
  */
-import { assertLayersFit, openNola, synthesizeLayer } from './nola-source.js';
+import { assertHolds, assertLayersFit, openNola, synthesizeLayer, validateNola } from './nola-source.js';
+import { planExpand } from './expand.js';
 import { openLora, readFactors, type OpenLora } from './source.js';
 import { relativeError } from '../core/lowrank.js';
-import { hashDataSection, hashFileRange } from '../io/index.js';
+import { hashDataSection } from '../io/index.js';
 
 export interface VerifyResult {
   file: string;
@@ -23,22 +24,24 @@ export async function verify(file: string, source: string | undefined, tolerance
   const nola = await openNola(file);
   let lora: OpenLora | undefined;
   try {
+    // What expand would refuse, verify refuses: the same limits, blocks and output plan (one validation).
     assertLayersFit(nola);
+    const coefficients: VerifyResult['coefficients'] = await validateNola(nola, 'report');
+    const plan = planExpand(nola, undefined);
     lora = source === undefined ? undefined : await openLora(source, nola.doc.source.family);
-    let coefficients: VerifyResult['coefficients'] = 'not-stored';
-    const stated = nola.doc.coeffs;
-    if (stated !== undefined) {
-      const t = nola.reader.get(stated.tensor)!;
-      const actual = await hashFileRange(nola.file, nola.reader.dataStart + t.begin, nola.reader.dataStart + t.end);
-      coefficients = actual === stated.sha256 ? 'match' : 'mismatch';
-    }
     let checksum: VerifyResult['checksum'] = 'not-checked';
     if (lora !== undefined) checksum = (await hashDataSection(lora.reader)) === nola.doc.source.tensors_sha256 ? 'match' : 'mismatch';
     const specs = new Map((lora?.plan.layers ?? []).map((s) => [s.name, s]));
     const layers: VerifyResult['layers'] = [];
-    for (const entry of nola.doc.layers) {
+    for (const [i, entry] of nola.doc.layers.entries()) {
       const { a, b } = await synthesizeLayer(nola, entry);
       const finite = a.data.every(Number.isFinite) && b.data.every(Number.isFinite);
+      if (finite) {
+        // As expand writes them: B carries the ratio of the stored scale to the output's, each factor in its dtype.
+        const ratio = entry.scale / plan.layers[i].scaleOut;
+        assertHolds(nola.file, entry.name, 'A', a.data, entry.dtype_A);
+        assertHolds(nola.file, entry.name, 'B', ratio === 1 ? b.data : b.data.map((v) => v * ratio), entry.dtype_B);
+      }
       let measured: number | null = null;
       const spec = specs.get(entry.name);
       if (lora !== undefined && spec !== undefined) {

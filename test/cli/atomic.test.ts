@@ -10,7 +10,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EXIT } from '../../src/errors.js';
@@ -108,6 +108,8 @@ test('a compress killed with SIGKILL while writing leaves no file at the output 
   const again = await runNola(['compress', tiny, '-o', out, ...ONE]);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(readFileSync(out), readFileSync(nolaFile));
+  // Issue 14: the next write of that output removed the dead run's temp file (nola's own name pattern, dead pid).
+  assert.deepEqual(listing(dir), [path.basename(out)]);
 });
 
 test('a --force compress killed with SIGKILL while writing leaves the previous complete file in place', { timeout: 60_000 }, async () => {
@@ -175,4 +177,59 @@ test('disk full, permission denied and a missing folder: exit 7, one line naming
   } finally {
     chmodSync(locked, 0o755);
   }
+});
+
+test('SIGTERM and SIGHUP mid-write clean up like SIGINT: exit 128 + signal, temp file removed, output path as it was', { timeout: 60_000 }, async () => {
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    const dir = folder();
+    const out = path.join(dir, 'stopped.nola.safetensors');
+    const { result } = await interruptCompress(out, signal);
+    assert.equal(result.code, code, result.stderr);
+    assert.equal(result.stderr, `nola: stopped by ${signal}; no output was written\n`);
+    assert.deepEqual(listing(dir), []);
+  }
+});
+
+test('expand -o new/ stopped mid-write removes the folder it created, and a failing expand never creates it', { timeout: 60_000 }, async () => {
+  const parent = folder();
+  const target = path.join(parent, 'new', 'deeper');
+  const run = startNola(['expand', nolaFile, '-o', `${target}/`], { env: { NOLA_TEST_WRITE_DELAY_MS: '20000' } });
+  await waitFor(() => { try { return listing(target).some((f) => f.endsWith('.tmp')); } catch { return false; } }, 15_000, 'a temp file in the new folder');
+  run.child.kill('SIGTERM');
+  const r = await run.done;
+  assert.equal(r.code, 143, r.stderr);
+  assert.deepEqual(listing(parent), []);
+  // A refusal (here: the output is the input) leaves no folder either.
+  const refused = await runNola(['expand', nolaFile, '-o', path.join(parent, 'other') + '/', '--to', 'kohya']);
+  assert.notEqual(refused.code, 0);
+  assert.deepEqual(listing(parent), []);
+});
+
+test('no output may be an input (symlinks and hard links resolved), --force or not, and no two outputs one file', { timeout: 60_000 }, async () => {
+  const dir = folder();
+  const lora = path.join(dir, 'lora');
+  cpSync(tiny, lora, { recursive: true });
+  const model = path.join(lora, 'adapter_model.safetensors');
+  const nola = path.join(dir, 'k.nola.safetensors');
+  cpSync(nolaFile, nola);
+  const hard = path.join(dir, 'hard.safetensors');
+  linkSync(model, hard);
+  const soft = path.join(dir, 'soft.nola.safetensors');
+  symlinkSync(nola, soft);
+  const before = [readFileSync(model), readFileSync(path.join(lora, 'adapter_config.json')), readFileSync(nola)];
+  const runs = await inBatches([
+    () => runNola(['expand', nola, '-o', nola, '--force']),
+    () => runNola(['expand', soft, '-o', nola, '--force']),
+    () => runNola(['compress', lora, '--report', model, '--force', ...ONE, '-o', path.join(dir, 'a.nola.safetensors')]),
+    () => runNola(['compress', lora, '-o', path.join(lora, 'adapter_config.json'), '--force', ...ONE]),
+    () => runNola(['compress', lora, '-o', hard, '--force', ...ONE]),
+    () => runNola(['compress', lora, '--sweep', '--svg', model, '--force', '--no-paper']),
+    () => runNola(['compress', lora, '-o', path.join(dir, 'x.nola.safetensors'), '--report', path.join(dir, 'x.nola.safetensors'), ...ONE]),
+  ]);
+  for (const r of runs) {
+    assert.equal(r.code, EXIT.usage, `nola ${r.args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^nola: error: (output .* is the input .*; nola never overwrites its input|outputs .* and .* are the same file)/);
+  }
+  assert.deepEqual([readFileSync(model), readFileSync(path.join(lora, 'adapter_config.json')), readFileSync(nola)], before);
+  assert.deepEqual(listing(dir), ['hard.safetensors', 'k.nola.safetensors', 'lora', 'soft.nola.safetensors']);
 });

@@ -48,3 +48,14 @@ test('rice model: the interpolated table stays within 1e-4 of the exact sums', (
     assert.ok(Math.abs(t.mse - e.mse) <= 1e-4 * e.mse, `u ${u}: mse ${t.mse} vs ${e.mse}`);
   }
 });
+
+test('rice model: above the table, each halving of the step adds one bit (checked against the exact sums), and absurd ratios cost nothing', () => {
+  for (const u of [65, 100, 180, 300]) {
+    const t = gaussianRiceEstimate(u, 1), e = exactGaussianRiceEstimate(u, 1);
+    assert.ok(Math.abs(t.bitsPerValue - e.bitsPerValue) < 2e-3 * e.bitsPerValue, `u ${u}: ${t.bitsPerValue} vs ${e.bitsPerValue}`);
+    assert.ok(Math.abs(t.mse - e.mse) < 1e-3 * e.mse);
+  }
+  // σ/Δ = 3e10 (F16 factors at ±65504 probed by the step search) once allocated 2.6e11 cells.
+  const huge = gaussianRiceEstimate(3e10, 1);
+  assert.ok(Number.isFinite(huge.bitsPerValue) && huge.bitsPerValue > 30 && huge.k === 24);
+});

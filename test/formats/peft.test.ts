@@ -64,10 +64,10 @@ test('peft: a rank in the config that differs from the tensors is a PairingError
   assert.match(e.message, /rank 8.*rank 4/);
 });
 
-test('peft: without adapter_config.json, alpha = r (scale 1) with a warning', async () => {
+test('peft: without adapter_config.json, alpha = r (scale 1) with a warning; the alpha is not stated (null in the document)', async () => {
   const plan = await describeLora(input(pair(`${P}m.lora_A.weight`, `${P}m.lora_B.weight`, 4, 10, 10)));
   assert.equal(plan.layers[0].scale, 1);
-  assert.equal(plan.layers[0].alpha, 4);
+  assert.equal(plan.layers[0].alpha, undefined);
   assert.ok(plan.warnings.some((w) => /adapter_config\.json/.test(w)));
 });
 

@@ -1,11 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { IoError, UsageError } from '../../src/errors.js';
 import {
-  assertWritable, liveTempFileCount, mapFsError, removeLiveTempFiles, writeFileAtomic, writeTextAtomic,
+  assertDistinctOutputs, assertWritable, liveTempFileCount, mapFsError, OutputBatch, removeLiveTempFiles, removeStaleTempFiles, writeFileAtomic, writeTextAtomic,
 } from '../../src/io/atomic.js';
 import { makeTempDir } from './helpers.js';
 
@@ -157,4 +157,53 @@ test('removeLiveTempFiles in-process empties the registry', async () => {
     throw new Error('stop');
   }), /stop/);
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test('OutputBatch: files are staged, then renamed together; a failure of the second removes the first and the folder made for them', async () => {
+  const dir = folder();
+  const sub = path.join(dir, 'new', 'inner');
+  const batch = new OutputBatch(false);
+  await batch.createFolder(sub);
+  await writeTextAtomic(path.join(sub, 'model.bin'), 'model', { batch });
+  // Staged: complete under its temp name, nothing at the target yet.
+  assert.deepEqual(readdirSync(sub).filter((f) => !f.endsWith('.tmp')), []);
+  assert.equal(readFileSync(batch.pathOf(path.join(sub, 'model.bin')), 'utf8'), 'model');
+  await assert.rejects(writeFileAtomic(path.join(sub, 'config.json'), async () => { throw new Error('cannot serialize'); }, { batch }), /cannot serialize/);
+  await batch.abort();
+  assert.deepEqual(readdirSync(dir), []);
+  assert.equal(liveTempFileCount(), 0);
+
+  const ok = new OutputBatch(false);
+  await writeTextAtomic(path.join(dir, 'a.txt'), 'a', { batch: ok });
+  await writeTextAtomic(path.join(dir, 'b.txt'), 'b', { batch: ok });
+  await ok.commit();
+  assert.deepEqual(readdirSync(dir), ['a.txt', 'b.txt']);
+  assert.equal(liveTempFileCount(), 0);
+});
+
+test('stale temp files: only nola\'s own pattern for the same target, only of dead processes, are removed', async () => {
+  const dir = folder();
+  const target = path.join(dir, 'out.bin');
+  const dead = 2 ** 22 + 12345; // above the default pid_max of 2^22: no such process
+  const names = [
+    `.out.bin.${dead}.0123456789ab.tmp`, `.out.bin.${dead}.0123456789ab.data.tmp`, // removed
+    `.out.bin.${process.pid}.0123456789ab.tmp`, // a live process (this one): kept
+    `.other.bin.${dead}.0123456789ab.tmp`, 'out.bin.tmp', `.out.bin.${dead}.xyz.tmp`, // not the pattern for this target: kept
+  ];
+  for (const n of names) writeFileSync(path.join(dir, n), 'x');
+  await removeStaleTempFiles(target);
+  assert.deepEqual(readdirSync(dir).sort(), names.slice(2).sort());
+});
+
+test('assertDistinctOutputs: an output that is an input by path, symlink or hard link, or two equal outputs, is a UsageError', async () => {
+  const dir = folder();
+  const input = path.join(dir, 'in.bin');
+  writeFileSync(input, 'x');
+  symlinkSync(input, path.join(dir, 'soft.bin'));
+  linkSync(input, path.join(dir, 'hard.bin'));
+  for (const out of [input, path.join(dir, 'soft.bin'), path.join(dir, 'hard.bin'), path.join(dir, '.', 'in.bin')]) {
+    await assert.rejects(assertDistinctOutputs([out], [input]), (e) => e instanceof UsageError && /is the input/.test(e.message));
+  }
+  await assert.rejects(assertDistinctOutputs([path.join(dir, 'o'), path.join(dir, 'o')], [input]), /are the same file/);
+  await assertDistinctOutputs([path.join(dir, 'o1'), path.join(dir, 'o2')], [input]);
 });

@@ -4,6 +4,7 @@ import {
   ALL_DTYPES, decodeToFloat32, decodeToFloat64, dtypeSize, encodeFloats, isFloatDType, f64WordsToBf16Bits, f64WordsToF16Bits,
 } from '../../src/io/safetensors/dtypes.js';
 import { runPython } from './helpers.js';
+import * as halfRef from '../core/half-reference.js';
 
 // Helpers that read bit patterns without going through a JS number (which could quiet a NaN).
 function u16s(bytes: Uint8Array): Uint16Array {
@@ -239,6 +240,35 @@ test('FP8 decodes to the closed-form values of E4M3FN and E5M2 (OCP FP8 spec)', 
 
 test('decoding a byte count that is not a whole number of elements throws', () => {
   assert.throws(() => decodeToFloat32(new Uint8Array(3), 'F16'), RangeError);
+});
+
+test('F64 -> BF16 (the fast path for normal results included) rounds like the pre-#10 reference encoder', () => {
+  // Reference: test/core/half-reference.ts (exponent and powers of two per value, no bit tricks).
+  // NaNs are left out: this encoder keeps payloads, the reference returns the canonical NaN.
+  const words = new Uint32Array(2);
+  const f = new Float64Array(words.buffer);
+  const hiIdx = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+  let s = 777;
+  const rnd = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  const check = (x: number): void => {
+    if (Number.isNaN(x)) return;
+    f[0] = x;
+    const got = f64WordsToBf16Bits(words[hiIdx], words[1 - hiIdx]);
+    if (got !== halfRef.bf16Bits(x)) assert.fail(`bf16 of ${x}: 0x${got.toString(16)}, reference 0x${halfRef.bf16Bits(x).toString(16)}`);
+  };
+  for (let i = 0; i < 300000; i++) {
+    words[hiIdx] = rnd();
+    words[1 - hiIdx] = rnd();
+    check(f[0]);
+    words[hiIdx] = ((((rnd() % 300) + 1023 - 150) << 20) | (rnd() & 0xfffff) | (rnd() & 0x80000000)) >>> 0;
+    check(f[0]);
+  }
+  for (let h = 0; h < 0x7f80; h++) {
+    const lo = halfRef.bf16Value(h), hi = h + 1 < 0x7f80 ? halfRef.bf16Value(h + 1) : lo * 2;
+    for (const v of [lo, (lo + hi) / 2]) {
+      for (const y of [v, v * (1 + Number.EPSILON), v * (1 - Number.EPSILON / 2)]) { check(y); check(-y); }
+    }
+  }
 });
 
 test('F64 arrays encode to F16/BF16 with the same bits as the word-level rounding (the fast path is checked against it)', () => {

@@ -306,7 +306,8 @@ describe('rules: header schema', () => {
   });
 
   test('more tensors than limits.maxTensors', async () => {
-    await rejects(validFile(), /header lists 2 tensors, more than the limit of 1/, { maxTensors: 1 });
+    // Counted while parsing (issue 14: a header of 10^6 tensors is refused before it is all built).
+    await rejects(validFile(), /header lists more than 1 tensors, the limit \(stopped reading it there\)/, { maxTensors: 1 });
     const f = await opens(validFile(), { maxTensors: 2 }); // __metadata__ does not count
     await f.close();
   });

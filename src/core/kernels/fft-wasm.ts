@@ -20,10 +20,7 @@ interface Exports {
 export interface Radix2Kernel {
   /** One transform of re[0..n), im[0..n) in place. */
   single(re: Float64Array, im: Float64Array, n: number, rev: Uint32Array, tc: Float64Array, ts: Float64Array): void;
-  /**
-   * `count` interleaved columns at off: all rows bit-reversed, the stages run on the first
-   * count & ~1 columns; an odd last column comes back reversed but not transformed.
-   */
+  /** `count` ≥ 2 interleaved columns at off, in place. */
   batch(re: Float64Array, im: Float64Array, off: number, count: number, n: number, rev: Uint32Array, tc: Float64Array, ts: Float64Array): void;
 }
 

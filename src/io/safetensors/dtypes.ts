@@ -163,6 +163,16 @@ export function f64WordsToF16Bits(hi: number, lo: number): number {
 
 /** F64 (as its two 32-bit words) -> BF16 bit pattern, rounded once. */
 export function f64WordsToBf16Bits(hi: number, lo: number): number {
+  const exp = (hi >>> 20) & 0x7ff;
+  if (exp >= 897 && exp <= 1150) {
+    // Fast path, result a normal bf16 (or a carry into infinity): 45 dropped bits = 13 low bits of
+    // the high word + the low word, ties to even.
+    const manHi = hi & 0xfffff;
+    const h = ((exp - 896) << 7) | (manHi >>> 13);
+    const rest = manHi & 0x1fff;
+    const up = rest > 0x1000 || (rest === 0x1000 && (lo !== 0 || (h & 1) === 1));
+    return ((hi >>> 31) << 15) | (up ? h + 1 : h);
+  }
   return f64WordsToSmall(hi, lo, 8, 7);
 }
 

@@ -9,6 +9,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
+import { constants as fsConstants } from 'node:fs';
 import { FormatError, IoError } from '../../errors.js';
 import {
   ALL_DTYPES, decodeToFloat32, decodeToFloat64, dtypeSize, isDType, type DType,
@@ -35,7 +36,8 @@ export async function openSafetensors(path: string, limits?: Partial<Safetensors
   const fail = (msg: string): never => { throw new FormatError(`${path}: ${msg}`); };
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever (checked below).
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
     throw ioError(path, err, 'cannot open');
   }
@@ -129,7 +131,9 @@ type JsonValue = string | boolean | null | JsonNumber | JsonObject | JsonValue[]
  */
 class StrictJson {
   private i = 0;
-  constructor(private readonly s: string, private readonly fail: (msg: string) => never) {}
+  private rootTensors = 0;
+  /** maxTensors: most tensors the root object may list, refused while parsing, before the rest is built. */
+  constructor(private readonly s: string, private readonly fail: (msg: string) => never, private readonly maxTensors = Infinity) {}
 
   parseObjectDocument(): JsonObject {
     const v = this.value(0, null);
@@ -288,6 +292,9 @@ class StrictJson {
       if (this.s[this.i] !== ':') return this.syntax(`expected ':' but found ${this.describe()}`);
       this.i++;
       entries.push([key, this.value(depth + 1, key)]);
+      if (depth === 0 && key !== '__metadata__' && ++this.rootTensors > this.maxTensors) {
+        this.fail(`header lists more than ${this.maxTensors} tensors, the limit (stopped reading it there)`);
+      }
       this.ws();
       const c = this.s[this.i];
       if (c === ',') { this.i++; continue; }
@@ -312,7 +319,7 @@ function parseHeader(bytes: Uint8Array, lim: SafetensorsLimits, fail: (msg: stri
   } catch {
     return fail('header is not valid UTF-8');
   }
-  const root = new StrictJson(text, fail).parseObjectDocument();
+  const root = new StrictJson(text, fail, lim.maxTensors).parseObjectDocument();
   const tensorCount = root.entries.length - (root.entries.some(([k]) => k === '__metadata__') ? 1 : 0);
   if (tensorCount > lim.maxTensors) fail(`header lists ${tensorCount} tensors, more than the limit of ${lim.maxTensors}`);
 

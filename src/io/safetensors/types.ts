@@ -34,6 +34,8 @@ export interface WriteOptions {
    * metadata entries to merge before the header is written (kohya's sshs_model_hash).
    */
   finalizeMetadata?: (dataSha256Hex: string) => Record<string, string>;
+  /** Stage the file in this batch of outputs instead of moving it into place (src/io/atomic.ts). */
+  batch?: import('../atomic.js').OutputBatch;
 }
 
 /** An open safetensors file: header parsed and validated, tensor data read on demand. */

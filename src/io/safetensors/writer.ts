@@ -69,7 +69,7 @@ export async function writeSafetensors(
       await writeAll(fh, encodeHeader(merged, plan));
       await copyAll(dataFh, fh, plan.length ? plan[plan.length - 1].end : 0);
     });
-  }, { force: options.force });
+  }, { force: options.force, batch: options.batch });
 }
 
 /** Validates specs and assigns offsets in file order. Bad specs are bugs in the caller: plain Errors. */
