@@ -64,9 +64,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const nola = await openNola(req.input);
   try {
     const { doc } = nola;
-    assertLayersFit(nola);
-    await validateNola(nola);
-    const plan = planExpand(nola, req.to);
+    const { plan, specs, withProducer } = await buildExpand(nola, req.to, req.threads, req.onProgress);
     const output = await resolveExpandOutput(req.input, req.output, doc.source.file);
     const configPath = plan.config !== null && plan.config !== undefined ? path.join(path.dirname(output), 'adapter_config.json') : null;
     // PEFT writes its config with indent=2 and no trailing newline; an unchanged config stays byte-compatible.
@@ -79,18 +77,11 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       await assertWritable(output, req.force ?? false);
       if (configPath !== null) await assertWritable(configPath, req.force ?? false);
 
-      const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
-      const pool = createExpandPool(expandThreads(req.threads, doc.layers));
-      try {
-        const produce = factorProducer(nola, plan, specs, pool, req.onProgress);
-        await writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
-          force: req.force,
-          batch,
-          ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
-        });
-      } finally {
-        await pool.close();
-      }
+      await withProducer((produce) => writeSafetensors(output, specs, plan.metadata, (spec, i) => produce(i), {
+        force: req.force,
+        batch,
+        ...(plan.kohyaHashes ? { finalizeMetadata: plan.kohyaHashes.finalizeMetadata } : {}),
+      }));
       if (configPath !== null) await writeTextAtomic(configPath, configText!, { force: req.force, batch });
       await batch.commit();
     } catch (e) {
@@ -224,6 +215,35 @@ function assertHolds(file: string, layer: string, factor: 'A' | 'B', maxAbs: num
   if (!Number.isFinite(maxAbs) || !Number.isFinite(representable(maxAbs, dtype))) {
     throw new NumericError(`${file}: layer ${JSON.stringify(layer)}: factor ${factor} synthesizes to values (max |x| = ${maxAbs}) that ${dtype} cannot hold`);
   }
+}
+
+/** Produces output tensor i (plan order): floats to encode into its dtype, or raw bytes. */
+export type TensorProducer = (i: number) => Promise<TensorData>;
+
+/**
+ * The seam between planning and writing: the plan and output tensors of an open NOLA file, and
+ * withProducer(use), which runs `use` with the producer of those tensors (its worker pool is closed
+ * when `use` settles). expand() writes what it produces; the API's load() keeps it in
+ * memory through the writer's own encoding (src/pipeline/load.ts). Nothing is written here.
+ */
+export async function buildExpand(nola: OpenNola, to: Family | undefined, threads?: number, onProgress?: ExpandRequest['onProgress']): Promise<{
+  plan: OutputPlan;
+  specs: TensorSpec[];
+  withProducer: <T>(use: (produce: TensorProducer) => Promise<T>) => Promise<T>;
+}> {
+  assertLayersFit(nola);
+  await validateNola(nola);
+  const plan = planExpand(nola, to);
+  const specs: TensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+  const withProducer = async <T>(use: (produce: TensorProducer) => Promise<T>): Promise<T> => {
+    const pool = createExpandPool(expandThreads(threads, nola.doc.layers));
+    try {
+      return await use(factorProducer(nola, plan, specs, pool, onProgress));
+    } finally {
+      await pool.close();
+    }
+  };
+  return { plan, specs, withProducer };
 }
 
 /** planOutput judges the document's layers and config, not files: errors name the NOLA file they came from. */

@@ -63,9 +63,7 @@ export async function writeSafetensors(
         hash.update(bytes);
         await writeAll(dataFh, bytes);
       }
-      const extra = finalize(hash.digest('hex'));
-      checkMetadata(extra);
-      const merged = metadata === null && Object.keys(extra).length === 0 ? null : { ...metadata, ...extra };
+      const merged = finalMetadata(metadata, finalize(hash.digest('hex')));
       await writeAll(fh, encodeHeader(merged, plan));
       await copyAll(dataFh, fh, plan.length ? plan[plan.length - 1].end : 0);
     });
@@ -100,6 +98,12 @@ export function planLayout(specs: readonly TensorSpec[]): PlannedTensor[] {
   return items.map(({ spec, index, numel, begin, end }) => ({ spec, index, numel, begin, end }));
 }
 
+/** The metadata written with `finalizeMetadata`: `extra` (computed from the data's SHA-256) merged over `metadata`. */
+export function finalMetadata(metadata: Record<string, string> | null, extra: Record<string, string>): Record<string, string> | null {
+  checkMetadata(extra);
+  return metadata === null && Object.keys(extra).length === 0 ? null : { ...metadata, ...extra };
+}
+
 function checkMetadata(metadata: Record<string, string> | null): void {
   if (metadata === null) return;
   for (const [k, v] of Object.entries(metadata)) {
@@ -126,7 +130,8 @@ export function encodeHeader(metadata: Record<string, string> | null, plan: read
   return out;
 }
 
-async function produceBytes(t: PlannedTensor, produce: ProduceTensor): Promise<Uint8Array> {
+/** The bytes of one planned tensor as they go into the file (the API's load() keeps them in memory). */
+export async function produceBytes(t: PlannedTensor, produce: ProduceTensor): Promise<Uint8Array> {
   const { name, dtype, shape } = t.spec;
   const data = await produce(t.spec, t.index);
   const what = `tensor ${JSON.stringify(name)} (${dtype} [${shape.join(',')}])`;

@@ -1,0 +1,111 @@
+"""nola_reader: read a NOLA file (https://github.com/... nola, docs/FORMAT.md) into the LoRA `nola expand` would
+write, in memory, with numpy (torch optional).
+
+    from nola_reader import load
+    lora = load('adapter.nola.safetensors')            # numpy arrays
+    lora = load('adapter.nola.safetensors', 'pt')      # torch tensors (torch must be installed)
+    lora.tensors    # {name: array} in the expanded file's order; same dtypes, shapes and bits as `nola expand`
+    lora.config     # the adapter_config.json expand writes beside a PEFT adapter (a dict), else None
+    lora.config_text  # that file's text, byte for byte
+    lora.metadata   # the expanded file's __metadata__ (dict of str) or None
+
+BF16 tensors: torch.bfloat16 with framework='pt'; with numpy (which has no bfloat16) a uint16 array of the
+bfloat16 bits (`lora.float32(name)` widens any tensor exactly). `lora.bytes(name)` is a tensor's
+little-endian bytes as the file would hold them.
+"""
+import json
+
+import numpy as np
+
+from . import _js
+
+from ._container import read_nola
+from ._dtypes import decode, encode
+from ._errors import FormatError, NolaError, NumericError, UsageError
+from ._plan import file_order, plan_same_family, sha256_of
+from ._synth import synthesize
+
+__all__ = ['load', 'Lora', 'NolaError', 'FormatError', 'NumericError', 'UsageError']
+__version__ = '0.1.0'
+
+_NUMPY = {'F64': '<f8', 'F32': '<f4', 'F16': '<f2', 'BF16': '<u2', 'I64': '<i8', 'I32': '<i4', 'I16': '<i2', 'I8': '<i1',
+          'U8': '<u1', 'U16': '<u2', 'U32': '<u4', 'U64': '<u8', 'BOOL': '?', 'F8_E4M3': '<u1', 'F8_E5M2': '<u1'}
+_MAX = {'F64': np.finfo(np.float64).max, 'F32': float(np.finfo(np.float32).max), 'F16': 65504.0,
+        'BF16': float(np.array([0x7F7F0000], np.uint32).view(np.float32)[0])}
+
+
+class Lora:
+    """The expanded LoRA: tensors (in file order), their safetensors dtypes, metadata, PEFT config, family."""
+
+    def __init__(self, family, raw, dtypes, shapes, metadata, config, warnings, framework):
+        self.family = family
+        self.metadata = metadata
+        # As a JSON reader gets it from the adapter_config.json expand writes (integral numbers are ints).
+        self.config = None if config is None else json.loads(_js.stringify(config))
+        # That file's exact text (JSON.stringify(config, null, 2)), or None.
+        self.config_text = None if config is None else _js.stringify(config, 2)
+        self.warnings = warnings
+        self.dtypes = dtypes
+        self._raw = raw
+        self.tensors = {name: _array(raw[name], dtypes[name], shapes[name], framework) for name in raw}
+
+    def bytes(self, name):
+        return self._raw[name]
+
+    def float32(self, name):
+        return decode(self._raw[name], self.dtypes[name]).astype(np.float32).reshape(self.tensors[name].shape)
+
+    def __repr__(self):
+        return f'<nola_reader.Lora {self.family}: {len(self.tensors)} tensors>'
+
+
+def _array(raw, dtype, shape, framework):
+    a = np.frombuffer(raw, _NUMPY[dtype]).reshape(shape)
+    if framework == 'np':
+        return a
+    import torch
+    if dtype == 'BF16':
+        return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
+    if dtype in ('U16', 'U32', 'U64'):  # older torch has no wide unsigned dtypes (only integer alphas use them)
+        a = a.astype(np.int64)
+    return torch.from_numpy(a.copy())
+
+
+def _factors(nola, i, e, ratio):
+    where = f"{nola['path']}: layer {e['name']!r}"
+    a = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], e['rank'], e['d_in'], 'A', e['coeffs_A'])
+    b = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], e['rank'], e['d_out'], 'B', e['coeffs_B'])
+    # The target tool applies scale_out to B·A as written; expand folds the difference into B.
+    if ratio != 1:
+        b = b * ratio
+    for f, x, dtype in (('A', a, e['dtype_A']), ('B', b, e['dtype_B'])):
+        m = float(np.max(np.abs(x))) if x.size else 0.0
+        if not np.isfinite(m) or abs(float(decode(encode([m], dtype), dtype)[0])) > _MAX[dtype]:
+            raise NumericError(f'{where}: factor {f} synthesizes to values (max |x| = {m}) that {dtype} cannot hold')
+    return a, b
+
+
+def load(path, framework='np'):
+    """The LoRA `nola expand PATH` would write (same family): tensors bit for bit, metadata, adapter config."""
+    if framework not in ('np', 'pt'):
+        raise UsageError(f"framework must be 'np' or 'pt', got {framework!r}")
+    nola = read_nola(path)
+    nola['path'] = path
+    plan = plan_same_family(nola)
+    order = file_order(plan['tensors'])
+    raw, dtypes, shapes, cache = {}, {}, {}, {}
+    for t in order:
+        src = t['source']
+        if src[0] == 'factor':
+            i = src[1]
+            if i not in cache:
+                e = nola['layers'][i]
+                cache[i] = _factors(nola, i, e, e['scale'] / plan['scale_out'][i])
+            data = encode(cache[i][0 if src[2] == 'A' else 1], t['dtype'])
+        else:
+            data = src[1]
+        raw[t['name']], dtypes[t['name']], shapes[t['name']] = data, t['dtype'], t['shape']
+    metadata = plan['metadata']
+    if plan['finalize'] is not None:
+        metadata = {**metadata, **plan['finalize'](sha256_of(raw[t['name']] for t in order))}
+    return Lora(nola['family'], raw, dtypes, shapes, metadata, plan['config'], plan['warnings'], framework)

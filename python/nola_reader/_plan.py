@@ -1,0 +1,353 @@
+"""What `nola expand` writes for a NOLA file in its source family (src/formats/expand-plan.ts, planSameFamily):
+the output tensors (names, dtypes, shapes; alpha tensors rewritten for a new rank), the metadata and the
+adapter config adjusted so every layer keeps its scale, and per layer the scale the target tool will apply
+(`scale_out`: expand multiplies B by scale / scale_out). Any change to that file must be mirrored here;
+test/python/reader.test.ts compares both on every shared adapter and generated fixture."""
+import hashlib
+import math
+import re
+
+from . import _dtypes, _js
+from ._errors import FormatError, NumericError, UsageError
+
+DIFFUSERS_COMPONENTS = ['unet', 'transformer', 'transformer_2', 'text_encoder', 'text_encoder_2', 'text_encoder_3',
+                        'prior', 'decoder', 'diffusion_model']
+LORA_ADAPTER_METADATA_KEY = 'lora_adapter_metadata'
+HASH_KEYS = ['sshs_model_hash', 'sshs_legacy_hash']
+LEGACY_HASH_OF_SMALL_FILE = 'e3b0c442'
+LEGACY_OFFSET = 0x100000
+
+
+def escape_regex(s):
+    return re.sub(r'([.*+?^${}()|\[\]\\])', r'\\\1', s)
+
+
+# ----------------------------------------------------------------------------------------------
+# PEFT LoraConfig semantics (src/formats/common.ts)
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def pattern_keys(paths):
+    """rank_pattern / alpha_pattern keys for module paths (src/formats/expand-plan.ts patternKeys): the shortest
+    proper dotted suffix no other path equals or ends with after a dot, regex-escaped; else the whole path
+    (anchored with ^ only where another path ends with it)."""
+    uniq = list(dict.fromkeys(paths))
+    out = []
+    for p in paths:
+        parts = p.split('.')
+        for j in range(1, len(parts)):
+            suffix = '.'.join(parts[len(parts) - j:])
+            if not any(q != p and (q == suffix or q.endswith('.' + suffix)) for q in uniq):
+                out.append(escape_regex(suffix))
+                break
+        else:
+            out.append(('^' if any(q != p and q.endswith('.' + p) for q in uniq) else '') + escape_regex(p))
+    return out
+
+
+def anchored_keys(paths):
+    """`^<escaped module path>`: the keys nola writes today (src/formats/expand-plan.ts adjustLoraConfig)."""
+    return ['^' + escape_regex(p) for p in paths]
+
+
+# The key rule of the nola this reader mirrors; when nola writes unanchored dotted suffixes, this is pattern_keys.
+PATTERN_KEYS = anchored_keys
+
+
+def read_lora_config(cfg, where):
+    if not isinstance(cfg, dict):
+        raise FormatError(f'{where} is not a JSON object')
+
+    def num(field, default):
+        v = cfg.get(field)
+        if v is None:
+            return default
+        if not _number(v):
+            raise FormatError(f'{where}: {field} must be a number')
+        return v
+
+    def pattern(field):
+        v = cfg.get(field)
+        if v is None:
+            return {}
+        if not isinstance(v, dict) or not all(_number(x) for x in v.values()):
+            raise FormatError(f'{where}: {field} must be an object of pattern -> number')
+        return dict(v)
+
+    return {'r': num('r', 8), 'lora_alpha': num('lora_alpha', 8), 'use_rslora': cfg.get('use_rslora') is True,
+            'rank_pattern': pattern('rank_pattern'), 'alpha_pattern': pattern('alpha_pattern')}
+
+
+def match_pattern_key(patterns, module_path, where):
+    """PEFT's get_pattern_key: the first key k (in order) with re.match(rf"(.*\\.)?({k})$", path)."""
+    for key in patterns:
+        try:
+            if re.fullmatch(r'(?:.*\.)?(?:' + key + r')', module_path):
+                return key
+        except re.error as e:
+            raise FormatError(f"{where}: pattern key '{key}' is not a valid regular expression ({e})") from None
+    return None
+
+
+def resolve_rank_alpha(view, module_path, where):
+    rk = match_pattern_key(view['rank_pattern'], module_path, where)
+    ak = match_pattern_key(view['alpha_pattern'], module_path, where)
+    return (view['r'] if rk is None else view['rank_pattern'][rk],
+            view['lora_alpha'] if ak is None else view['alpha_pattern'][ak])
+
+
+def peft_scaling(alpha, r, rslora):
+    return alpha / math.sqrt(r) if rslora else alpha / r
+
+
+def adjust_lora_config(config, layers, where):
+    """layers: dicts module_path, rank_in, rank_out, alpha_in. Returns (config, [scale_out]); the same
+    object when no rank changed."""
+    view = read_lora_config(config, where)
+    for l in layers:
+        r, _ = resolve_rank_alpha(view, l['module_path'], where)
+        if r != l['rank_in']:
+            raise FormatError(f"{where} gives module '{l['module_path']}' rank {r}, but its source factors have rank {l['rank_in']}")
+
+    def target_alpha(l):
+        if view['use_rslora']:
+            return l['alpha_in'] * math.sqrt(l['rank_out'] / l['rank_in'])
+        return (l['alpha_in'] * l['rank_out']) / l['rank_in']
+
+    out = config
+    if any(l['rank_out'] != l['rank_in'] for l in layers):
+        no_patterns = not view['rank_pattern'] and not view['alpha_pattern']
+        if no_patterns and len({l['rank_out'] for l in layers}) == 1:
+            out = dict(config)
+            out['r'] = layers[0]['rank_out']
+            out['lora_alpha'] = target_alpha(layers[0])
+        else:
+            rank_pattern, alpha_pattern = {}, {}
+            keys = PATTERN_KEYS([l['module_path'] for l in layers])
+            for l, key in zip(layers, keys):
+                if l['rank_out'] == l['rank_in']:
+                    continue
+                rank_pattern[key] = l['rank_out']
+                a = target_alpha(l)
+                if a != l['alpha_in'] or key in view['alpha_pattern']:
+                    alpha_pattern[key] = a
+            for k, v in view['rank_pattern'].items():
+                rank_pattern.setdefault(k, v)
+            for k, v in view['alpha_pattern'].items():
+                alpha_pattern.setdefault(k, v)
+            out = dict(config)
+            out['rank_pattern'] = rank_pattern
+            out['alpha_pattern'] = alpha_pattern
+    check = read_lora_config(out, where)
+    scale_out = []
+    for l in layers:
+        r, alpha = resolve_rank_alpha(check, l['module_path'], where)
+        if r != l['rank_out']:
+            raise AssertionError(f"adjusted {where} gives '{l['module_path']}' rank {r}, wanted {l['rank_out']}")
+        scale_out.append(peft_scaling(alpha, r, check['use_rslora']))
+    return out, scale_out
+
+
+# ----------------------------------------------------------------------------------------------
+
+def module_of(e, family):
+    name = e['name']
+    dot = name.find('.')
+    if family == 'diffusers' and dot > 0 and name[:dot] in DIFFUSERS_COMPONENTS:
+        return name[:dot], name[dot + 1:]
+    return '', name
+
+
+def _config_layer(e, family):
+    return {'module_path': module_of(e, family)[1], 'rank_in': e['source_rank'], 'rank_out': e['rank'],
+            'alpha_in': e.get('alpha', e['source_rank'])}
+
+
+def _alpha_for(e, dtype):
+    alpha = e.get('alpha', e['source_rank'])
+    want = (alpha * e['rank']) / e['source_rank']
+    out = _dtypes.representable(want, dtype)
+    if not math.isfinite(out) or _dtypes.decode(_dtypes.scalar_bytes(out, dtype), dtype)[0] != out:
+        raise NumericError(f"layer '{e['name']}': alpha {_js.number(want)} does not fit its {dtype} tensor")
+    return out
+
+
+def _is_conv_kernel(e):
+    return e['kind'] == 'conv' and any(d > 1 for d in e['shape_A'][2:])
+
+
+def _python_float_string(x):
+    if float(x).is_integer() and abs(x) < 1e16:
+        return f'{int(x)}.0'
+    return _js.number(x)
+
+
+def _update_kohya_metadata(meta, rows, warnings):
+    network = [r for r in rows if not _is_conv_kernel(r[0])]
+    conv = [r for r in rows if _is_conv_kernel(r[0])]
+    main = network if network else conv
+
+    def uniq(xs):
+        return list(dict.fromkeys(xs))
+    dims = uniq(r[1] for r in main)
+    alphas = uniq(r[2] for r in main)
+    if 'ss_network_dim' in meta:
+        meta['ss_network_dim'] = _js.number(dims[0]) if len(dims) == 1 else 'Dynamic'
+    if 'ss_network_alpha' in meta:
+        meta['ss_network_alpha'] = _python_float_string(alphas[0]) if len(alphas) == 1 else 'Dynamic'
+    if conv and network and 'ss_network_args' in meta:
+        try:
+            args = _js.ordered(__import__('json').loads(meta['ss_network_args']))
+        except ValueError:
+            args = None
+        cd, ca = uniq(r[1] for r in conv), uniq(r[2] for r in conv)
+        if isinstance(args, dict) and ('conv_dim' in args or 'conv_alpha' in args):
+            if len(cd) == 1 and len(ca) == 1:
+                if 'conv_dim' in args:
+                    args['conv_dim'] = _js.number(cd[0])
+                if 'conv_alpha' in args:
+                    args['conv_alpha'] = _js.number(ca[0])
+                meta['ss_network_args'] = _js.stringify(args)
+            else:
+                warnings.append('ss_network_args conv_dim/conv_alpha left as they were: the convolution layers now have different ranks')
+
+
+def _parse_adapter_metadata(metadata):
+    raw = (metadata or {}).get(LORA_ADAPTER_METADATA_KEY)
+    if raw is None:
+        return None
+    try:
+        parsed = _js.ordered(__import__('json').loads(raw))
+    except ValueError as e:
+        raise FormatError(f'__metadata__.{LORA_ADAPTER_METADATA_KEY} is not valid JSON ({e})') from None
+    if not isinstance(parsed, dict):
+        raise FormatError(f'__metadata__.{LORA_ADAPTER_METADATA_KEY} is not a JSON object')
+    flat, components = {}, {}
+    for k, v in parsed.items():
+        dot = k.find('.')
+        head = k[:dot] if dot > 0 else ''
+        if head and head in DIFFUSERS_COMPONENTS:
+            components.setdefault(head, {})[k[dot + 1:]] = v
+        else:
+            flat[k] = v
+    return (flat or None), components, parsed
+
+
+def _plan_diffusers_metadata(layers, pending, scale_out, metadata):
+    meta = _parse_adapter_metadata(metadata)
+    if meta is None or not metadata:
+        for i in pending:
+            scale_out[i] = 1
+        return metadata
+    flat, components, raw = meta
+    by_source = {}
+    for i in pending:
+        c = module_of(layers[i], 'diffusers')[0]
+        src = c if c in components else ('' if flat else None)
+        if src is None:
+            scale_out[i] = 1
+            continue
+        by_source.setdefault(src, []).append(i)
+    rewritten = False
+    for src, idx in by_source.items():
+        cfg = components[src] if src else flat
+        where = LORA_ADAPTER_METADATA_KEY + (f' ({src})' if src else '')
+        out, s = adjust_lora_config(cfg, [_config_layer(layers[i], 'diffusers') for i in idx], where)
+        for i, v in zip(idx, s):
+            scale_out[i] = v
+        if out is not cfg:
+            rewritten = True
+            for field in ('r', 'lora_alpha', 'rank_pattern', 'alpha_pattern'):
+                key = f'{src}.{field}' if src else field
+                if field in out:
+                    raw[key] = out[field]
+    if not rewritten:
+        return metadata
+    return {**metadata, LORA_ADAPTER_METADATA_KEY: _js.stringify(raw, 2)}
+
+
+def _kohya_hash_finalizer(tensors, metadata, warnings):
+    data_length = sum(math.prod(t['shape']) * _dtypes.SIZES[t['dtype']] for t in tensors)
+    max_offset = int('9' * len(str(data_length)))
+    header = {'__metadata__': {k: v for k, v in (metadata or {}).items() if k.startswith('ss_')}}
+    for t in tensors:
+        header[t['name']] = {'dtype': t['dtype'], 'shape': t['shape'], 'data_offsets': [max_offset, max_offset]}
+    bound = len(_js.stringify(header).encode('utf-8')) + 7
+    exact = 8 + bound + data_length <= LEGACY_OFFSET
+    if not exact:
+        warnings.append('sshs_legacy_hash left out: it depends on a re-serialized header nola cannot reproduce for a file over 1 MiB; '
+                        'additional-networks recomputes it from the file')
+
+    def finalize(data_sha256_hex):
+        out = {'sshs_model_hash': data_sha256_hex}
+        if exact:
+            out['sshs_legacy_hash'] = LEGACY_HASH_OF_SMALL_FILE
+        return out
+    return finalize
+
+
+def plan_same_family(nola):
+    """{'tensors': [{'name','dtype','shape','source'}], 'scale_out': [...], 'metadata', 'config', 'finalize', 'warnings'}.
+    source: ('factor', layer, 'A'|'B') | ('alpha', bytes) | ('passthrough', bytes)."""
+    family, layers = nola['family'], nola['layers']
+    warnings, tensors, scale_out, kohya_rows = [], [], [None] * len(layers), []
+    for i, e in enumerate(layers):
+        r = e['rank']
+        tensors.append({'name': e['key_A'], 'dtype': e['dtype_A'], 'shape': [r] + e['shape_A'][1:], 'source': ('factor', i, 'A')})
+        tensors.append({'name': e['key_B'], 'dtype': e['dtype_B'], 'shape': [e['shape_B'][0], r] + e['shape_B'][2:], 'source': ('factor', i, 'B')})
+        if 'key_alpha' in e:
+            dtype = e.get('dtype_alpha') or 'F32'
+            value = _alpha_for(e, dtype)
+            tensors.append({'name': e['key_alpha'], 'dtype': dtype, 'shape': [], 'source': ('alpha', _dtypes.scalar_bytes(value, dtype))})
+            scale_out[i] = (r if value == 0 else value) / r
+            kohya_rows.append((e, r, r if value == 0 else value))
+        elif family == 'kohya':
+            scale_out[i] = 1
+            kohya_rows.append((e, r, r))
+    for name, dtype, shape, data in nola['passthrough']:
+        tensors.append({'name': name, 'dtype': dtype, 'shape': list(shape), 'source': ('passthrough', data)})
+
+    changed = any(e['rank'] != e['source_rank'] for e in layers)
+    metadata, config = nola['metadata'], nola['config']
+    pending = [i for i in range(len(layers)) if scale_out[i] is None]
+    if family == 'kohya' and changed and metadata:
+        metadata = dict(metadata)
+        _update_kohya_metadata(metadata, kohya_rows, warnings)
+    if family == 'peft' and pending:
+        if isinstance(config, dict):
+            config, s = adjust_lora_config(config, [_config_layer(layers[i], 'peft') for i in pending], 'adapter_config.json')
+            for i, v in zip(pending, s):
+                scale_out[i] = v
+        else:
+            for i in pending:
+                scale_out[i] = layers[i]['source_scale']
+            warnings.append('PEFT adapter without adapter_config.json: none written; the loader must be given r and lora_alpha that keep alpha = r')
+    if family == 'diffusers' and pending:
+        metadata = _plan_diffusers_metadata(layers, pending, scale_out, metadata)
+    scale_out = [1 if s is None else s for s in scale_out]
+
+    finalize = None
+    if metadata and any(k in metadata for k in HASH_KEYS):
+        metadata = {k: v for k, v in metadata.items() if k not in HASH_KEYS}
+        finalize = _kohya_hash_finalizer(tensors, metadata, warnings)
+    names = set()
+    for t in tensors:
+        if t['name'] in names:
+            raise UsageError(f"two output tensors would be named '{t['name']}'")
+        names.add(t['name'])
+    return {'tensors': tensors, 'scale_out': scale_out, 'metadata': metadata, 'config': config if config is not None else None,
+            'finalize': finalize, 'warnings': warnings}
+
+
+def file_order(tensors):
+    """The order the reference writer (and nola) lays tensors out: dtype rank descending, then UTF-8 name."""
+    return sorted(tensors, key=lambda t: (-_dtypes.REFERENCE_RANK[t['dtype']], t['name'].encode('utf-8')))
+
+
+def sha256_of(chunks):
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()

@@ -1,0 +1,311 @@
+/**
+ * The Python reader (python/nola_reader) against the CLI: for the three shared adapters, every generated
+ * fixture and a float64 adapter made here, compress and expand with the built CLI as a user would,
+ * then require nola_reader.load() to give the expanded file's tensors byte for byte (order, names,
+ * dtypes, shapes), its metadata (values and key order) and the adapter_config.json text exactly.
+ * The float64 adapter exposes every bit of the synthesis (F32/BF16 rounding would hide most float64
+ * differences), and a direct comparison of the DCT-III on lengths that take each FFT plan (radix-2,
+ * split, direct, Bluestein) pins the Python port of src/core/dct.ts + fft.ts to nola's float64 bits.
+ * Skipped, with a note, where python3 with numpy is absent.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { REPO, runNola } from '../cli/cli-helpers.js';
+import { generateFixtures } from '../../fixtures/generate.js';
+import { dct3 } from '../../src/core/dct.js';
+
+const REAL = path.resolve(REPO, '../shared/real-loras');
+const PYTHONPATH = path.join(REPO, 'python');
+const numpy = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
+const NO_NUMPY = 'python3 with numpy not found: the Python reader is not checked here';
+
+/** What the reader returns, as JSON: tensors in order with sha256 of their bytes, metadata, config text. */
+const SUMMARY = `
+import sys, json, hashlib, nola_reader
+l = nola_reader.load(sys.argv[1])
+print(json.dumps({
+  'family': l.family,
+  'tensors': [[n, l.dtypes[n], list(l.tensors[n].shape), hashlib.sha256(l.bytes(n)).hexdigest()] for n in l.tensors],
+  'metadata': l.metadata, 'config_text': l.config_text, 'config': l.config,
+}))
+`;
+
+interface Summary { family: string; tensors: Array<[string, string, number[], string]>; metadata: Record<string, string> | null; config_text: string | null; config: unknown }
+
+function python(args: string[], input?: string): string {
+  const r = spawnSync('python3', args, { encoding: 'utf8', env: { ...process.env, PYTHONPATH }, maxBuffer: 1 << 28, input });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+function readerSummary(nolaFile: string): Summary {
+  return JSON.parse(python(['-c', SUMMARY, nolaFile])) as Summary;
+}
+
+/** The expanded file as stored, parsed here (independent of src/io). */
+function fileSummary(file: string): { tensors: Array<[string, string, number[], string]>; metadata: Record<string, string> | null } {
+  const buf = readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const metadata = (header.__metadata__ as unknown as Record<string, string> | undefined) ?? null;
+  delete (header as Record<string, unknown>).__metadata__;
+  return {
+    metadata,
+    tensors: Object.entries(header).map(([name, h]) => [name, h.dtype, h.shape,
+      createHash('sha256').update(buf.subarray(8 + n + h.data_offsets[0], 8 + n + h.data_offsets[1])).digest('hex')]),
+  };
+}
+
+async function compressExpandCompare(source: string, work: string, tag: string, flags: string[]): Promise<Summary> {
+  const nolaFile = path.join(work, `${tag}.nola.safetensors`);
+  const comp = await runNola(['compress', source, '-o', nolaFile, ...flags]);
+  assert.equal(comp.code, 0, `${source} ${flags.join(' ')}: ${comp.stderr}`);
+  const outDir = path.join(work, `${tag}.out`) + path.sep;
+  const exp = await runNola(['expand', nolaFile, '-o', outDir, '--json']);
+  assert.equal(exp.code, 0, exp.stderr);
+  const { output, config } = JSON.parse(exp.stdout) as { output: string; config: string | null };
+  const py = readerSummary(nolaFile);
+  const file = fileSummary(output);
+  assert.deepEqual(py.tensors.map((t) => t[0]), file.tensors.map((t) => t[0]), `${tag}: tensor names in file order`);
+  for (let i = 0; i < file.tensors.length; i++) assert.deepEqual(py.tensors[i], file.tensors[i], `${tag}: tensor ${file.tensors[i][0]} (name, dtype, shape, sha256 of bytes)`);
+  // Key order too: PEFT pattern precedence and kohya's hashes depend on the stored text.
+  assert.equal(JSON.stringify(py.metadata), JSON.stringify(file.metadata), `${tag}: metadata`);
+  if (config !== null) {
+    const text = readFileSync(config, 'utf8');
+    assert.equal(py.config_text, text, `${tag}: adapter_config.json text`);
+    assert.deepEqual(py.config, JSON.parse(text), `${tag}: config value`);
+  } else {
+    assert.equal(py.config_text, null, `${tag}: no config`);
+  }
+  return py;
+}
+
+const SHARED = ['peft-distilbert-imdb', 'diffusers-sd15', 'diffusers-sd2-bf16'];
+
+for (const dir of SHARED) {
+  test(`python reader ${dir}: load() equals nola expand byte for byte (default compress)`, { timeout: 300_000 }, async (t) => {
+    if (!numpy) return t.skip(NO_NUMPY);
+    const source = path.join(REAL, dir);
+    if (!existsSync(source)) return t.skip(`${source} not found (../shared/real-loras is beside the checkout in CI)`);
+    const work = mkdtempSync(path.join(tmpdir(), 'nola-py-'));
+    try {
+      await compressExpandCompare(source, work, dir, []);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+}
+
+test('python reader on every generated fixture, at several settings (every basis; rice, int, f16 storage; format version 1)', { timeout: 600_000 }, async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-fx-'));
+  try {
+    const fixtures = await generateFixtures(path.join(work, 'src'));
+    const settings = [
+      ['--max-error', '0.05'],
+      ['--coeffs', '300', '--quant', 'int5'],
+      ['--ratio', '6', '--quant', 'fixed'],
+      ['--preset', 'paper'],
+      ['--basis', 'orthogonal', '--coeffs', '250', '--quant', 'f16', '--format-version', '1'],
+    ];
+    let hashed = 0;
+    for (const [i, f] of fixtures.entries()) {
+      const py = await compressExpandCompare(f.path, work, `fx${i}`, settings[i % settings.length]);
+      if (py.metadata?.sshs_model_hash !== undefined) hashed++;
+    }
+    assert.ok(hashed > 0, 'a fixture with kohya hashes was covered');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/** A PEFT adapter with F64 factors (d_in 96, 53, 45: radix-2 split, Bluestein and odd composite DCT lengths). */
+function writeF64Adapter(dir: string): void {
+  const modules = [['q', 96, 64], ['k', 53, 40], ['v', 45, 30]] as const;
+  const r = 8;
+  let s = 7;
+  const rnd = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s / 2 ** 32 - 0.5; };
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  const blobs: Buffer[] = [];
+  let off = 0;
+  const add = (name: string, shape: number[], scale: number): void => {
+    const v = new Float64Array(shape[0] * shape[1]);
+    for (let i = 0; i < v.length; i++) v[i] = rnd() * scale * (1 + (i % r));
+    header[name] = { dtype: 'F64', shape, data_offsets: [off, off + v.byteLength] };
+    off += v.byteLength;
+    blobs.push(Buffer.from(v.buffer));
+  };
+  for (const [m, dIn, dOut] of modules) {
+    add(`base_model.model.layers.0.${m}.lora_A.weight`, [r, dIn], 0.2);
+    add(`base_model.model.layers.0.${m}.lora_B.weight`, [dOut, r], 0.01);
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const padded = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(padded.length));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'adapter_model.safetensors'), Buffer.concat([len, padded, ...blobs]));
+  writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 16, target_modules: ['q', 'k', 'v'] }, null, 2));
+}
+
+test('python reader on an F64 adapter: every float64 bit of the synthesis equals nola expand (uniform, orthogonal-components and orthogonal layers)', { timeout: 300_000 }, async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-f64-'));
+  try {
+    writeF64Adapter(path.join(work, 'f64'));
+    const bases = new Set<string>();
+    const settings = [['--max-error', '0.02'], ['--coeffs', '200', '--quant', 'f32'], ['--max-error', '0.3', '--rank', '3'],
+      ['--basis', 'orthogonal', '--coeffs', '300', '--quant', 'f32']];
+    for (const [i, flags] of settings.entries()) {
+      const py = await compressExpandCompare(path.join(work, 'f64'), work, `f64-${i}`, flags);
+      assert.ok(py.tensors.every((x) => x[1] === 'F64'), 'F64 out');
+      const info = await runNola(['inspect', path.join(work, `f64-${i}.nola.safetensors`), '--json']);
+      for (const l of (JSON.parse(info.stdout) as { layers: Array<{ basis: string }> }).layers) bases.add(l.basis);
+    }
+    assert.deepEqual([...bases].sort(), ['orthogonal', 'orthogonal-components', 'uniform'], 'every basis was synthesized');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('python reader: its DCT-III equals src/core/dct.ts bit for bit on every FFT plan kind', (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  // 1..16 (radix-2 and small direct), 47/48 (direct), 53, 97, 1031 (Bluestein), composites through one split.
+  const sizes = [1, 2, 3, 5, 6, 7, 12, 16, 47, 48, 49, 53, 96, 97, 100, 210, 1024, 1031, 1536, 2062, 3072, 6144, 12372];
+  let seed = 12345;
+  const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32 - 0.5; };
+  const inputs = sizes.map((n) => Float64Array.from({ length: n }, (_, i) => (i % 7 === 0 ? 0 : rnd())));
+  const expected = inputs.map((x) => { const out = new Float64Array(x.length); dct3(x, out, x.length); return out; });
+  const blob = Buffer.concat(inputs.map((x) => Buffer.from(x.buffer)));
+  const script = `
+import sys, json, numpy as np
+from nola_reader import _fft
+sizes = json.loads(sys.argv[1]); data = np.frombuffer(sys.stdin.buffer.read(), '<f8'); at = 0; out = []
+for n in sizes:
+    out.append(_fft.dct3(data[at:at + n][None, :])[0]); at += n
+sys.stdout.write(np.concatenate(out).astype('<f8').tobytes().hex())
+`;
+  const r = spawnSync('python3', ['-c', script, JSON.stringify(sizes)], { env: { ...process.env, PYTHONPATH }, input: blob, maxBuffer: 1 << 26 });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const got = Buffer.from(r.stdout.toString(), 'hex');
+  let at = 0;
+  for (const [i, n] of sizes.entries()) {
+    const want = Buffer.from(expected[i].buffer);
+    assert.ok(got.subarray(at, at + 8 * n).equals(want), `n = ${n}: float64 bits differ`);
+    at += 8 * n;
+  }
+});
+
+test('python reader: bad input raises its typed errors (format error exit code 3)', (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-bad-'));
+  try {
+    writeFileSync(path.join(work, 'junk.safetensors'), 'definitely not safetensors');
+    writeF64Adapter(path.join(work, 'lora'));
+    const out = python(['-c', `
+import sys, nola_reader
+for f in sys.argv[1:]:
+    try:
+        nola_reader.load(f); print('loaded')
+    except nola_reader.NolaError as e:
+        print(type(e).__name__, e.exit_code)
+`, path.join(work, 'junk.safetensors'), path.join(work, 'lora', 'adapter_model.safetensors')]);
+    assert.deepEqual(out.trim().split('\n'), ['FormatError 3', 'FormatError 3']);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/** A python3 that has torch (the reader's optional framework), if any: the one on PATH, else the system one. */
+function pythonWithTorch(): string | undefined {
+  for (const exe of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(exe, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0) return exe;
+  }
+  return undefined;
+}
+
+test("python reader with framework 'pt': torch tensors of the expanded dtypes (bfloat16, float16, float32) and the same bytes", { timeout: 300_000 }, async (t) => {
+  const exe = pythonWithTorch();
+  if (exe === undefined) return t.skip('no python3 with torch and numpy: the optional torch output is not checked here');
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-pt-'));
+  try {
+    const fixtures = await generateFixtures(path.join(work, 'src'));
+    const script = `
+import sys, json, hashlib, torch, nola_reader
+l = nola_reader.load(sys.argv[1], 'pt')
+def raw(t):
+    return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+print(json.dumps([[n, str(t.dtype), list(t.shape), hashlib.sha256(raw(t)).hexdigest()] for n, t in l.tensors.items()]))
+`;
+    const torchName: Record<string, string> = { F32: 'torch.float32', F16: 'torch.float16', BF16: 'torch.bfloat16', F64: 'torch.float64', I64: 'torch.int64' };
+    const seen = new Set<string>();
+    for (const [i, f] of fixtures.entries()) {
+      const nolaFile = path.join(work, `${i}.nola.safetensors`);
+      assert.equal((await runNola(['compress', f.path, '-o', nolaFile])).code, 0);
+      const outDir = path.join(work, `out${i}`) + path.sep;
+      const exp = await runNola(['expand', nolaFile, '-o', outDir, '--json']);
+      assert.equal(exp.code, 0, exp.stderr);
+      const file = fileSummary((JSON.parse(exp.stdout) as { output: string }).output);
+      const r: SpawnSyncReturns<string> = spawnSync(exe as string, ['-c', script, nolaFile], { encoding: 'utf8', env: { ...process.env, PYTHONPATH }, maxBuffer: 1 << 26 });
+      assert.equal(r.status, 0, r.stderr);
+      const got = JSON.parse(r.stdout) as Array<[string, string, number[], string]>;
+      const want = file.tensors.filter((x) => torchName[x[1]] !== undefined);
+      const byName = new Map(got.map((g) => [g[0], g]));
+      for (const [name, dtype, shape, sha] of want) {
+        assert.deepEqual(byName.get(name), [name, torchName[dtype], shape, sha], `${f.path}: ${name}`);
+        seen.add(dtype);
+      }
+    }
+    for (const d of ['F32', 'F16', 'BF16']) assert.ok(seen.has(d), `a ${d} tensor was checked`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test("python reader: its JSON.stringify / Number#toString equal JavaScript's (metadata and config text)", (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  let seed = 99;
+  const rnd = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
+  const numbers: number[] = [0, -0, 1, 16, 0.1, 1 / 3, 2 / 3 * 16, 1e21, 1e-7, 1.5e-7, 123456789012345680000, 5e-324, 1.7976931348623157e308, 1e-6, 0.000001234, 100, 2 ** 53, 2 ** 53 + 2];
+  for (let i = 0; i < 300; i++) numbers.push((rnd() - 0.5) * 10 ** Math.floor(rnd() * 60 - 30));
+  const value = { r: 4, lora_alpha: 5.333333333333333, '10': 'x', '2': [1, 2.5, { a: null, b: true }], rank_pattern: { 'a\\.b': 3 }, alpha_pattern: {}, list: [], s: 'é "q" \\ \n\t\u0001' };
+  const out = JSON.parse(python(['-c', `
+import sys, json
+from nola_reader import _js
+nums = json.loads(sys.argv[1]); value = json.loads(sys.argv[2])
+print(json.dumps({'numbers': [_js.number(x) for x in nums], 'compact': _js.stringify(value), 'indented': _js.stringify(value, 2)}))
+`, JSON.stringify(numbers), JSON.stringify(value)])) as { numbers: string[]; compact: string; indented: string };
+  assert.deepEqual(out.numbers, numbers.map((x) => String(x)));
+  assert.equal(out.compact, JSON.stringify(value));
+  assert.equal(out.indented, JSON.stringify(value, null, 2));
+});
+
+test('python reader: a coefficient stream that does not match its stated SHA-256 is refused', async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-sha-'));
+  try {
+    writeF64Adapter(path.join(work, 'lora'));
+    const nolaFile = path.join(work, 'x.nola.safetensors');
+    assert.equal((await runNola(['compress', path.join(work, 'lora'), '-o', nolaFile])).code, 0);
+    const buf = readFileSync(nolaFile);
+    const n = Number(buf.readBigUInt64LE(0));
+    const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    buf[8 + n + h['nola.coeffs'].data_offsets[0] + 7] ^= 0x10; // one bit inside the first rice block's remainders
+    writeFileSync(nolaFile, buf);
+    const out = python(['-c', `
+import sys, nola_reader
+try:
+    nola_reader.load(sys.argv[1]); print('loaded')
+except nola_reader.FormatError as e:
+    print('FormatError', 'SHA-256' in str(e))
+`, nolaFile]);
+    assert.equal(out.trim(), 'FormatError True');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
