@@ -11,6 +11,7 @@ export const EXIT = {
   numeric: 5,
   backend: 6,
   io: 7,
+  partial: 8,
   interrupted: 130,
 } as const;
 
@@ -53,6 +54,11 @@ export class BackendUnavailableError extends NolaError {
 /** The filesystem or the machine said no: ENOSPC, EACCES, a missing input file, a factor larger than memory allows. */
 export class IoError extends NolaError {
   constructor(message: string) { super(message, EXIT.io); }
+}
+
+/** A run over many inputs finished, and some of its files failed (each with its own code in the summary). */
+export class PartialRunError extends NolaError {
+  constructor(message: string) { super(message, EXIT.partial); }
 }
 
 /** Raised when SIGINT arrives during a long operation. */

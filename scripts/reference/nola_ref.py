@@ -233,8 +233,9 @@ def dequantize_spec(spec, count, codes, scales):
     return np.concatenate(out)
 
 
-V2_DOC_KEYS = {'source', 'coeffs', 'key_styles', 'layer_fields', 'layers', 'passthrough'}
-V1_DOC_KEYS = {'format_version', 'generator', 'source', 'layers', 'passthrough'}
+# settings_sha256: optional (docs/FORMAT.md): which settings made the file; not needed to decode it.
+V2_DOC_KEYS = {'source', 'coeffs', 'key_styles', 'layer_fields', 'layers', 'passthrough', 'settings_sha256'}
+V1_DOC_KEYS = {'format_version', 'generator', 'source', 'layers', 'passthrough', 'settings_sha256'}
 SOURCE_KEYS = {'family', 'file', 'bytes', 'tensors_sha256', 'metadata', 'config'}
 STYLE_KEYS = {'A', 'B', 'alpha', 'dtype_A', 'dtype_B', 'dtype_alpha'}
 V1_LAYER_KEYS = {'name', 'kind', 'key_A', 'key_B', 'key_alpha', 'dtype_alpha', 'dtype_A', 'dtype_B', 'shape_A', 'shape_B',

@@ -5,7 +5,9 @@ import { resolveStrategy, parseFamily, parseInteger } from './options.js';
 import { createProgress } from './progress.js';
 import { compress, defaultNolaPath } from '../pipeline/compress.js';
 import { defaultThreads } from '../pipeline/parallel.js';
-import { parseDevice } from '../backends/index.js';
+import { parseDevice, type Device } from '../backends/index.js';
+import type { CompressSettings } from '../pipeline/settings.js';
+import type { Family } from '../formats/layer.js';
 import { describeRatios, formatBytes, renderCompressText, type CompressReport } from '../report/report.js';
 import { describeQuant } from '../core/quantize.js';
 import { writeTextAtomic, assertWritable, assertDistinctOutputs, OutputBatch } from '../io/index.js';
@@ -31,6 +33,46 @@ export async function resolveCompressOutput(input: string, output: string | unde
 export async function runCompress(ctx: Ctx, input: string, o: Record<string, string | boolean | undefined>): Promise<void> {
   if (o.sweep === true) return runSweep(ctx, input, o);
   if (o.svg !== undefined) throw new UsageError('--svg draws the --sweep trade-off; add --sweep');
+  const { settings, formatVersion, threads, device, family } = parseCompressFlags(o);
+  const force = o.force === true;
+  if (typeof o.report === 'string') await assertWritable(o.report, force);
+  const output = await resolveCompressOutput(input, o.output as string | undefined);
+  const log = onceLogger(ctx.log);
+  const started = Date.now();
+  const progress = createProgress('compress', ctx.progress);
+  // The NOLA file and the report are committed together: both or neither.
+  const batch = new OutputBatch(force);
+  const reportPath = typeof o.report === 'string' ? o.report : undefined;
+  let report: Awaited<ReturnType<typeof compress>>['report'];
+  try {
+    ({ report } = await compress({
+      input,
+      output,
+      force,
+      family,
+      settings,
+      onProgress: (d, t, name) => progress.update(d, t, name),
+      log,
+      threads,
+      device,
+      formatVersion,
+      batch,
+      otherOutputs: reportPath === undefined ? [] : [reportPath],
+    }).finally(() => progress.done()));
+    if (reportPath !== undefined) await writeTextAtomic(reportPath, `${JSON.stringify(report, null, 2)}\n`, { force, batch });
+    await batch.commit();
+  } catch (e) {
+    await batch.abort();
+    throw e;
+  }
+  logReport(log, report, (Date.now() - started) / 1000, threads);
+  ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
+}
+
+/** The flags that decide how files are compressed (one file or a library: the same parse). */
+export function parseCompressFlags(o: Record<string, string | boolean | undefined>): {
+  settings: CompressSettings; formatVersion: 1 | 2; threads: number; device: Device; family: Family | undefined;
+} {
   const strategy = resolveStrategy({
     preset: o.preset as string | undefined,
     maxError: o.maxError as string | undefined,
@@ -49,39 +91,8 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);
   const threads = o.threads === undefined ? defaultThreads() : parseInteger('--threads', String(o.threads), 1, 1024);
   const device = parseDevice(o.device === undefined ? 'cpu' : String(o.device));
-  const force = o.force === true;
-  if (typeof o.report === 'string') await assertWritable(o.report, force);
-  const output = await resolveCompressOutput(input, o.output as string | undefined);
-  const log = onceLogger(ctx.log);
-  const started = Date.now();
-  const progress = createProgress('compress', ctx.progress);
-  // The NOLA file and the report are committed together: both or neither.
-  const batch = new OutputBatch(force);
-  const reportPath = typeof o.report === 'string' ? o.report : undefined;
-  let report: Awaited<ReturnType<typeof compress>>['report'];
-  try {
-    ({ report } = await compress({
-      input,
-      output,
-      force,
-      family: parseFamily('--format', o.format as string | undefined),
-      settings: { strategy, seed, fit: { refineIters, alsRounds } },
-      onProgress: (d, t, name) => progress.update(d, t, name),
-      log,
-      threads,
-      device,
-      formatVersion,
-      batch,
-      otherOutputs: reportPath === undefined ? [] : [reportPath],
-    }).finally(() => progress.done()));
-    if (reportPath !== undefined) await writeTextAtomic(reportPath, `${JSON.stringify(report, null, 2)}\n`, { force, batch });
-    await batch.commit();
-  } catch (e) {
-    await batch.abort();
-    throw e;
-  }
-  logReport(log, report, (Date.now() - started) / 1000, threads);
-  ctx.out(o.json === true ? JSON.stringify(report, null, 2) : renderCompressText(report));
+  const family = parseFamily('--format', o.format as string | undefined);
+  return { settings: { strategy, seed, fit: { refineIters, alsRounds } }, formatVersion, threads, device, family };
 }
 
 /** What a person asked for with -v / --log-level info|debug, and every warning once. */

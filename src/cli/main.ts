@@ -121,7 +121,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
   program
     .command('compress')
     .description('fit NOLA coefficients to every layer of a LoRA and write a .nola file (for storage and transfer: expand it before use)')
-    .argument('<lora>', 'LoRA .safetensors file, or a folder holding one (PEFT adapter folder)')
+    .argument('[lora...]', 'LoRA .safetensors file, or a folder holding one (PEFT adapter folder); several, a library folder or a pattern: see --out-dir')
     .option('-o, --output <file>', 'output NOLA file, or a folder (DIR/) to write <name>.nola in (default: <input without .safetensors>.nola beside the input)')
     .option('--force', 'overwrite an existing output')
     .option('--format <family>', 'override format detection: peft, kohya or diffusers')
@@ -145,17 +145,38 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('--sweep', 'print the size/error trade-off at several settings (writes no NOLA file)')
     .option('--svg <file>', 'with --sweep: also draw the trade-off as an SVG picture')
     .option('--no-paper', 'with --sweep: skip the (slow) paper-preset point')
-    .action(async (lora: string, opts: Record<string, string | boolean | undefined>) => (await import('./compress.js')).runCompress(ctx(), lora, opts));
+    .addHelpText('after', LIBRARY_HELP)
+    .action(async (loras: string[], opts: Record<string, string | boolean | undefined>) => {
+      const batch = await import('./batch.js');
+      if (await batch.wantsBatch('compress', loras, opts)) return batch.runBatchCommand(ctx(), 'compress', loras, opts);
+      return (await import('./compress.js')).runCompress(ctx(), loras[0], opts);
+    });
+  addLibraryOptions(program.commands[program.commands.length - 1]);
 
   program
     .command('expand')
     .description('materialize an ordinary LoRA from a NOLA file, in the source format (or --to another)')
-    .argument('<nola>', 'a NOLA file (.nola or .nola.safetensors), or a folder holding one')
+    .argument('[nola...]', 'a NOLA file (.nola or .nola.safetensors), or a folder holding one; several, a folder or a pattern: see --out-dir')
     .option('-o, --output <file>', 'output LoRA file, or a folder (DIR/) (default: beside the input, <name>.expanded/ for PEFT, holding adapter_model.safetensors and adapter_config.json; <name>.expanded.safetensors otherwise)')
     .option('--to <family>', 'write another family: peft, kohya or diffusers (when the mapping is unambiguous)')
     .option('--force', 'overwrite existing outputs')
     .option('--json', 'print a JSON summary')
-    .action(async (nola: string, opts: Record<string, string | boolean | undefined>) => (await import('./expand.js')).runExpand(ctx(), nola, opts));
+    .addHelpText('after', LIBRARY_HELP)
+    .action(async (nolas: string[], opts: Record<string, string | boolean | undefined>) => {
+      const batch = await import('./batch.js');
+      if (await batch.wantsBatch('expand', nolas, opts)) return batch.runBatchCommand(ctx(), 'expand', nolas, opts);
+      return (await import('./expand.js')).runExpand(ctx(), nolas[0], opts);
+    });
+  addLibraryOptions(program.commands[program.commands.length - 1]);
+
+  program
+    .command('summary')
+    .description('merge the --summary files of several runs (shards, reruns) and print their totals')
+    .argument('<summary...>', 'summary .jsonl files, or folders holding them')
+    .option('-o, --output <file>', 'also write the merged records (JSON Lines) to this file')
+    .option('--force', 'overwrite an existing --output')
+    .option('--json', 'print the totals and the merged records as JSON')
+    .action(async (files: string[], opts: Record<string, string | boolean | undefined>) => (await import('./summary.js')).runSummary(ctx(), files, opts));
 
   program
     .command('inspect')
@@ -188,3 +209,22 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
 
   return program;
 }
+
+/** The flags of a run over many inputs (docs/BATCH.md), shared by compress and expand. */
+function addLibraryOptions(cmd: Command): void {
+  cmd
+    .option('--out-dir <dir>', 'several inputs: write the outputs under DIR, mirroring the inputs\' folders')
+    .option('--beside', 'several inputs: write each output beside its input (the single-file default)')
+    .option('--from-list <file>', 'also take the inputs listed in FILE, one path a line (- reads stdin)')
+    .option('--root <dir>', 'the folder relative paths (the --out-dir layout and the --shard key) start from')
+    .option('--shard <I/N|auto>', 'process only shard I of N (0-based) by the SHA-256 of each input\'s relative path; auto: I from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID')
+    .option('--shards <N>', 'with --shard auto: the number of shards')
+    .option('--summary <file>', 'append one JSON line per file (status, sizes, errors, reason) to FILE');
+}
+
+const LIBRARY_HELP = `
+Many inputs (files, folders searched recursively, patterns, --from-list) run in one process, one file
+at a time: each output mirrors its input's path under --out-dir; an output already made from the same
+source with the same settings is skipped (--force redoes it); a failing file is reported and the run
+goes on, exiting 8 if any failed. See docs/BATCH.md.
+`;

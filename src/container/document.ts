@@ -94,6 +94,8 @@ export interface NolaDocument {
   passthrough: NolaPassthrough[];
   /** Version 2: the one tensor holding every layer's coefficients, and the SHA-256 (hex) of its bytes. */
   coeffs?: { tensor: string; sha256: string };
+  /** Optional: the settings that made the file, as the leading hex digits of a SHA-256 (src/pipeline/batch-fingerprint.ts); absent in older files. */
+  settings_sha256?: string;
 }
 
 export function passthroughTensorName(index: number): string {
@@ -217,6 +219,7 @@ export function serializeDocument(doc: NolaDocument): { metadata: string; body: 
     layer_fields: LAYER_FIELDS,
     layers: rows,
     passthrough: doc.passthrough,
+    ...(doc.settings_sha256 !== undefined ? { settings_sha256: doc.settings_sha256 } : {}),
   });
   return { metadata, body };
 }
@@ -267,7 +270,10 @@ export function serializeDocumentV1(doc: NolaDocument): { metadata: string; tens
       ...(e.error_expanded !== undefined ? { error_expanded: roundError(e.error_expanded) } : {}),
     };
   });
-  const metadata = JSON.stringify({ format_version: 1, generator: doc.generator, source: doc.source, layers, passthrough: doc.passthrough });
+  const metadata = JSON.stringify({
+    format_version: 1, generator: doc.generator, source: doc.source, layers, passthrough: doc.passthrough,
+    ...(doc.settings_sha256 !== undefined ? { settings_sha256: doc.settings_sha256 } : {}),
+  });
   return { metadata, tensors };
 }
 
@@ -394,6 +400,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
   if (outputNames.size > MAX_OUTPUT_TENSORS) fail(`the expanded LoRA would hold ${outputNames.size} tensors, more than the limit of ${MAX_OUTPUT_TENSORS}`);
   const extra = tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (extra.length > 0) fail(`tensors not described by the metadata: ${extra.slice(0, 3).join(', ')}`);
+  if (doc.settings_sha256 !== undefined && !(typeof doc.settings_sha256 === 'string' && /^[0-9a-f]{16,64}$/.test(doc.settings_sha256))) fail('settings_sha256 must be 16 to 64 lowercase hex digits');
   return {
     format_version: version as number,
     generator: GENERATOR,
@@ -401,6 +408,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     layers,
     passthrough: (doc.passthrough as NolaPassthrough[]).map(({ name, tensor }) => ({ name, tensor })),
     ...(coeffs !== undefined ? { coeffs } : {}),
+    ...(doc.settings_sha256 !== undefined ? { settings_sha256: doc.settings_sha256 as string } : {}),
   };
 }
 
@@ -578,9 +586,9 @@ export const MAX_OUTPUT_TENSORS = 100_000;
 /** Layers of one document: two tensors each at least. */
 export const MAX_LAYERS = MAX_OUTPUT_TENSORS / 2;
 
-/** The keys each object of the document may hold (docs/FORMAT.md: any other key is refused). */
-const V2_DOCUMENT_KEYS = ['source', 'coeffs', 'key_styles', 'layer_fields', 'layers', 'passthrough'];
-const V1_DOCUMENT_KEYS = ['format_version', 'generator', 'source', 'layers', 'passthrough'];
+/** The keys each object of the document may hold (docs/FORMAT.md: any other key is refused; settings_sha256 is optional). */
+const V2_DOCUMENT_KEYS = ['source', 'coeffs', 'key_styles', 'layer_fields', 'layers', 'passthrough', 'settings_sha256'];
+const V1_DOCUMENT_KEYS = ['format_version', 'generator', 'source', 'layers', 'passthrough', 'settings_sha256'];
 const SOURCE_KEYS = ['family', 'file', 'bytes', 'tensors_sha256', 'metadata', 'config'];
 const COEFFS_KEYS = ['tensor', 'sha256'];
 const KEY_STYLE_KEYS = ['A', 'B', 'alpha', 'dtype_A', 'dtype_B', 'dtype_alpha'];

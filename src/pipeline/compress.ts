@@ -12,7 +12,7 @@ import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget } from '../core/allocate.js';
 import { settingsBytes } from './layer-strategy.js';
-import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitTask } from './parallel.js';
+import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
@@ -29,6 +29,7 @@ import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { rdEstimate } from '../core/rd-estimate.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
 import { UsageError } from '../errors.js';
+import { FINGERPRINT_HEX_DIGITS, settingsFingerprint } from './batch-fingerprint.js';
 import { checkSourceLayers } from '../container/document.js';
 import { assertLayerExpandable, assertReadable } from './nola-source.js';
 
@@ -46,6 +47,11 @@ export interface CompressRequest {
    */
   threads?: number;
   forceThreads?: boolean;
+  /**
+   * Worker threads kept across files by a run over many inputs (their start-up paid once); used when
+   * this file's fit is long enough for workers, never closed here.
+   */
+  pool?: FitPool;
   /** Compute device for the fit (default cpu); gpu/tfjs-cpu fit in this thread. */
   device?: Device;
   /**
@@ -100,9 +106,10 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
         spec.dIn, spec.dOut, blockA, blockB, spec.dtypeA, spec.dtypeB);
     }
     const tensorsSha256 = await hashDataSection(lora.reader);
+    const settingsSha256 = settingsFingerprint({ settings: req.settings, formatVersion: version, family: req.family });
     let doc: NolaDocument, metadata: string, own: OwnTensor[], body: string | undefined;
     if (version === 1) {
-      doc = buildDocument(lora, fitted, tensorsSha256);
+      doc = buildDocument(lora, fitted, tensorsSha256, undefined, settingsSha256);
       const v1 = serializeDocumentV1(doc);
       metadata = v1.metadata;
       own = v1.tensors.map(({ name, dtype, shape, layer, factor, part }) => {
@@ -111,7 +118,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
       });
     } else {
       const coeffs = coefficientStream(fitted);
-      doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs));
+      doc = buildDocument(lora, fitted, tensorsSha256, sha256Hex(coeffs), settingsSha256);
       const v2 = serializeDocument(doc);
       metadata = v2.metadata;
       body = v2.body;
@@ -174,7 +181,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const total = layers.length;
   const backend = req.device === undefined || req.device === 'cpu' ? undefined : await loadBackend(req.device, (m) => req.log?.warn(m));
   const threads = req.forceThreads ? Math.min(req.threads ?? 1, Math.max(1, total)) : chooseThreads(req.threads ?? 1, layers, strategy);
-  const pool = createFitPool(threads, backend);
+  const pool = threads > 1 && backend === undefined && req.pool !== undefined ? req.pool : createFitPool(threads, backend);
   const readTask = async (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => {
     const { a0, b0 } = await readFactors(lora, spec);
     return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };
@@ -224,7 +231,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
     });
     return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
   } finally {
-    await pool.close();
+    if (pool !== req.pool) await pool.close();
   }
 }
 
@@ -259,7 +266,8 @@ function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget:
     } as unknown as CompressedLayer;
     return { spec, layer, sigma: new Float64Array(0) };
   });
-  const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64));
+  // The settings fingerprint every file records, as hex digits that deflate as the real ones do.
+  const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64), sha256Hex(new Uint8Array(0)).slice(0, FINGERPRINT_HEX_DIGITS));
   const { metadata, body } = serializeDocument(doc);
   const document = deflateSync(body, { level: 9 }).length;
   const specs: TensorSpec[] = [
@@ -276,7 +284,7 @@ function peakRssBytes(): number {
 }
 
 /** The document compress writes; `coeffsSha256` (of the version-2 coefficient stream) only for version 2. */
-function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, coeffsSha256?: string): NolaDocument {
+function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, coeffsSha256?: string, settingsSha256?: string): NolaDocument {
   const counts = fitted.map(({ layer: { settings: s } }) => ({ num_basis_A: s.k, num_basis_B: s.l, quant_A: s.quantA, quant_B: s.quantB }));
   const { blocks } = placeBlocks(counts);
   const layers: NolaLayerEntry[] = fitted.map(({ spec, layer }, i) => {
@@ -325,6 +333,7 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, 
     layers,
     passthrough: lora.plan.passthrough.map((name, i) => ({ name, tensor: passthroughTensorName(i) })),
     ...(coeffsSha256 !== undefined ? { coeffs: { tensor: COEFF_TENSOR, sha256: coeffsSha256 } } : {}),
+    ...(settingsSha256 !== undefined ? { settings_sha256: settingsSha256 } : {}),
   };
 }
 

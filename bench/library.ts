@@ -1,0 +1,154 @@
+/**
+ * `npm run bench:library [-- options]` (issue #12 item 9): a library of generated adapters compressed
+ * by one `nola compress DIR --out-dir OUT` process against a loop of single-file `nola compress FILE`
+ * calls (what a shell loop does: one node start-up, module load and worker start per file), in the
+ * same invocation. Reports files per second of each, their ratio, and peak resident memory: the one
+ * process's against the largest any single-file call needed. Never a test: numbers depend on the load.
+ *
+ *   --count N        adapters in the library (default 200)
+ *   --size S         sd15: SD-1.5 UNet LoRAs as diffusers writes them (128 attention layers, rank 4,
+ *                    F32, 3.2 MB, the shape of ../shared/real-loras/diffusers-sd15; the default);
+ *                    tiny: 4 layers of 64 x 64 at rank 4 (start-up dominates)
+ *   --threads N      passed to both (default: nola's default, all cores)
+ *   --no-loop        one single-file call instead of the loop (for memory checks: its peak, the one process's)
+ *   --json FILE      also write the numbers as JSON
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeSafetensors } from '../src/io/index.js';
+import type { TensorSpec } from '../src/io/safetensors/types.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..');
+const bin = path.join(repoRoot, 'bin', 'nola.js');
+
+interface Options { count: number; size: 'sd15' | 'tiny'; threads?: string; json?: string; loop: boolean }
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { count: 200, size: 'sd15', loop: true };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, v] = [argv[i], argv[i + 1]];
+    if (flag === '--no-loop') { o.loop = false; i--; continue; }
+    if (v === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--count') o.count = Number(v);
+    else if (flag === '--size' && (v === 'sd15' || v === 'tiny')) o.size = v;
+    else if (flag === '--threads') o.threads = v;
+    else if (flag === '--json') o.json = v;
+    else throw new Error(`unknown option ${flag} ${v}`);
+  }
+  if (!Number.isInteger(o.count) || o.count < 1) throw new Error('--count must be a positive whole number');
+  return o;
+}
+
+/** The attention layers of the SD-1.5 UNet (16 transformer blocks, self- and cross-attention) as [name, d_in, d_out]. */
+function sd15Layers(): Array<[string, number, number]> {
+  const blocks: Array<[string, number]> = [];
+  for (const [b, d] of [[0, 320], [1, 640], [2, 1280]] as const) for (const a of [0, 1]) blocks.push([`down_blocks.${b}.attentions.${a}`, d]);
+  blocks.push(['mid_block.attentions.0', 1280]);
+  for (const [b, d] of [[1, 1280], [2, 640], [3, 320]] as const) for (const a of [0, 1, 2]) blocks.push([`up_blocks.${b}.attentions.${a}`, d]);
+  const out: Array<[string, number, number]> = [];
+  for (const [stem, d] of blocks) {
+    const t = `unet.${stem}.transformer_blocks.0`;
+    for (const m of ['to_q', 'to_k', 'to_v', 'to_out.0']) out.push([`${t}.attn1.${m}`, d, d]);
+    for (const m of ['to_q', 'to_k', 'to_v', 'to_out.0']) out.push([`${t}.attn2.${m}`, m === 'to_k' || m === 'to_v' ? 768 : d, d]);
+  }
+  return out;
+}
+
+function tinyLayers(): Array<[string, number, number]> {
+  return [0, 1].flatMap((i) => ['to_q', 'to_v'].map((m): [string, number, number] => [`unet.down_blocks.0.attentions.${i}.transformer_blocks.0.attn1.${m}`, 64, 64]));
+}
+
+/** One diffusers-style LoRA (`….lora.down.weight` / `….lora.up.weight`, F32, rank 4), values seeded by `seed`. */
+async function writeAdapter(file: string, layers: Array<[string, number, number]>, seed: number): Promise<void> {
+  const rank = 4;
+  const specs: TensorSpec[] = layers.flatMap(([name, dIn, dOut]) => [
+    { name: `${name}.lora.down.weight`, dtype: 'F32', shape: [rank, dIn] },
+    { name: `${name}.lora.up.weight`, dtype: 'F32', shape: [dOut, rank] },
+  ]);
+  await writeSafetensors(file, specs, { format: 'pt' }, (spec, index) => {
+    let s = (seed * 2654435761 + index * 40503) >>> 0;
+    const u = (): number => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return (s + 0.5) / 2 ** 32; };
+    const n = spec.shape[0] * spec.shape[1];
+    const v = new Float32Array(n);
+    const down = spec.name.endsWith('down.weight');
+    for (let i = 0; i < n; i++) {
+      const g = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+      // A decaying spectrum, as trained adapters have: row k of down (column k of up) scaled by 0.6^k.
+      const k = down ? Math.floor(i / spec.shape[1]) : i % rank;
+      v[i] = g * 0.6 ** k * (down ? 1 / Math.sqrt(spec.shape[1]) : 0.01);
+    }
+    return v;
+  }, { force: true });
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const dir = await mkdtemp(path.join(tmpdir(), 'nola-bench-library-'));
+  try {
+    const lib = path.join(dir, 'lib');
+    await mkdir(lib);
+    const layers = o.size === 'sd15' ? sd15Layers() : tinyLayers();
+    for (let i = 0; i < o.count; i++) await writeAdapter(path.join(lib, `adapter-${String(i).padStart(4, '0')}.safetensors`), layers, i + 1);
+    const files = (await readdir(lib)).sort().map((f) => path.join(lib, f));
+    const threads = o.threads !== undefined ? ['--threads', o.threads] : [];
+    const load0 = loadavg()[0];
+
+    // A loop of single-file calls, one after another, as `for f in lib/*; do nola compress "$f" -o …; done` runs them.
+    const loopOut = path.join(dir, 'loop');
+    await mkdir(loopOut);
+    let loopPeak = 0;
+    const t0 = process.hrtime.bigint();
+    for (const f of o.loop ? files : files.slice(0, 1)) {
+      const r = await run(['compress', f, '-o', path.join(loopOut, path.basename(f, '.safetensors') + '.nola.safetensors'), '--json', ...threads]);
+      if (r.code !== 0) throw new Error(`single-file call failed on ${f}: ${r.stderr}`);
+      loopPeak = Math.max(loopPeak, (JSON.parse(r.stdout) as { totals: { peakRssBytes: number } }).totals.peakRssBytes);
+    }
+    const loopSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+
+    const t1 = process.hrtime.bigint();
+    const r = await run(['compress', lib, '--out-dir', path.join(dir, 'one'), '--json', ...threads]);
+    const oneSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+    if (r.code !== 0) throw new Error(`one-process run failed: ${r.stderr}`);
+    const one = JSON.parse(r.stdout) as { totals: { done: number }; peakRssBytes: number };
+    if (one.totals.done !== files.length) throw new Error(`one-process run did ${one.totals.done} of ${files.length}`);
+
+    const result = {
+      machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}`, load_before: load0, load_after: loadavg()[0],
+      size: o.size, count: files.length, threads: o.threads ?? 'default',
+      loop: { seconds: loopSeconds, files_per_s: files.length / loopSeconds, peak_rss_max_single: loopPeak },
+      one_process: { seconds: oneSeconds, files_per_s: files.length / oneSeconds, peak_rss: one.peakRssBytes },
+      speedup: loopSeconds / oneSeconds,
+      rss_vs_largest_single: one.peakRssBytes / loopPeak,
+    };
+    const mb = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    process.stdout.write([
+      `library: ${files.length} ${o.size} adapters (${result.machine}; load ${load0.toFixed(1)} -> ${result.load_after.toFixed(1)})`,
+      `  loop of single-file calls: ${loopSeconds.toFixed(1)} s, ${result.loop.files_per_s.toFixed(2)} files/s, peak RSS of the largest call ${mb(loopPeak)}`,
+      `  one process:               ${oneSeconds.toFixed(1)} s, ${result.one_process.files_per_s.toFixed(2)} files/s, peak RSS ${mb(one.peakRssBytes)}`,
+      `  one process is ${result.speedup.toFixed(2)}x the loop's speed at ${result.rss_vs_largest_single.toFixed(2)}x its largest call's memory`,
+    ].join('\n') + '\n');
+    if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
