@@ -16,6 +16,7 @@ import {
 import { runBatch } from '../pipeline/batch.js';
 import { batchTotals, type BatchRecord, type BatchTotals } from '../pipeline/batch-summary.js';
 import { resolveLoraPath } from '../pipeline/source.js';
+import { resolveNolaPath } from '../pipeline/expand.js';
 import { formatBytes } from '../report/report.js';
 import { IoError, PartialRunError, UsageError } from '../errors.js';
 
@@ -25,15 +26,17 @@ const BATCH_FLAGS = ['outDir', 'beside', 'fromList', 'root', 'shard', 'shards', 
 
 /**
  * A run over many inputs: several arguments, a flag only such runs have, a pattern that is not a
- * path, or (compress) one folder that is not a single LoRA's folder, or (expand) any folder.
+ * path, or one folder that is not a single input's folder (compress: a LoRA's; expand: one holding
+ * exactly one NOLA file).
  */
 export async function wantsBatch(command: BatchCommand, inputs: readonly string[], o: Flags): Promise<boolean> {
   if (inputs.length !== 1 || BATCH_FLAGS.some((f) => o[f] !== undefined)) return true;
   const input = inputs[0];
   if (!existsSync(input)) return hasGlobMagic(input);
   if (!statSync(input).isDirectory()) return false;
-  if (command === 'expand') return true;
-  return resolveLoraPath(input).then(() => false, () => true);
+  // A folder that the single-file rules resolve (a LoRA's folder; a folder holding one NOLA file) is one
+  // input; any other folder is a library.
+  return (command === 'expand' ? resolveNolaPath(input) : resolveLoraPath(input)).then(() => false, () => true);
 }
 
 export async function runBatchCommand(ctx: Ctx, command: BatchCommand, inputs: string[], o: Flags): Promise<void> {

@@ -54,7 +54,7 @@ test('compress -o DIR/ writes DIR/<name>.nola (the folder made if needed), and i
   assert.deepEqual(readdirSync(dir).sort(), ['diffusers-02x.nola', 'peft-patterns.nola']);
 });
 
-test('expand FOLDER expands the one NOLA file in it; two NOLA files in it are a one-line refusal', async () => {
+test('expand FOLDER expands the one NOLA file in it; a folder of two is a library, refused in one line without --out-dir', async () => {
   const dir = path.join(ws.dir, 'holder');
   mkdirSync(dir);
   assert.equal((await runNola(['compress', path.join(ws.fixtures, 'kohya-sd15.safetensors'), '-o', path.join(dir, 'k.nola')])).code, 0);
@@ -63,6 +63,7 @@ test('expand FOLDER expands the one NOLA file in it; two NOLA files in it are a 
   assert.equal((JSON.parse(e.stdout) as { output: string }).output, path.join(dir, 'k.expanded.safetensors'));
   copyFileSync(path.join(dir, 'k.nola'), path.join(dir, 'k2.nola'));
   const two = await runNola(['expand', dir]);
-  assert.equal(two.code, EXIT.format, two.stderr);
-  assert.match(two.stderr, /^nola: error: .*several NOLA files/);
+  assert.equal(two.code, EXIT.usage, two.stderr);
+  assert.match(two.stderr, /^nola: error: .*holds several inputs: give --out-dir DIR/);
+  assert.equal(two.stderr.trim().split('\n').length, 1);
 });
