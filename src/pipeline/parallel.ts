@@ -189,6 +189,8 @@ class WorkerPool implements FitPool {
     this.failure ??= e;
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
+    // Callers waiting for a worker would wait forever: wake them, acquire() then throws the failure.
+    for (const wake of this.waiting.splice(0)) wake();
   }
 
   private release(w: Worker): void {
