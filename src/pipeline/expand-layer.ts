@@ -5,12 +5,11 @@
  * the output is byte-identical for any number of threads (and to writing the floats directly: the
  * writer would call the same encodeFloats).
  */
-import { Worker } from 'node:worker_threads';
 import { expandLayer } from '../core/compress-layer.js';
 import type { QuantizedBlock } from '../core/quantize.js';
 import type { LayerSettings } from '../core/compress-layer.js';
 import { encodeFloats, isEncodableDType, type DType } from '../io/safetensors/dtypes.js';
-import { deserializeError, type SerializedError } from './parallel.js';
+import { WorkerPool, wholeBuffers } from './worker-pool.js';
 
 export interface ExpandJob {
   settings: Pick<LayerSettings, 'rank' | 'k' | 'l' | 'basis' | 'seedA' | 'seedB'>;
@@ -55,12 +54,7 @@ export function runExpandJob(job: ExpandJob): ExpandedLayer {
 }
 
 export function expandedTransfers(l: ExpandedLayer): ArrayBuffer[] {
-  const out = new Set<ArrayBuffer>();
-  for (const f of [l.a, l.b]) {
-    const d = f.data;
-    if (d.buffer instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) out.add(d.buffer);
-  }
-  return [...out];
+  return wholeBuffers([l.a.data, l.b.data]);
 }
 
 export interface ExpandPool {
@@ -72,67 +66,5 @@ export interface ExpandPool {
 /** threads ≤ 1: inline on the calling thread. Otherwise up to `threads` workers, started on demand. */
 export function createExpandPool(threads: number): ExpandPool {
   if (threads <= 1) return { threads: 1, run: async (job) => runExpandJob(job), close: async () => {} };
-  return new Pool(threads);
-}
-
-interface Pending { resolve: (l: ExpandedLayer) => void; reject: (e: Error) => void }
-
-class Pool implements ExpandPool {
-  private readonly idle: Worker[] = [];
-  private readonly all: Worker[] = [];
-  private readonly waiting: Array<() => void> = [];
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
-  private failure: Error | undefined;
-
-  constructor(readonly threads: number) {}
-
-  private spawn(): Worker {
-    const w = new Worker(new URL('./expand-worker.js', import.meta.url));
-    w.on('message', (m: { id: number; layer?: ExpandedLayer; error?: SerializedError }) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      this.idle.push(w);
-      this.waiting.shift()?.();
-      if (p === undefined) return;
-      if (m.error !== undefined) p.reject(deserializeError(m.error));
-      else p.resolve(m.layer!);
-    });
-    w.on('error', (e) => this.fail(e));
-    w.on('exit', (code) => { if (code !== 0) this.fail(new Error(`expand worker exited with code ${code}`)); });
-    this.all.push(w);
-    return w;
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-    for (const wake of this.waiting.splice(0)) wake();
-  }
-
-  private async acquire(): Promise<Worker> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const w = this.idle.pop();
-      if (w !== undefined) return w;
-      if (this.all.length < this.threads) return this.spawn();
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-  }
-
-  async run(job: ExpandJob): Promise<ExpandedLayer> {
-    const w = await this.acquire();
-    const id = this.nextId++;
-    return new Promise<ExpandedLayer>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, job });
-    });
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
-    this.all.length = 0;
-    this.idle.length = 0;
-  }
+  return new WorkerPool<ExpandJob, ExpandedLayer>(threads, new URL('./expand-worker.js', import.meta.url), { name: 'expand' });
 }

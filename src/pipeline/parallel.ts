@@ -5,7 +5,7 @@
  * stored by layer index, so the output does not depend on which worker finished first: a run with
  * N threads writes the same bytes as a run with one.
  */
-import { Worker } from 'node:worker_threads';
+import { WorkerPool, wholeBuffers } from './worker-pool.js';
 import { availableParallelism } from 'node:os';
 import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerRecipe } from '../core/compress-layer.js';
 import { targetSvd } from '../core/fit.js';
@@ -16,7 +16,6 @@ import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
 import type { BudgetStrategy, CompressSettings, Strategy } from './settings.js';
 import { candidateTable, chooseLayer } from './layer-strategy.js';
-import { BackendUnavailableError, FormatError, IoError, NolaError, NumericError, PairingError, UsageError } from '../errors.js';
 
 export function defaultThreads(): number {
   return availableParallelism();
@@ -88,29 +87,7 @@ export function runFitTask(task: FitTask): FitOutcome {
 
 /** Buffers to transfer with a message (each at most once). */
 export function outcomeTransfers(o: FitOutcome): ArrayBuffer[] {
-  const bufs = new Set<ArrayBuffer>();
-  const add = (u: Uint8Array | Float64Array): void => {
-    if (u.buffer instanceof ArrayBuffer && u.byteOffset === 0 && u.byteLength === u.buffer.byteLength) bufs.add(u.buffer);
-  };
-  add(o.sigma);
-  if (o.layer) for (const blk of [o.layer.blockA, o.layer.blockB]) { add(blk.codes); add(blk.scales); }
-  return [...bufs];
-}
-
-/** Errors cross the thread boundary as plain data; rebuild the typed ones so exit codes survive. */
-export interface SerializedError { name: string; message: string; stack?: string }
-const ERROR_TYPES: Record<string, new (m: string) => NolaError> = {
-  UsageError, FormatError, PairingError, NumericError, BackendUnavailableError, IoError,
-};
-export function serializeError(e: unknown): SerializedError {
-  const err = e instanceof Error ? e : new Error(String(e));
-  return { name: err.name, message: err.message, stack: err.stack };
-}
-export function deserializeError(s: SerializedError): Error {
-  const Type = ERROR_TYPES[s.name];
-  const err = Type ? new Type(s.message) : new Error(s.message);
-  if (s.stack !== undefined) err.stack = s.stack;
-  return err;
+  return wholeBuffers([o.sigma, ...(o.layer ? [o.layer.blockA, o.layer.blockB].flatMap((blk) => [blk.codes, blk.scales]) : [])]);
 }
 
 /** An owned copy when the array is a view into a larger buffer (so transferring it detaches nothing else). */
@@ -151,79 +128,13 @@ export function createFitPool(threads: number, backend?: ComputeBackend): FitPoo
       close: async () => {},
     };
   }
-  return new WorkerPool(threads);
-}
-
-interface Pending { resolve: (o: FitOutcome) => void; reject: (e: Error) => void }
-
-class WorkerPool implements FitPool {
-  readonly threads: number;
-  private readonly idle: Worker[] = [];
-  private readonly all: Worker[] = [];
-  private readonly waiting: Array<() => void> = [];
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
-  private failure: Error | undefined;
-
-  constructor(threads: number) {
-    this.threads = threads;
-  }
-
-  private spawn(): Worker {
-    const w = new Worker(new URL('./fit-worker.js', import.meta.url));
-    w.on('message', (m: { id: number; outcome?: FitOutcome; error?: SerializedError }) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      this.release(w);
-      if (p === undefined) return;
-      if (m.error !== undefined) p.reject(deserializeError(m.error));
-      else p.resolve(m.outcome!);
-    });
-    w.on('error', (e) => this.fail(e));
-    w.on('exit', (code) => { if (code !== 0) this.fail(new Error(`fit worker exited with code ${code}`)); });
-    this.all.push(w);
-    return w;
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-    // Callers waiting for a worker would wait forever: wake them, acquire() then throws the failure.
-    for (const wake of this.waiting.splice(0)) wake();
-  }
-
-  private release(w: Worker): void {
-    const next = this.waiting.shift();
-    this.idle.push(w);
-    next?.();
-  }
-
-  private async acquire(): Promise<Worker> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const w = this.idle.pop();
-      if (w !== undefined) return w;
-      if (this.all.length < this.threads) return this.spawn();
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-  }
-
-  async run(task: FitTask): Promise<FitOutcome> {
-    const w = await this.acquire();
-    const id = this.nextId++;
-    const msg: FitTask = { ...task, a: owned(task.a), b: owned(task.b) };
-    return new Promise<FitOutcome>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, task: msg }, [msg.a.buffer as ArrayBuffer, msg.b.buffer as ArrayBuffer]);
-    });
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
-    this.all.length = 0;
-    this.idle.length = 0;
-  }
+  return new WorkerPool<FitTask, FitOutcome>(threads, new URL('./fit-worker.js', import.meta.url), {
+    name: 'fit',
+    prepare: (task) => {
+      const job: FitTask = { ...task, a: owned(task.a), b: owned(task.b) };
+      return { job, transfer: [job.a.buffer as ArrayBuffer, job.b.buffer as ArrayBuffer] };
+    },
+  });
 }
 
 /**

@@ -1,0 +1,126 @@
+/**
+ * Worker threads that run one job at a time each, started on demand up to `threads`: the one pool
+ * behind compress's fit (parallel.ts) and expand's synthesis (expand-layer.ts).
+ *
+ * Protocol: the pool posts `{ id, job }`; the worker (its entry calls `serveJobs`) answers
+ * `{ id, result }` or `{ id, error }`, transferring the result's buffers. Errors cross as plain data
+ * and are rebuilt as nola's typed errors, so a worker's refusal keeps its exit code. A worker that
+ * dies fails the pool: every job in flight and every caller waiting for a worker gets that failure.
+ */
+import { Worker, parentPort } from 'node:worker_threads';
+import { BackendUnavailableError, FormatError, IoError, NolaError, NumericError, PairingError, UsageError } from '../errors.js';
+
+/** Errors cross the thread boundary as plain data; rebuild the typed ones so exit codes survive. */
+export interface SerializedError { name: string; message: string; stack?: string }
+const ERROR_TYPES: Record<string, new (m: string) => NolaError> = {
+  UsageError, FormatError, PairingError, NumericError, BackendUnavailableError, IoError,
+};
+export function serializeError(e: unknown): SerializedError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { name: err.name, message: err.message, stack: err.stack };
+}
+export function deserializeError(s: SerializedError): Error {
+  const Type = ERROR_TYPES[s.name];
+  const err = Type ? new Type(s.message) : new Error(s.message);
+  if (s.stack !== undefined) err.stack = s.stack;
+  return err;
+}
+
+/** The buffers of these arrays that can move to another thread whole (each once; views into larger buffers are left). */
+export function wholeBuffers(arrays: ReadonlyArray<Uint8Array | Float64Array>): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const u of arrays) {
+    if (u.buffer instanceof ArrayBuffer && u.byteOffset === 0 && u.byteLength === u.buffer.byteLength) out.add(u.buffer);
+  }
+  return [...out];
+}
+
+interface Reply<R> { id: number; result?: R; error?: SerializedError }
+interface Pending<R> { resolve: (r: R) => void; reject: (e: Error) => void }
+
+export interface PoolOptions<J> {
+  /** Named in the failure when a worker dies ("fit worker exited with code 1"). */
+  name: string;
+  /** The message to post for a job and the buffers to transfer with it (default: the job, nothing transferred). */
+  prepare?: (job: J) => { job: J; transfer: ArrayBuffer[] };
+}
+
+export class WorkerPool<J, R> {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly waiting: Array<() => void> = [];
+  private readonly pending = new Map<number, Pending<R>>();
+  private nextId = 0;
+  private failure: Error | undefined;
+
+  constructor(readonly threads: number, private readonly script: URL, private readonly options: PoolOptions<J>) {}
+
+  private spawn(): Worker {
+    const w = new Worker(this.script);
+    w.on('message', (m: Reply<R>) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      this.release(w);
+      if (p === undefined) return;
+      if (m.error !== undefined) p.reject(deserializeError(m.error));
+      else p.resolve(m.result as R);
+    });
+    w.on('error', (e) => this.fail(e));
+    w.on('exit', (code) => { if (code !== 0) this.fail(new Error(`${this.options.name} worker exited with code ${code}`)); });
+    this.all.push(w);
+    return w;
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    // Callers waiting for a worker would wait forever: wake them, acquire() then throws the failure.
+    for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  private release(w: Worker): void {
+    this.idle.push(w);
+    this.waiting.shift()?.();
+  }
+
+  private async acquire(): Promise<Worker> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const w = this.idle.pop();
+      if (w !== undefined) return w;
+      if (this.all.length < this.threads) return this.spawn();
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  async run(job: J): Promise<R> {
+    const w = await this.acquire();
+    const id = this.nextId++;
+    const { job: msg, transfer } = this.options.prepare?.(job) ?? { job, transfer: [] };
+    return new Promise<R>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      w.postMessage({ id, job: msg }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((w) => w.terminate()));
+    this.all.length = 0;
+    this.idle.length = 0;
+  }
+}
+
+/** A worker entry's whole body: answer each `{ id, job }` with `run(job)`, transferring `transfers(result)`. */
+export function serveJobs<J, R>(run: (job: J) => R, transfers: (result: R) => ArrayBuffer[]): void {
+  const port = parentPort;
+  if (port === null) throw new Error('this module runs as a worker thread');
+  port.on('message', ({ id, job }: { id: number; job: J }) => {
+    try {
+      const result = run(job);
+      port.postMessage({ id, result }, transfers(result));
+    } catch (e) {
+      port.postMessage({ id, error: serializeError(e) });
+    }
+  });
+}
