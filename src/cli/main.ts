@@ -10,7 +10,7 @@ import { createLogger, type LogFormat } from './logger.js';
 import { breakBar } from './stderr.js';
 import { progressMode, type ProgressMode } from './progress.js';
 import { EXIT, InterruptedError, NolaError, UsageError } from '../errors.js';
-import { removeLiveTempFiles } from '../io/atomic.js';
+import { placedOutputCount, removeLiveTempFiles } from '../io/atomic.js';
 import { constants as osConstants } from 'node:os';
 import { escapeControl } from './escape.js';
 import { DEFAULT_LIMITS, setLimits } from '../pipeline/limits.js';
@@ -48,7 +48,10 @@ export async function main(argv: string[]): Promise<void> {
     process.on(signal, () => {
       removeLiveTempFiles();
       breakBar();
-      process.stderr.write(`nola: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}; no output was written\n`);
+      // A library run keeps the files it finished (a rerun skips them); only the one in progress is lost.
+      const placed = placedOutputCount();
+      const kept = placed === 0 ? 'no output was written' : `the output in progress was removed; ${placed} finished output${placed === 1 ? ' was' : 's were'} kept`;
+      process.stderr.write(`nola: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}; ${kept}\n`);
       process.exit(signal === 'SIGINT' ? EXIT.interrupted : 128 + osConstants.signals[signal]);
     });
   }

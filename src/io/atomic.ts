@@ -26,6 +26,8 @@ export interface AtomicWriteOptions {
 }
 
 const liveTempFiles = new Set<string>();
+/** Outputs this process has moved into place (a signal's message says whether any were). */
+let placedOutputs = 0;
 /** Folders created for this run's outputs, deepest last; removed (when still empty) if the run fails. */
 const createdFolders: string[] = [];
 
@@ -170,6 +172,7 @@ export class OutputBatch {
         liveTempFiles.delete(s.tmp);
         done.push(s.target);
       }
+      placedOutputs += done.length;
     } catch (err) {
       // A later rename failed: the outputs already moved belong to a run that failed.
       for (const t of done) await unlink(t).catch(() => undefined);
@@ -197,6 +200,11 @@ export class OutputBatch {
       if (i >= 0) createdFolders.splice(i, 1);
     }
   }
+}
+
+/** Outputs this process has put in place so far (single files and committed batches' files). */
+export function placedOutputCount(): number {
+  return placedOutputs;
 }
 
 /** Temp files currently registered (for tests and diagnostics). */
@@ -278,6 +286,7 @@ export async function writeFileAtomic(
       return;
     }
     await moveIntoPlace(tmp, target, force);
+    placedOutputs++;
   } catch (err) {
     if (fh) await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);

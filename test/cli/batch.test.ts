@@ -185,6 +185,26 @@ test('a run killed with SIGKILL mid-write, then rerun, completes with no partial
   assert.deepEqual([m.totals.done, m.totals.skipped, m.totals.failed], [good.length, 0, BAD.length]);
 });
 
+test('a run stopped with SIGINT keeps its finished outputs, removes the one in progress, and says so', async () => {
+  const { child, done } = startNola(['compress', 'lib', '--out-dir', 'stopped', '--summary', 'stopped.jsonl', '--threads', '1'], {
+    cwd: dir, env: { NOLA_TEST_WRITE_DELAY_MS: '150' },
+  });
+  await waitFor(() => {
+    const lines = existsSync(path.join(dir, 'stopped.jsonl')) ? readFileSync(path.join(dir, 'stopped.jsonl'), 'utf8').split('\n').length - 1 : 0;
+    return lines >= 3 && allFiles('stopped').some((f) => f.endsWith('.tmp'));
+  }, 60_000, 'three finished files and a temp file being written');
+  child.kill('SIGINT');
+  const r = await done;
+  assert.equal(r.code, EXIT.interrupted, r.stderr);
+  const left = allFiles('stopped');
+  assert.ok(!left.some((f) => f.endsWith('.tmp')), 'the output in progress was removed');
+  // What the message counts is what is on disk: every file the run put in place (the summary is appended, not placed).
+  assert.ok(readSummary('stopped.jsonl').filter((x) => x.status === 'done').length >= 3);
+  const last = r.stderr.trimEnd().split('\n').pop();
+  assert.match(last ?? '', /^nola: interrupted; the output in progress was removed; (\d+) finished outputs? (was|were) kept$/);
+  assert.equal(Number(/(\d+) finished/.exec(last ?? '')?.[1]), left.length, `${last}: one count per file put in place`);
+});
+
 test('inputs from --from-list with --root; refusals before any work', async () => {
   writeFileSync(path.join(dir, 'list.txt'), `# two adapters\n${path.join(dir, 'lib/a/tiny-peft')}\n\nlib/b/nested/diffusers-02x.safetensors\n`);
   const r = await nola(['compress', '--from-list', 'list.txt', '--root', 'lib', '--out-dir', 'listed', '--json']);
