@@ -63,9 +63,6 @@ export async function expandOutputFor(item: BatchItem, outDir: string | undefine
   return resolveExpandOutput(outDir === undefined ? item.input : path.join(outDir, item.rel), undefined, doc.source.file, doc.source.family);
 }
 
-/** Files a set of fit workers serves before it is replaced by a fresh one. */
-export const POOL_FILES = 8;
-
 export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
   const records: BatchRecord[] = [];
   // One set of fit workers for the whole run (started when a file first needs them).
@@ -90,12 +87,6 @@ export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
       }
       records.push(record);
       await req.onFinish?.(record, item, i);
-      // Workers kept for ever grow their heaps file by file (measured: docs/PERFORMANCE.md); fresh ones
-      // every few files keep the run near one file's memory at a small share of the start-ups saved.
-      if (pool !== undefined && (i + 1) % POOL_FILES === 0) {
-        await pool.close();
-        pool = createFitPool(o!.threads);
-      }
     }
   } finally {
     await pool?.close();
