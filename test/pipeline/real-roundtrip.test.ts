@@ -162,6 +162,13 @@ test('generated fixtures of every family: round trip keeps names, dtypes, shapes
   }
 });
 
+/**
+ * How far inspect's rate–distortion ratios, from reconstructed spectra, may sit from compress's: the
+ * file cannot show the components a fit dropped, so inspect's estimate may only be lower in bytes
+ * (its ratio higher). Measured: SD 1.5 +0.0%/+0.1%, SD 2 −0.1%/−0.0%, DistilBERT +3.3%/+4.6% (Gaussian/bound).
+ */
+const INSPECT_RD_RANGE = [-0.005, 0.06] as const;
+
 test('issue 4 (b) on every shared adapter: the default file is smaller than the reference frontier, every expanded layer within 0.1', { timeout: 300_000 }, async (t) => {
   if (!numpy) return t.skip('python3 with numpy is needed for the references');
   const FRONTIER = path.join(REPO, 'scripts', 'reference', 'frontier.py');
@@ -194,6 +201,16 @@ test('issue 4 (b) on every shared adapter: the default file is smaller than the 
       assert.ok(Math.abs(totals.rdGaussianRatio / ref.gaussian_ratio - 1) < 2e-3, `${c.dir}: Gaussian estimate ${totals.rdGaussianRatio} vs numpy ${ref.gaussian_ratio}`);
       assert.ok(Math.abs(totals.rdBoundRatio / ref.bound_ratio - 1) < 2e-3, `${c.dir}: rank-1 bound ${totals.rdBoundRatio} vs numpy ${ref.bound_ratio}`);
       assert.ok(totals.fileFp16Ratio < totals.rdBoundRatio, `${c.dir}: a file below the bound would mean the bound is wrong`);
+      // inspect has only the file: it estimates each source spectrum from the reconstruction (sourceSpectrumEstimate).
+      // Compress's figures, from the source itself, are the second method it is held to.
+      const ins = await runNola(['inspect', nolaFile, '--json']);
+      assert.equal(ins.code, 0, ins.stderr);
+      const it = (JSON.parse(ins.stdout) as { totals: typeof totals }).totals;
+      assert.ok(Math.abs(it.fileFp16Ratio / totals.fileFp16Ratio - 1) < 1e-12, `${c.dir}: inspect's file ratio ${it.fileFp16Ratio} vs compress's ${totals.fileFp16Ratio}`);
+      for (const k of ['rdGaussianRatio', 'rdBoundRatio'] as const) {
+        const rel = it[k] / totals[k] - 1;
+        assert.ok(rel > INSPECT_RD_RANGE[0] && rel < INSPECT_RD_RANGE[1], `${c.dir}: inspect's ${k} ${it[k]} vs compress's ${totals[k]}`);
+      }
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
