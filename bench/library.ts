@@ -18,8 +18,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeSafetensors } from '../src/io/index.js';
-import type { TensorSpec } from '../src/io/safetensors/types.js';
+import { sd15Layers, tinyLayers, writeDiffusersAdapter } from './synthetic-adapter.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
@@ -43,48 +42,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** The attention layers of the SD-1.5 UNet (16 transformer blocks, self- and cross-attention) as [name, d_in, d_out]. */
-function sd15Layers(): Array<[string, number, number]> {
-  const blocks: Array<[string, number]> = [];
-  for (const [b, d] of [[0, 320], [1, 640], [2, 1280]] as const) for (const a of [0, 1]) blocks.push([`down_blocks.${b}.attentions.${a}`, d]);
-  blocks.push(['mid_block.attentions.0', 1280]);
-  for (const [b, d] of [[1, 1280], [2, 640], [3, 320]] as const) for (const a of [0, 1, 2]) blocks.push([`up_blocks.${b}.attentions.${a}`, d]);
-  const out: Array<[string, number, number]> = [];
-  for (const [stem, d] of blocks) {
-    const t = `unet.${stem}.transformer_blocks.0`;
-    for (const m of ['to_q', 'to_k', 'to_v', 'to_out.0']) out.push([`${t}.attn1.${m}`, d, d]);
-    for (const m of ['to_q', 'to_k', 'to_v', 'to_out.0']) out.push([`${t}.attn2.${m}`, m === 'to_k' || m === 'to_v' ? 768 : d, d]);
-  }
-  return out;
-}
-
-function tinyLayers(): Array<[string, number, number]> {
-  return [0, 1].flatMap((i) => ['to_q', 'to_v'].map((m): [string, number, number] => [`unet.down_blocks.0.attentions.${i}.transformer_blocks.0.attn1.${m}`, 64, 64]));
-}
-
-/** One diffusers-style LoRA (`….lora.down.weight` / `….lora.up.weight`, F32, rank 4), values seeded by `seed`. */
-async function writeAdapter(file: string, layers: Array<[string, number, number]>, seed: number): Promise<void> {
-  const rank = 4;
-  const specs: TensorSpec[] = layers.flatMap(([name, dIn, dOut]) => [
-    { name: `${name}.lora.down.weight`, dtype: 'F32', shape: [rank, dIn] },
-    { name: `${name}.lora.up.weight`, dtype: 'F32', shape: [dOut, rank] },
-  ]);
-  await writeSafetensors(file, specs, { format: 'pt' }, (spec, index) => {
-    let s = (seed * 2654435761 + index * 40503) >>> 0;
-    const u = (): number => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return (s + 0.5) / 2 ** 32; };
-    const n = spec.shape[0] * spec.shape[1];
-    const v = new Float32Array(n);
-    const down = spec.name.endsWith('down.weight');
-    for (let i = 0; i < n; i++) {
-      const g = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-      // A decaying spectrum, as trained adapters have: row k of down (column k of up) scaled by 0.6^k.
-      const k = down ? Math.floor(i / spec.shape[1]) : i % rank;
-      v[i] = g * 0.6 ** k * (down ? 1 / Math.sqrt(spec.shape[1]) : 0.01);
-    }
-    return v;
-  }, { force: true });
-}
-
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -103,7 +60,7 @@ async function main(): Promise<void> {
     const lib = path.join(dir, 'lib');
     await mkdir(lib);
     const layers = o.size === 'sd15' ? sd15Layers() : tinyLayers();
-    for (let i = 0; i < o.count; i++) await writeAdapter(path.join(lib, `adapter-${String(i).padStart(4, '0')}.safetensors`), layers, i + 1);
+    for (let i = 0; i < o.count; i++) await writeDiffusersAdapter(path.join(lib, `adapter-${String(i).padStart(4, '0')}.safetensors`), layers, i + 1);
     const files = (await readdir(lib)).sort().map((f) => path.join(lib, f));
     const threads = o.threads !== undefined ? ['--threads', o.threads] : [];
     const load0 = loadavg()[0];

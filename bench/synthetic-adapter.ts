@@ -121,3 +121,45 @@ export async function writeSyntheticAdapter(dir: string, a: SyntheticAdapter): P
   await writeFile(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2));
   return dir;
 }
+
+/** The attention layers of the SD-1.5 UNet (16 transformer blocks, self- and cross-attention) as [name, d_in, d_out]. */
+export function sd15Layers(): Array<[string, number, number]> {
+  const blocks: Array<[string, number]> = [];
+  for (const [b, d] of [[0, 320], [1, 640], [2, 1280]] as const) for (const a of [0, 1]) blocks.push([`down_blocks.${b}.attentions.${a}`, d]);
+  blocks.push(['mid_block.attentions.0', 1280]);
+  for (const [b, d] of [[1, 1280], [2, 640], [3, 320]] as const) for (const a of [0, 1, 2]) blocks.push([`up_blocks.${b}.attentions.${a}`, d]);
+  const out: Array<[string, number, number]> = [];
+  for (const [stem, d] of blocks) {
+    const t = `unet.${stem}.transformer_blocks.0`;
+    for (const m of ['to_q', 'to_k', 'to_v', 'to_out.0']) out.push([`${t}.attn1.${m}`, d, d]);
+    for (const m of ['to_q', 'to_k', 'to_v', 'to_out.0']) out.push([`${t}.attn2.${m}`, m === 'to_k' || m === 'to_v' ? 768 : d, d]);
+  }
+  return out;
+}
+
+export function tinyLayers(): Array<[string, number, number]> {
+  return [0, 1].flatMap((i) => ['to_q', 'to_v'].map((m): [string, number, number] => [`unet.down_blocks.0.attentions.${i}.transformer_blocks.0.attn1.${m}`, 64, 64]));
+}
+
+/** One diffusers-style LoRA (`….lora.down.weight` / `….lora.up.weight`, F32, rank 4), values seeded by `seed`. */
+export async function writeDiffusersAdapter(file: string, layers: Array<[string, number, number]>, seed: number): Promise<void> {
+  const rank = 4;
+  const specs: TensorSpec[] = layers.flatMap(([name, dIn, dOut]) => [
+    { name: `${name}.lora.down.weight`, dtype: 'F32', shape: [rank, dIn] },
+    { name: `${name}.lora.up.weight`, dtype: 'F32', shape: [dOut, rank] },
+  ]);
+  await writeSafetensors(file, specs, { format: 'pt' }, (spec, index) => {
+    let s = (seed * 2654435761 + index * 40503) >>> 0;
+    const u = (): number => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return (s + 0.5) / 2 ** 32; };
+    const n = spec.shape[0] * spec.shape[1];
+    const v = new Float32Array(n);
+    const down = spec.name.endsWith('down.weight');
+    for (let i = 0; i < n; i++) {
+      const g = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+      // A decaying spectrum, as trained adapters have: row k of down (column k of up) scaled by 0.6^k.
+      const k = down ? Math.floor(i / spec.shape[1]) : i % rank;
+      v[i] = g * 0.6 ** k * (down ? 1 / Math.sqrt(spec.shape[1]) : 0.01);
+    }
+    return v;
+  }, { force: true });
+}
