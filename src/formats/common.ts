@@ -179,6 +179,11 @@ export interface LoraConfigView {
   alphaPattern: Record<string, number>;
 }
 
+/** A config value as the user wrote it: JSON for most, but 1e400 parses to Infinity, which JSON.stringify shows as null. */
+function shown(x: unknown): string {
+  return typeof x === 'number' ? `${x} (not a finite number)` : JSON.stringify(x);
+}
+
 function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
@@ -189,7 +194,7 @@ function numberPattern(v: unknown, field: string, where: string): Record<string,
   const out: Record<string, number> = {};
   for (const [k, x] of Object.entries(v)) {
     if (typeof x !== 'number' || !Number.isFinite(x)) {
-      throw new FormatError(`${where}: ${field}['${k}'] must be a number, found ${JSON.stringify(x)}`);
+      throw new FormatError(`${where}: ${field}['${k}'] must be a number, found ${shown(x)}`);
     }
     out[k] = x;
   }
@@ -207,7 +212,7 @@ export function readLoraConfig(cfg: unknown, where: string): LoraConfigView {
     const v = cfg[field];
     if (v === undefined || v === null) return dflt;
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new FormatError(`${where}: ${field} must be a number, found ${JSON.stringify(v)}`);
+      throw new FormatError(`${where}: ${field} must be a number, found ${shown(v)}`);
     }
     return v;
   };
