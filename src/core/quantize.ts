@@ -70,10 +70,18 @@ export function quantSegments(spec: QuantSpec, count: number): QuantSegment[] {
   return spec.map((seg) => (seg[0] === 'rice' ? ['rice', seg[1], seg[2]] as const : [seg[0], seg[1]] as const));
 }
 
-/** "int5", or "int5×20480+int4×12288" for a segmented spec. */
+/**
+ * "int5", or "int5×20480+int4×12288" for a segmented spec; a factor coded per rank-1 component (one
+ * rice block per component, all of one length) as "rice(6.01…2.59b)×12×4096": 12 blocks of 4096
+ * values from the first block's bits per value to the last's, so a rank-16 layer stays one line.
+ */
 export function describeQuant(spec: QuantSpec): string {
   if (typeof spec === 'string') return spec;
-  const one = (seg: QuantSegment): string => (seg[0] === 'rice' ? `rice(${((8 * seg[2]) / seg[1]).toFixed(2)}b)` : seg[0]);
+  const bits = (seg: QuantSegment): string => ((8 * (seg as readonly ['rice', number, number])[2]) / seg[1]).toFixed(2);
+  const one = (seg: QuantSegment): string => (seg[0] === 'rice' ? `rice(${bits(seg)}b)` : seg[0]);
+  if (spec.length > 2 && spec.every((seg) => seg[0] === 'rice' && seg[1] === spec[0][1])) {
+    return `rice(${bits(spec[0])}…${bits(spec[spec.length - 1])}b)×${spec.length}×${spec[0][1]}`;
+  }
   return spec.length === 1 ? one(spec[0]) : spec.map((seg) => `${one(seg)}×${seg[1]}`).join('+');
 }
 
