@@ -154,17 +154,26 @@ test('four shards (I/N, JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID) cover every i
   assert.match(merged.stdout, /^nola compress: 39 files: 36 done, 0 skipped, 3 failed/m);
 });
 
-test('a run killed with SIGKILL mid-write, then rerun, completes with no partial or temp files', async () => {
-  // Each atomic write holds its temp file 150 ms before moving it into place, so the kill lands mid-write.
-  const { child, done } = startNola(['compress', 'lib', '--out-dir', 'killed', '--summary', 'killed.jsonl', '--threads', '1'], {
+/**
+ * Starts `compress lib --out-dir OUT --summary OUT.jsonl` and sends `signal` once `finished` files are
+ * in the summary and a temp file is being written: each atomic write holds its temp file 150 ms
+ * before moving it into place, so the signal lands mid-write.
+ */
+async function stopMidRun(out: string, finished: number, signal: NodeJS.Signals): Promise<Awaited<ReturnType<typeof startNola>['done']>> {
+  const { child, done } = startNola(['compress', 'lib', '--out-dir', out, '--summary', `${out}.jsonl`, '--threads', '1'], {
     cwd: dir, env: { NOLA_TEST_WRITE_DELAY_MS: '150' },
   });
   await waitFor(() => {
-    const lines = existsSync(path.join(dir, 'killed.jsonl')) ? readFileSync(path.join(dir, 'killed.jsonl'), 'utf8').split('\n').length - 1 : 0;
-    return lines >= 6 && allFiles('killed').some((f) => f.endsWith('.tmp'));
-  }, 60_000, 'six finished files and a temp file being written');
-  child.kill('SIGKILL');
-  const killed = await done;
+    const summary = path.join(dir, `${out}.jsonl`);
+    const lines = existsSync(summary) ? readFileSync(summary, 'utf8').split('\n').length - 1 : 0;
+    return lines >= finished && allFiles(out).some((f) => f.endsWith('.tmp'));
+  }, 60_000, `${finished} finished files and a temp file being written`);
+  child.kill(signal);
+  return done;
+}
+
+test('a run killed with SIGKILL mid-write, then rerun, completes with no partial or temp files', async () => {
+  const killed = await stopMidRun('killed', 6, 'SIGKILL');
   assert.equal(killed.signal, 'SIGKILL');
   assert.ok(allFiles('killed').some((f) => f.endsWith('.tmp')), 'the kill left a temp file behind (the case the rerun must clean)');
   const finishedBefore = readSummary('killed.jsonl').filter((x) => x.status === 'done').map((x) => rel(x.input));
@@ -186,15 +195,7 @@ test('a run killed with SIGKILL mid-write, then rerun, completes with no partial
 });
 
 test('a run stopped with SIGINT keeps its finished outputs, removes the one in progress, and says so', async () => {
-  const { child, done } = startNola(['compress', 'lib', '--out-dir', 'stopped', '--summary', 'stopped.jsonl', '--threads', '1'], {
-    cwd: dir, env: { NOLA_TEST_WRITE_DELAY_MS: '150' },
-  });
-  await waitFor(() => {
-    const lines = existsSync(path.join(dir, 'stopped.jsonl')) ? readFileSync(path.join(dir, 'stopped.jsonl'), 'utf8').split('\n').length - 1 : 0;
-    return lines >= 3 && allFiles('stopped').some((f) => f.endsWith('.tmp'));
-  }, 60_000, 'three finished files and a temp file being written');
-  child.kill('SIGINT');
-  const r = await done;
+  const r = await stopMidRun('stopped', 3, 'SIGINT');
   assert.equal(r.code, EXIT.interrupted, r.stderr);
   const left = allFiles('stopped');
   assert.ok(!left.some((f) => f.endsWith('.tmp')), 'the output in progress was removed');
