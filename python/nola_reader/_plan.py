@@ -8,6 +8,7 @@ import math
 import re
 
 from . import _dtypes, _js
+from ._pattern import PatternError, compile_peft_key
 from ._errors import FormatError, NumericError, UsageError
 
 DIFFUSERS_COMPONENTS = ['unet', 'transformer', 'transformer_2', 'text_encoder', 'text_encoder_2', 'text_encoder_3',
@@ -80,14 +81,25 @@ def read_lora_config(cfg, where):
             'rank_pattern': pattern('rank_pattern'), 'alpha_pattern': pattern('alpha_pattern')}
 
 
+_PATTERN_CACHE = {}
+
+
 def match_pattern_key(patterns, module_path, where):
-    """PEFT's get_pattern_key: the first key k (in order) with re.match(rf"(.*\\.)?({k})$", path)."""
+    """PEFT's get_pattern_key: the first key k (in order) with re.match(rf"(.*\\.)?({k})$", path), matched by
+    the linear-time matcher of _pattern.py (nola's), never by `re`: the keys come from the file."""
     for key in patterns:
-        try:
-            if re.fullmatch(r'(?:.*\.)?(?:' + key + r')', module_path):
-                return key
-        except re.error as e:
-            raise FormatError(f"{where}: pattern key '{key}' is not a valid regular expression ({e})") from None
+        compiled = _PATTERN_CACHE.get(key)
+        if compiled is None:
+            try:
+                compiled = compile_peft_key(key)
+            except PatternError as e:
+                raise FormatError(f'{where}: pattern key {_js.stringify(key)} is not supported: {e} (nola matches literals, ., '
+                                  '[classes], \\d \\w \\s, escapes, groups, |, * + ? {m,n}, ^ $)') from None
+            if len(_PATTERN_CACHE) > 10_000:
+                _PATTERN_CACHE.clear()
+            _PATTERN_CACHE[key] = compiled
+        if compiled.matches(module_path):
+            return key
     return None
 
 
