@@ -242,7 +242,7 @@ test('decoding a byte count that is not a whole number of elements throws', () =
   assert.throws(() => decodeToFloat32(new Uint8Array(3), 'F16'), RangeError);
 });
 
-test('F64 -> BF16 (the fast path for normal results included) rounds like the pre-#10 reference encoder', () => {
+test('F64 -> BF16 by the general word-level path rounds like the pre-#10 reference encoder', () => {
   // Reference: test/core/half-reference.ts (exponent and powers of two per value, no bit tricks).
   // NaNs are left out: this encoder keeps payloads, the reference returns the canonical NaN.
   const words = new Uint32Array(2);

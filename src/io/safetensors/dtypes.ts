@@ -147,32 +147,17 @@ export function f32BitsToBf16Bits(b: number): number {
   return hi & 0xffff;
 }
 
-/** F64 (as its two 32-bit words) -> F16 bit pattern, rounded once. */
+/**
+ * F64 (as its two 32-bit words) -> F16 / BF16 bit pattern, rounded once, NaN payloads kept: the general
+ * path (exponent and significand as integers, roundMagnitude). encodeFloats rounds numbers with
+ * src/core/half.ts's integer-word conversions and sends only NaNs here; the tests hold half.ts's
+ * bits to this path, a second method.
+ */
 export function f64WordsToF16Bits(hi: number, lo: number): number {
-  const exp = (hi >>> 20) & 0x7ff;
-  if (exp >= 1009 && exp <= 1038) {
-    // Fast path as in f32BitsToF16Bits: 42 dropped bits = 10 low bits of the high word + the low word.
-    const manHi = hi & 0xfffff;
-    const h = ((exp - 1008) << 10) | (manHi >>> 10);
-    const rest = manHi & 0x3ff;
-    const up = rest > 0x200 || (rest === 0x200 && (lo !== 0 || (h & 1) === 1));
-    return ((hi >>> 31) << 15) | (up ? h + 1 : h);
-  }
   return f64WordsToSmall(hi, lo, 5, 10);
 }
 
-/** F64 (as its two 32-bit words) -> BF16 bit pattern, rounded once. */
 export function f64WordsToBf16Bits(hi: number, lo: number): number {
-  const exp = (hi >>> 20) & 0x7ff;
-  if (exp >= 897 && exp <= 1150) {
-    // Fast path, result a normal bf16 (or a carry into infinity): 45 dropped bits = 13 low bits of
-    // the high word + the low word, ties to even.
-    const manHi = hi & 0xfffff;
-    const h = ((exp - 896) << 7) | (manHi >>> 13);
-    const rest = manHi & 0x1fff;
-    const up = rest > 0x1000 || (rest === 0x1000 && (lo !== 0 || (h & 1) === 1));
-    return ((hi >>> 31) << 15) | (up ? h + 1 : h);
-  }
   return f64WordsToSmall(hi, lo, 8, 7);
 }
 
