@@ -5,6 +5,7 @@
  * the outputs back (O(n·count) against the kernel's O(n²·count)).
  */
 import { FFT_WASM_BASE64 } from './fft-wasm-module.js';
+import { loadOnce } from './load-once.js';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -33,8 +34,6 @@ export type DftKernel = (
   tCos: Float64Array, tSin: Float64Array, outRe: Float64Array, outIm: Float64Array,
 ) => void;
 
-let kernel: DftKernel | null | undefined;
-let radix2: Radix2Kernel | null | undefined;
 let enabled = true;
 
 /** Tests: false runs the TypeScript loop everywhere (it must give the same bits). */
@@ -42,30 +41,17 @@ export function enableDftKernel(on: boolean): void {
   enabled = on;
 }
 
+const loadDft = loadOnce(createDftKernel);
+const loadRadix2 = loadOnce(createRadix2Kernel);
+
 /** The kernel, or null where WebAssembly SIMD is unavailable (the TypeScript loop then runs: same bits). */
 export function dftKernel(): DftKernel | null {
-  if (!enabled) return null;
-  if (kernel === undefined) {
-    try {
-      kernel = createDftKernel();
-    } catch {
-      kernel = null;
-    }
-  }
-  return kernel;
+  return enabled ? loadDft() : null;
 }
 
 /** The radix-2 kernel, or null (TypeScript loops: same bits). */
 export function radix2Kernel(): Radix2Kernel | null {
-  if (!enabled) return null;
-  if (radix2 === undefined) {
-    try {
-      radix2 = createRadix2Kernel();
-    } catch {
-      radix2 = null;
-    }
-  }
-  return radix2;
+  return enabled ? loadRadix2() : null;
 }
 
 let instance: Exports | undefined;

@@ -6,26 +6,17 @@
 import { createWasmKernels } from './wasm-kernels.js';
 import { tsKernels } from './ts-kernels.js';
 import type { UniformKernels } from './types.js';
+import { loadOnce } from './load-once.js';
 
 export type { UniformKernels } from './types.js';
 export { tsKernels } from './ts-kernels.js';
 
 export type KernelChoice = 'auto' | 'wasm-simd' | 'ts';
 
-let wasm: UniformKernels | null | undefined;
 let choice: KernelChoice = 'auto';
 
 /** The WebAssembly kernels, or null where they cannot be instantiated. */
-export function wasmKernels(): UniformKernels | null {
-  if (wasm === undefined) {
-    try {
-      wasm = createWasmKernels();
-    } catch {
-      wasm = null;
-    }
-  }
-  return wasm;
-}
+export const wasmKernels: () => UniformKernels | null = loadOnce(createWasmKernels);
 
 /** Force an implementation (benchmarks and tests); 'auto' restores the default. */
 export function selectKernels(c: KernelChoice): void {
