@@ -6,7 +6,6 @@ import { planExpand } from './expand.js';
 import { openLora, readFactors, resolveLoraPath } from './source.js';
 import type { Family, LayerKind } from '../formats/layer.js';
 import type { BlockLocation, NolaLayerEntry, QuantSpec } from '../container/document.js';
-import { frobDot, matmul, matmulNT, matmulTN, type Mat } from '../core/matrix.js';
 import { assertLayersFit, synthesizeLayer } from './nola-source.js';
 import { targetSvd } from '../core/fit.js';
 import { rdEstimate, type RdEstimate } from '../core/rd-estimate.js';
@@ -171,17 +170,6 @@ async function inspectNola(file: string): Promise<NolaInspection> {
 }
 
 /**
- * ‖B·A‖²: through the r×r Grams, tr(BᵀB · AAᵀ), or from the product itself when the rank exceeds a
- * dimension (a damaged file may claim any rank), whichever is fewer operations; no SVD either way.
- */
-function productEnergy(b: Mat, a: Mat): number {
-  const r = a.rows;
-  if (r * r * (a.cols + b.rows) <= r * a.cols * b.rows) return frobDot(matmulTN(b, b).data, matmulNT(a, a).data);
-  const m = matmul(b, a).data;
-  return frobDot(m, m);
-}
-
-/**
  * The rate–distortion estimates of a source layer the file no longer holds, from its reconstruction
  * ΔŴ (singular values σ̂, λ̂ = σ̂²) and stored error e. A least-squares fit leaves the residual
  * orthogonal to the reconstruction, so ‖ΔW‖² = ‖ΔŴ‖² / (1 − e²) and the allowed error is
@@ -215,10 +203,15 @@ async function estimateSources(nola: Awaited<ReturnType<typeof openNola>>, entri
   const out: number[] = [];
   const limits: RdEstimate[] = [];
   for (const e of entries) {
-    if (e.error >= 0.999 || e.rank === 0) { out.push(NaN); limits.push(NO_ESTIMATE); continue; }
-    const { a, b } = await synthesizeLayer(nola, e);
-    out.push((e.scale * e.scale * productEnergy(b, a)) / (1 - e.error * e.error));
-    limits.push(sourceSpectrumEstimate(targetSvd({ a0: a, b0: b, s0: e.scale }).sigma, e.d_in, e.d_out, e.error));
+    if (e.error >= 0.999) { out.push(NaN); limits.push(NO_ESTIMATE); continue; }
+    // One SVD of the reconstruction serves both: ‖ΔŴ‖² = Σ σ̂² (the scale is in σ̂).
+    let sigmaHat: Float64Array = new Float64Array(0);
+    if (e.rank > 0) {
+      const { a, b } = await synthesizeLayer(nola, e);
+      sigmaHat = targetSvd({ a0: a, b0: b, s0: e.scale }).sigma;
+    }
+    out.push(sigmaHat.reduce((acc, x) => acc + x * x, 0) / (1 - e.error * e.error));
+    limits.push(sourceSpectrumEstimate(sigmaHat, e.d_in, e.d_out, e.error));
   }
   const known = out.filter((x) => !Number.isNaN(x));
   const mean = known.length ? known.reduce((a, x) => a + x, 0) / known.length : 1;
