@@ -17,36 +17,14 @@
  */
 import { openLora, readFactors } from '../src/pipeline/source.js';
 import { targetSvd } from '../src/core/fit.js';
-import { gaussianRiceEstimate } from '../src/core/rice-model.js';
+import { gaussianLevelEntropy, gaussianRiceEstimate } from '../src/core/rice-model.js';
 
 /** Normalized steps t = Δ/σ_value tried (a fine log grid from nothing-but-zeros to ~9 bits). */
 const STEPS = Array.from({ length: 400 }, (_, i) => 1e-3 * Math.exp((i * Math.log(1e4 / 1e-3)) / 399)).filter((t) => t <= 12);
 
-/** Φ(x) via erfc (W. J. Cody's rational form is overkill here; Numerical Recipes' erfc, |rel err| < 1.2e-7). */
-function erfc(x: number): number {
-  const z = Math.abs(x), t = 1 / (1 + 0.5 * z);
-  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-  return x >= 0 ? r : 2 - r;
-}
-const Phi = (x: number): number => 0.5 * erfc(-x / Math.SQRT2);
-
-/** Entropy in bits per value of round(x/t), x ~ N(0, 1). */
-function levelEntropy(t: number): number {
-  let h = 0;
-  const p0 = Phi(t / 2) - Phi(-t / 2);
-  if (p0 > 0) h -= p0 * Math.log2(p0);
-  for (let k = 1; ; k++) {
-    const p = Phi((k + 0.5) * t) - Phi((k - 0.5) * t);
-    if (p < 1e-18) break;
-    h -= 2 * p * Math.log2(p);
-  }
-  return h;
-}
-
 interface Price { bits: number; mse: number }
 const rice: Price[] = STEPS.map((t) => { const e = gaussianRiceEstimate(1, t); return { bits: e.bitsPerValue, mse: e.mse }; });
-const entropy: Price[] = STEPS.map((t, i) => ({ bits: levelEntropy(t), mse: rice[i].mse }));
+const entropy: Price[] = STEPS.map((t, i) => ({ bits: gaussianLevelEntropy(1, t), mse: rice[i].mse }));
 
 interface Component { lambda: number; dIn: number; dOut: number }
 

@@ -126,6 +126,24 @@ function cellMse(u: number, cdf: Float64Array, pdf: Float64Array): number {
   return acc;
 }
 
+/**
+ * Entropy in bits per value of the levels round(x/Δ) of x ~ N(0, σ²): what an ideal entropy coder of
+ * the same quantizer would spend, the yardstick the Rice code is measured against (bench/coder-headroom.ts).
+ */
+export function gaussianLevelEntropy(sigma: number, step: number): number {
+  if (!(sigma > 0)) return 0;
+  const t = step / sigma;
+  let h = 0;
+  const p0 = normalCdf(t / 2) - normalCdf(-t / 2);
+  if (p0 > 0) h -= p0 * Math.log2(p0);
+  for (let k = 1; ; k++) {
+    const p = normalCdf((k + 0.5) * t) - normalCdf((k - 0.5) * t);
+    if (p < 1e-18) break;
+    h -= 2 * p * Math.log2(p);
+  }
+  return h;
+}
+
 function normalPdf(x: number): number {
   return Number.isFinite(x) ? Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI) : 0;
 }

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { exactGaussianRiceEstimate, gaussianRiceEstimate, gaussianRiceBytes } from '../../src/core/rice-model.js';
+import { exactGaussianRiceEstimate, gaussianLevelEntropy, gaussianRiceEstimate, gaussianRiceBytes } from '../../src/core/rice-model.js';
 import { bestRiceK, riceLevels, RICE_HEADER_BYTES } from '../../src/core/rice.js';
 import { randomGaussian } from './random-mat.js';
 
@@ -58,4 +58,24 @@ test('rice model: above the table, each halving of the step adds one bit (checke
   // σ/Δ = 3e10 (F16 factors at ±65504 probed by the step search) once allocated 2.6e11 cells.
   const huge = gaussianRiceEstimate(3e10, 1);
   assert.ok(Number.isFinite(huge.bitsPerValue) && huge.bitsPerValue > 30 && huge.k === 24);
+});
+
+test('the levels\' entropy: high-resolution closed form, the all-zero limit, and the empirical entropy of quantized samples', () => {
+  // Fine steps: H ≈ h(X) − log2 Δ = ½·log2(2πe σ²) − log2 Δ (the O(Δ²) term is far below 1e-4 here).
+  for (const [sigma, step] of [[1, 0.01], [3, 0.02], [0.5, 0.004]]) {
+    const closed = 0.5 * Math.log2(2 * Math.PI * Math.E * sigma * sigma) - Math.log2(step);
+    assert.ok(Math.abs(gaussianLevelEntropy(sigma, step) - closed) < 1e-4, `σ ${sigma}, Δ ${step}`);
+  }
+  // Steps far above σ: every level is 0 but for a Gaussian tail, so the entropy vanishes.
+  assert.ok(gaussianLevelEntropy(1, 40) < 1e-12);
+  assert.equal(gaussianLevelEntropy(0, 1), 0);
+  // Mid rates: the plug-in entropy of 200k quantized Gaussian samples (second method).
+  for (const step of [0.5, 1.5, 3]) {
+    const x = randomGaussian(200_000, 11);
+    const counts = new Map<number, number>();
+    for (const v of x) { const q = Math.round(v / step); counts.set(q, (counts.get(q) ?? 0) + 1); }
+    let h = 0;
+    for (const c of counts.values()) h -= (c / x.length) * Math.log2(c / x.length);
+    assert.ok(Math.abs(gaussianLevelEntropy(1, step) - h) < 0.01, `Δ ${step}: model ${gaussianLevelEntropy(1, step)}, samples ${h}`);
+  }
 });
