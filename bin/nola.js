@@ -2,11 +2,11 @@
 // Thin shim: the CLI is compiled TypeScript (npm run build) in dist/.
 // Memory policy (docs/PERFORMANCE.md, issue 12): V8 doubles a busy isolate's young generation up to
 // 16 MiB a semi-space and keeps it; over a library run that grew the main thread and each fit worker
-// by about 25 MiB (1.4x one file's peak RSS over 40 SD-1.5 files) at no gain in speed. Holding the
-// young generation at its starting size keeps a run near one file's memory. Set before the CLI's
-// modules load, and again as each worker comes online (a worker's start-up resets V8's flags, which
-// are the process's: its own isolate and the main thread's would grow again). The CLI's policy
-// only: the API (src/index.ts) leaves its host's flags alone.
+// by about 25 MiB (1.4x one file's peak RSS over 40 SD-1.5 files) at no gain in speed. Workers are
+// held at the starting size by their own resource limits (src/pipeline/worker-pool.ts); the main
+// thread by this flag, set before the CLI's modules load and again as each worker comes online (a
+// worker's start-up resets V8's flags, which are the process's). The CLI's policy only: the API
+// (src/index.ts) leaves its host's flags alone.
 import { setFlagsFromString } from 'node:v8';
 const holdYoungGeneration = () => setFlagsFromString('--semi-space-growth-factor=1');
 holdYoungGeneration();

@@ -35,6 +35,15 @@ export function wholeBuffers(arrays: ReadonlyArray<Uint8Array | Float64Array>): 
   return [...out];
 }
 
+/**
+ * Each worker's young generation, fixed at V8's starting size (3 MiB: two 1 MiB semi-spaces and the
+ * new large-object space). V8 would double a busy worker's up to 48 MiB and keep it: over a library
+ * run that was about 30 MiB a worker at no gain in speed (docs/PERFORMANCE.md "Libraries"). A limit of
+ * the worker's own isolate, so V8's process-wide flags, which every worker's start-up resets, do not
+ * decide it; bin/nola.js holds the main thread's the same way with a flag.
+ */
+const YOUNG_GENERATION_MB = 3;
+
 interface Reply<R> { id: number; result?: R; error?: SerializedError }
 interface Pending<R> { resolve: (r: R) => void; reject: (e: Error) => void }
 
@@ -56,7 +65,7 @@ export class WorkerPool<J, R> {
   constructor(readonly threads: number, private readonly script: URL, private readonly options: PoolOptions<J>) {}
 
   private spawn(): Worker {
-    const w = new Worker(this.script);
+    const w = new Worker(this.script, { resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     w.on('message', (m: Reply<R>) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);

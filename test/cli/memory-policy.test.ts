@@ -1,8 +1,8 @@
 /**
  * The CLI's memory policy (bin/nola.js, docs/PERFORMANCE.md "Libraries"): V8's young generation is
  * held at its starting size on the main thread and in every worker, for the whole of a run, even
- * after workers start (a worker's start-up resets V8's process-wide flags; bin/nola.js sets the flag
- * again as each comes online). Measured with a preload that samples each thread's new space. The
+ * after workers start (a worker's start-up resets V8's process-wide flags; each worker sets the flag
+ * again first thing, src/pipeline/worker-memory.ts). Measured with a preload that samples each thread's new space. The
  * control is the same run through the CLI's module without bin/nola.js: there the new space grows,
  * which shows the run is large enough for the test to fail if the policy went missing.
  */
