@@ -16,6 +16,7 @@ import { openNola } from './nola-source.js';
 import { settingsFingerprint, canonicalJson } from './batch-fingerprint.js';
 import type { CompressSettings } from './settings.js';
 import { createFitPool, type FitPool } from './parallel.js';
+import { LIBRARY_OLD_GENERATION_MB } from './worker-pool.js';
 import type { BatchCommand, BatchItem } from './batch-inputs.js';
 import type { BatchRecord } from './batch-summary.js';
 import type { Device } from '../backends/index.js';
@@ -65,9 +66,11 @@ export async function expandOutputFor(item: BatchItem, outDir: string | undefine
 
 export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
   const records: BatchRecord[] = [];
-  // One set of fit workers for the whole run (started when a file first needs them).
+  // One set of fit workers for the whole run (started when a file first needs them), their old
+  // generation kept close to what is live so finished files' garbage does not pile up in them.
   const o = req.compress;
-  let pool = o !== undefined && o.threads > 1 && o.device === 'cpu' ? createFitPool(o.threads) : undefined;
+  const newPool = (): FitPool => createFitPool(o!.threads, undefined, LIBRARY_OLD_GENERATION_MB);
+  let pool = o !== undefined && o.threads > 1 && o.device === 'cpu' ? newPool() : undefined;
   try {
     for (let i = 0; i < req.items.length; i++) {
       const item = req.items[i];
@@ -82,7 +85,7 @@ export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
         // A worker that crashed leaves its pool failed: the next file gets fresh workers.
         if (pool !== undefined && !(e instanceof NolaError)) {
           await pool.close();
-          pool = createFitPool(o!.threads);
+          pool = newPool();
         }
       }
       records.push(record);

@@ -105,7 +105,7 @@ export interface FitPool {
  * threads ≤ 1, or a device backend: runs tasks inline on the calling thread (no worker; a device
  * backend holds one context, in this thread, and its bases are freed after each layer).
  */
-export function createFitPool(threads: number, backend?: ComputeBackend): FitPool {
+export function createFitPool(threads: number, backend?: ComputeBackend, oldGenerationMb?: number): FitPool {
   if (backend !== undefined && backend.name !== 'cpu') {
     return {
       threads: 1,
@@ -130,6 +130,7 @@ export function createFitPool(threads: number, backend?: ComputeBackend): FitPoo
   }
   return new WorkerPool<FitTask, FitOutcome>(threads, new URL('./fit-worker.js', import.meta.url), {
     name: 'fit',
+    oldGenerationMb,
     prepare: (task) => {
       const job: FitTask = { ...task, a: owned(task.a), b: owned(task.b) };
       return { job, transfer: [job.a.buffer as ArrayBuffer, job.b.buffer as ArrayBuffer] };

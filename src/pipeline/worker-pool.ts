@@ -52,7 +52,21 @@ export interface PoolOptions<J> {
   name: string;
   /** The message to post for a job and the buffers to transfer with it (default: the job, nothing transferred). */
   prepare?: (job: J) => { job: J; transfer: ArrayBuffer[] };
+  /** Each worker's old-generation limit in MiB (default: V8's). See LIBRARY_OLD_GENERATION_MB. */
+  oldGenerationMb?: number;
 }
+
+/**
+ * The old-generation limit of a library run's workers (issue 12). V8 lets an isolate's old
+ * generation grow at least 8 MiB past what survived its last major collection before the next one,
+ * and only 2 MiB when the isolate is short of room (its "conservative" growing mode, which it
+ * enters when the limit leaves less than 128 MiB free). One file never fills that slack; a run of
+ * many fills it with finished files' garbage in every thread, which is most of what a library run
+ * held above one file's peak. A fit worker's heap holds small objects only (7–13 MiB live: layer
+ * data lives in array buffers, outside the heap), so this limit puts it in that mode at no risk of
+ * running out; measured cost and effect in docs/PERFORMANCE.md "Libraries".
+ */
+export const LIBRARY_OLD_GENERATION_MB = 128;
 
 export class WorkerPool<J, R> {
   private readonly idle: Worker[] = [];
@@ -65,7 +79,8 @@ export class WorkerPool<J, R> {
   constructor(readonly threads: number, private readonly script: URL, private readonly options: PoolOptions<J>) {}
 
   private spawn(): Worker {
-    const w = new Worker(this.script, { resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
+    const limits = { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, ...(this.options.oldGenerationMb === undefined ? {} : { maxOldGenerationSizeMb: this.options.oldGenerationMb }) };
+    const w = new Worker(this.script, { resourceLimits: limits });
     w.on('message', (m: Reply<R>) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
