@@ -68,13 +68,19 @@ async function main(): Promise<void> {
     // A loop of single-file calls, one after another, as `for f in lib/*; do nola compress "$f" -o …; done` runs them.
     const loopOut = path.join(dir, 'loop');
     await mkdir(loopOut);
-    let loopPeak = 0;
+    const singlePeaks: number[] = [];
     const t0 = process.hrtime.bigint();
     for (const f of o.loop ? files : files.slice(0, 1)) {
       const r = await run(['compress', f, '-o', path.join(loopOut, path.basename(f, '.safetensors') + '.nola.safetensors'), '--json', ...threads]);
       if (r.code !== 0) throw new Error(`single-file call failed on ${f}: ${r.stderr}`);
-      loopPeak = Math.max(loopPeak, (JSON.parse(r.stdout) as { totals: { peakRssBytes: number } }).totals.peakRssBytes);
+      singlePeaks.push((JSON.parse(r.stdout) as { totals: { peakRssBytes: number } }).totals.peakRssBytes);
     }
+    // The yardstick is the largest single call; the spread of the calls (same shape, other values)
+    // says how much of a difference against it is the calls' own variation.
+    singlePeaks.sort((a, b) => a - b);
+    const loopPeak = singlePeaks[singlePeaks.length - 1];
+    const medianPeak = singlePeaks[Math.floor((singlePeaks.length - 1) / 2)];
+    const smallestPeak = singlePeaks[0];
     const loopSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
 
     const t1 = process.hrtime.bigint();
@@ -87,7 +93,10 @@ async function main(): Promise<void> {
     const result = {
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}`, load_before: load0, load_after: loadavg()[0],
       size: o.size, count: files.length, threads: o.threads ?? 'default',
-      loop: { seconds: loopSeconds, files_per_s: files.length / loopSeconds, peak_rss_max_single: loopPeak },
+      loop: {
+        seconds: loopSeconds, files_per_s: files.length / loopSeconds,
+        peak_rss_max_single: loopPeak, peak_rss_median_single: medianPeak, peak_rss_min_single: smallestPeak,
+      },
       one_process: { seconds: oneSeconds, files_per_s: files.length / oneSeconds, peak_rss: one.peakRssBytes },
       speedup: loopSeconds / oneSeconds,
       rss_vs_largest_single: one.peakRssBytes / loopPeak,
@@ -95,7 +104,8 @@ async function main(): Promise<void> {
     const mb = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
     process.stdout.write([
       `library: ${files.length} ${o.size} adapters (${result.machine}; load ${load0.toFixed(1)} -> ${result.load_after.toFixed(1)})`,
-      `  loop of single-file calls: ${loopSeconds.toFixed(1)} s, ${result.loop.files_per_s.toFixed(2)} files/s, peak RSS of the largest call ${mb(loopPeak)}`,
+      `  loop of single-file calls: ${loopSeconds.toFixed(1)} s, ${result.loop.files_per_s.toFixed(2)} files/s, peak RSS of the largest call ${mb(loopPeak)}` +
+        (singlePeaks.length > 1 ? ` (calls: smallest ${mb(smallestPeak)}, median ${mb(medianPeak)})` : ''),
       `  one process:               ${oneSeconds.toFixed(1)} s, ${result.one_process.files_per_s.toFixed(2)} files/s, peak RSS ${mb(one.peakRssBytes)}`,
       `  one process is ${result.speedup.toFixed(2)}x the loop's speed at ${result.rss_vs_largest_single.toFixed(2)}x its largest call's memory`,
     ].join('\n') + '\n');
