@@ -31,7 +31,7 @@ import { buildCompressReport, type CompressReport, type LayerReport } from '../r
 import { UsageError } from '../errors.js';
 import { FINGERPRINT_HEX_DIGITS, settingsFingerprint } from './batch-fingerprint.js';
 import { checkSourceLayers } from '../container/document.js';
-import { assertLayerExpandable, assertReadable } from './nola-source.js';
+import { assertMaxAbsHolds, assertReadable } from './nola-source.js';
 
 export interface CompressRequest {
   input: string;
@@ -83,6 +83,8 @@ interface Fitted {
   layer: CompressedLayer;
   /** σ of the source update, for baselines. */
   sigma: Float64Array;
+  /** max |x| of each factor as expand will synthesize it (FitOutcome.maxAbs). */
+  maxAbs: { a: number; b: number };
 }
 
 export async function compress(req: CompressRequest): Promise<{ output: string; report: CompressReport }> {
@@ -98,12 +100,14 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     checkSourceLayers(lora.file, lora.plan.layers);
 
     const fitted = await fitAll(lora, req);
-    // Version 2 stores a layer that keeps nothing as nothing (docs/FORMAT.md: both counts 0).
-    if (version === 2) for (const f of fitted) if (keepsNothing(f.layer)) f.layer = emptyLayer(f.layer);
+    // Version 2 stores a layer that keeps nothing as nothing (docs/FORMAT.md: both counts 0): zeros.
+    if (version === 2) {
+      for (const f of fitted) if (keepsNothing(f.layer)) Object.assign(f, { layer: emptyLayer(f.layer), maxAbs: { a: 0, b: 0 } });
+    }
     // What expand would refuse (a factor that rounds past its dtype's range), compress refuses.
-    for (const { spec, layer: { settings: s, blockA, blockB } } of fitted) {
-      assertLayerExpandable(lora.file, spec.name, { rank: s.rank, k: s.k, l: s.l, basis: s.basis, seedA: s.seedA, seedB: s.seedB },
-        spec.dIn, spec.dOut, blockA, blockB, spec.dtypeA, spec.dtypeB);
+    for (const { spec, maxAbs } of fitted) {
+      assertMaxAbsHolds(lora.file, spec.name, 'A', maxAbs.a, spec.dtypeA);
+      assertMaxAbsHolds(lora.file, spec.name, 'B', maxAbs.b, spec.dtypeB);
     }
     const tensorsSha256 = await hashDataSection(lora.reader);
     const settingsSha256 = settingsFingerprint({ settings: req.settings, formatVersion: version, family: req.family });
@@ -223,13 +227,13 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
         logWarnings(o);
         req.onProgress?.(++done / 2, total, layers[i].name);
       });
-      return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
+      return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma, maxAbs: o.maxAbs! }));
     }
     const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'choose', settings: req.settings }), (i, o) => {
       logWarnings(o);
       req.onProgress?.(++done, total, layers[i].name);
     });
-    return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
+    return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma, maxAbs: o.maxAbs! }));
   } finally {
     if (pool !== req.pool) await pool.close();
   }
@@ -264,7 +268,7 @@ function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget:
       settings: { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB },
       error, deliveredError: error,
     } as unknown as CompressedLayer;
-    return { spec, layer, sigma: new Float64Array(0) };
+    return { spec, layer, sigma: new Float64Array(0), maxAbs: { a: 0, b: 0 } };
   });
   // The settings fingerprint every file records, as hex digits that deflate as the real ones do.
   const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64), sha256Hex(new Uint8Array(0)).slice(0, FINGERPRINT_HEX_DIGITS));

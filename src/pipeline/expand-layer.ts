@@ -32,7 +32,8 @@ export interface ExpandedFactor {
 
 export interface ExpandedLayer { a: ExpandedFactor; b: ExpandedFactor }
 
-function maxAbsOf(data: Float64Array): number {
+/** max |x| over `data`, NaN if any entry is NaN. */
+export function maxAbsOf(data: Float64Array): number {
   let maxAbs = 0;
   for (let i = 0; i < data.length; i++) {
     const v = Math.abs(data[i]);

@@ -6,11 +6,11 @@
 import path from 'node:path';
 import { readdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { assertLayersFit, isNolaMetadata, openNola, readBlock, validateNola, type OpenNola } from './nola-source.js';
+import { assertLayersFit, assertMaxAbsHolds, isNolaMetadata, openNola, readBlock, validateNola, type OpenNola } from './nola-source.js';
 import { openSafetensors } from '../io/safetensors/index.js';
 import { createExpandPool, type ExpandedLayer, type ExpandPool } from './expand-layer.js';
-import { planOutput, representable, type OutputPlan } from '../formats/index.js';
-import { FormatError, NolaError, NumericError, UsageError } from '../errors.js';
+import { planOutput, type OutputPlan } from '../formats/index.js';
+import { FormatError, NolaError, UsageError } from '../errors.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { Family, LayerSpec } from '../formats/layer.js';
 import type { NolaLayerEntry } from '../container/document.js';
@@ -245,7 +245,7 @@ function factorProducer(
       prefetch(p + 1);
     }
     const f = src.factor === 'A' ? held.layer.a : held.layer.b;
-    assertHolds(nola.file, nola.doc.layers[src.layer].name, src.factor, f.maxAbs, t.dtype);
+    assertMaxAbsHolds(nola.file, nola.doc.layers[src.layer].name, src.factor, f.maxAbs, t.dtype);
     if (--held.pending === 0) {
       live.delete(src.layer);
       onProgress?.(++done, plan.layers.length, nola.doc.layers[src.layer].name);
@@ -285,13 +285,6 @@ export function expandThreads(requested: number | undefined, layers: readonly No
     work += e.basis === 'uniform' ? (e.num_basis_A * na + e.num_basis_B * nb) / 1e9 : (na + nb) * 5e-8;
   }
   return work < 0.3 ? 1 : Math.min(threads, layers.length);
-}
-
-/** A synthesized factor must be finite and within range of the dtype it is written in (else the file would hold Inf). */
-function assertHolds(file: string, layer: string, factor: 'A' | 'B', maxAbs: number, dtype: DType): void {
-  if (!Number.isFinite(maxAbs) || !Number.isFinite(representable(maxAbs, dtype))) {
-    throw new NumericError(`${file}: layer ${JSON.stringify(layer)}: factor ${factor} synthesizes to values (max |x| = ${maxAbs}) that ${dtype} cannot hold`);
-  }
 }
 
 /** Produces output tensor i (plan order): floats to encode into its dtype, or raw bytes. */

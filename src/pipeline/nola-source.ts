@@ -5,6 +5,7 @@ import { inflateSync } from 'node:zlib';
 import { MAX_DOCUMENT_BYTES, NOLA_METADATA_KEY } from '../core/constants.js';
 import type { QuantizedBlock } from '../core/quantize.js';
 import { expandLayer } from '../core/compress-layer.js';
+import { maxAbsOf } from './expand-layer.js';
 import type { Mat } from '../core/matrix.js';
 import { FormatError, NolaError, NumericError } from '../errors.js';
 import { planLayout } from '../io/safetensors/writer.js';
@@ -83,27 +84,19 @@ export function assertReadable(file: string, metadata: string, specs: readonly T
 }
 
 /**
- * Compress's last check of a fitted layer: synthesized as expand will synthesize it, each factor must
- * be finite and within its dtype's range (F16 factors near ±65504 can round past it), with expand's message.
+ * A synthesized factor must be finite and within range of the dtype it is written in (else the file
+ * would hold Inf): expand's check, and compress's last one before it writes (F16 factors near ±65504
+ * can round past it), with the same message. `maxAbs` is max |x| over the factor, NaN if any is NaN.
  */
-export function assertLayerExpandable(file: string, name: string, settings: Parameters<typeof expandLayer>[0], dIn: number, dOut: number,
-  blockA: QuantizedBlock, blockB: QuantizedBlock, dtypeA: DType, dtypeB: DType): void {
-  const { a, b } = expandLayer(settings, dIn, dOut, blockA, blockB);
-  assertHolds(file, name, 'A', a.data, dtypeA);
-  assertHolds(file, name, 'B', b.data, dtypeB);
-}
-
-/** A synthesized factor must be finite and within range of the dtype it is written in (else the file would hold Inf). */
-export function assertHolds(file: string, layer: string, factor: 'A' | 'B', data: Float64Array, dtype: DType): void {
-  let maxAbs = 0;
-  for (let i = 0; i < data.length; i++) {
-    const v = Math.abs(data[i]);
-    if (Number.isNaN(v)) { maxAbs = NaN; break; }
-    if (v > maxAbs) maxAbs = v;
-  }
+export function assertMaxAbsHolds(file: string, layer: string, factor: 'A' | 'B', maxAbs: number, dtype: DType): void {
   if (!Number.isFinite(maxAbs) || !Number.isFinite(representable(maxAbs, dtype))) {
     throw new NumericError(`${file}: layer ${JSON.stringify(layer)}: factor ${factor} synthesizes to values (max |x| = ${maxAbs}) that ${dtype} cannot hold`);
   }
+}
+
+/** The same check on the factor's values. */
+export function assertHolds(file: string, layer: string, factor: 'A' | 'B', data: Float64Array, dtype: DType): void {
+  assertMaxAbsHolds(file, layer, factor, maxAbsOf(data), dtype);
 }
 
 /** The stored coefficient block of one factor, as the quantizer wrote it. */

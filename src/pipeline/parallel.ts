@@ -7,7 +7,8 @@
  */
 import { WorkerPool, wholeBuffers } from './worker-pool.js';
 import { availableParallelism } from 'node:os';
-import { compressLayer, type CompressedLayer, type DeliveryPrecision, type LayerRecipe } from '../core/compress-layer.js';
+import { compressLayer, expandLayer, type CompressedLayer, type DeliveryPrecision, type LayerRecipe } from '../core/compress-layer.js';
+import { maxAbsOf } from './expand-layer.js';
 import { targetSvd } from '../core/fit.js';
 import { setUniformBasisDevice } from '../core/uniform-basis.js';
 import type { ComputeBackend } from '../backends/index.js';
@@ -70,10 +71,26 @@ export interface FitOutcome {
   sigma: Float64Array;
   /** Messages the layer's decisions produced (logged by the main thread). */
   warnings: string[];
+  /**
+   * With a layer: max |x| of each factor as expand synthesizes it from the stored blocks (NaN if any
+   * is NaN), for compress's range check. Computed here, in parallel, not on the main thread after all fits.
+   */
+  maxAbs?: { a: number; b: number };
 }
 
-/** The per-layer work, identical on every thread. */
+/** The per-layer work, identical on every thread: the fit, then the stored layer's range. */
 export function runFitTask(task: FitTask): FitOutcome {
+  return withRange(task, fitTask(task));
+}
+
+/** The outcome with the range of its layer (CPU synthesis, as expand's). */
+function withRange(task: FitTask, o: FitOutcome): FitOutcome {
+  if (o.layer === undefined) return o;
+  const { a, b } = expandLayer(o.layer.settings, task.spec.dIn, task.spec.dOut, o.layer.blockA, o.layer.blockB);
+  return { ...o, maxAbs: { a: maxAbsOf(a.data), b: maxAbsOf(b.data) } };
+}
+
+function fitTask(task: FitTask): FitOutcome {
   const { spec } = task;
   const a0 = mat(spec.rank, spec.dIn, task.a), b0 = mat(spec.dOut, spec.rank, task.b);
   const target = { a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }), deliverA: task.deliverA, deliverB: task.deliverB };
@@ -111,12 +128,14 @@ export function createFitPool(threads: number, backend?: ComputeBackend, oldGene
       threads: 1,
       run: async (task) => {
         setUniformBasisDevice((seed, k, n) => backend.uniformBasis(seed, k, n));
+        let o: FitOutcome;
         try {
-          return runFitTask(task);
+          o = fitTask(task);
         } finally {
           setUniformBasisDevice(undefined);
           backend.releaseLayer();
         }
+        return withRange(task, o);
       },
       close: async () => {},
     };
