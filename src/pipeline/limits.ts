@@ -44,9 +44,13 @@ export function getLimits(): Readonly<Limits> {
   return current;
 }
 
+/** The machine's memory, read once (os.totalmem() reads /proc/meminfo each call; it is asked per factor). */
+let totalMemory: number | undefined;
+
 /** Bytes one float64 factor may take: the --max-factor-values limit, or less where memory is short. */
 export function maxFactorBytes(): number {
-  return Math.min(current.maxFactorValues * 8, Math.floor(os.totalmem() / 4 / FACTOR_WORKING_SET));
+  totalMemory ??= os.totalmem();
+  return Math.min(current.maxFactorValues * 8, Math.floor(totalMemory / 4 / FACTOR_WORKING_SET));
 }
 
 /** Throws IoError when a rows x cols factor of `layer` is over the limit (see maxFactorBytes). */
