@@ -56,6 +56,22 @@ export interface CompressedLayer {
   deliveredError: number;
   /** Error before rounding the coefficients (the fit alone). */
   fitError: number;
+  /**
+   * max |x| of each factor synthesized from the stored blocks, NaN if any entry is NaN: the values
+   * expand rounds to the factors' dtypes (set by LayerFitter.store, which synthesizes them anyway).
+   */
+  maxAbs?: { a: number; b: number };
+}
+
+/** max |x| over `data`, NaN if any entry is NaN. */
+export function maxAbsOf(data: Float64Array): number {
+  let maxAbs = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = Math.abs(data[i]);
+    if (Number.isNaN(v)) return NaN;
+    if (v > maxAbs) maxAbs = v;
+  }
+  return maxAbs;
 }
 
 /** The basis of factor A (rank × d_in) or B (d_out × rank) with k coefficients. */
@@ -84,7 +100,7 @@ export class LayerFitter {
   readonly fit: FitResult;
   private readonly problem: FitProblem;
   private readonly svd: LowRankSvd;
-  private readonly refits = new Map<string, { blockA: QuantizedBlock; aStored: Mat; beta: Float64Array }>();
+  private readonly refits = new Map<string, { blockA: QuantizedBlock; aStored: Mat; aMaxAbs: number; beta: Float64Array }>();
 
   constructor(private readonly target: LayerTarget, private readonly base: Omit<LayerSettings, 'quantA' | 'quantB'>) {
     const { a0, b0, s0 } = target;
@@ -112,7 +128,7 @@ export class LayerFitter {
       dequantize(blockA, alphaStored);
       const aStored = synthesizeFactor(basisA, alphaStored, r, dIn);
       const beta = solveB(this.problem, aStored, Float64Array.from(this.fit.beta), this.base.fit);
-      refit = { blockA, aStored, beta };
+      refit = { blockA, aStored, aMaxAbs: maxAbsOf(aStored.data), beta };
       this.refits.set(key, refit);
     }
     const blockB = quantize(refit.beta, quantB, { clipSearch: true });
@@ -124,7 +140,10 @@ export class LayerFitter {
       ? error
       : relativeErrorToSvd(this.svd, s0, roundForDelivery(bStored, this.target.deliverB), roundForDelivery(refit.aStored, this.target.deliverA));
     // The settings hold what is stored (a rice request becomes its ["rice", count, bytes] spec).
-    return { settings: { ...this.base, quantA: refit.blockA.mode, quantB: blockB.mode }, blockA: refit.blockA, blockB, error, deliveredError, fitError: this.fit.error };
+    return {
+      settings: { ...this.base, quantA: refit.blockA.mode, quantB: blockB.mode }, blockA: refit.blockA, blockB, error, deliveredError,
+      fitError: this.fit.error, maxAbs: { a: refit.aMaxAbs, b: maxAbsOf(bStored.data) },
+    };
   }
 }
 

@@ -5,7 +5,7 @@
  * the output is byte-identical for any number of threads (and to writing the floats directly: the
  * writer would call the same encodeFloats).
  */
-import { expandLayer } from '../core/compress-layer.js';
+import { expandLayer, maxAbsOf } from '../core/compress-layer.js';
 import type { QuantizedBlock } from '../core/quantize.js';
 import type { LayerSettings } from '../core/compress-layer.js';
 import { encodeFloats, isEncodableDType, type DType } from '../io/safetensors/dtypes.js';
@@ -31,17 +31,6 @@ export interface ExpandedFactor {
 }
 
 export interface ExpandedLayer { a: ExpandedFactor; b: ExpandedFactor }
-
-/** max |x| over `data`, NaN if any entry is NaN. */
-export function maxAbsOf(data: Float64Array): number {
-  let maxAbs = 0;
-  for (let i = 0; i < data.length; i++) {
-    const v = Math.abs(data[i]);
-    if (Number.isNaN(v)) return NaN;
-    if (v > maxAbs) maxAbs = v;
-  }
-  return maxAbs;
-}
 
 function factor(data: Float64Array, dtype: DType): ExpandedFactor {
   const maxAbs = maxAbsOf(data);

@@ -4,8 +4,7 @@ import { checkNolaMetadata, documentTensor, parseDocument, type ByteRange, type 
 import { inflateSync } from 'node:zlib';
 import { MAX_DOCUMENT_BYTES, NOLA_METADATA_KEY } from '../core/constants.js';
 import type { QuantizedBlock } from '../core/quantize.js';
-import { expandLayer } from '../core/compress-layer.js';
-import { maxAbsOf } from './expand-layer.js';
+import { expandLayer, maxAbsOf } from '../core/compress-layer.js';
 import type { Mat } from '../core/matrix.js';
 import { FormatError, NolaError, NumericError } from '../errors.js';
 import { planLayout } from '../io/safetensors/writer.js';

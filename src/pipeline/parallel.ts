@@ -7,8 +7,7 @@
  */
 import { WorkerPool, wholeBuffers } from './worker-pool.js';
 import { availableParallelism } from 'node:os';
-import { compressLayer, expandLayer, type CompressedLayer, type DeliveryPrecision, type LayerRecipe } from '../core/compress-layer.js';
-import { maxAbsOf } from './expand-layer.js';
+import { compressLayer, expandLayer, maxAbsOf, type CompressedLayer, type DeliveryPrecision, type LayerRecipe } from '../core/compress-layer.js';
 import { targetSvd } from '../core/fit.js';
 import { setUniformBasisDevice } from '../core/uniform-basis.js';
 import type { ComputeBackend } from '../backends/index.js';
@@ -73,21 +72,24 @@ export interface FitOutcome {
   warnings: string[];
   /**
    * With a layer: max |x| of each factor as expand synthesizes it from the stored blocks (NaN if any
-   * is NaN), for compress's range check. Computed here, in parallel, not on the main thread after all fits.
+   * is NaN), for compress's range check; found by the fit, in parallel, not by the main thread after all fits.
    */
   maxAbs?: { a: number; b: number };
 }
 
-/** The per-layer work, identical on every thread: the fit, then the stored layer's range. */
+/** The per-layer work, identical on every thread: the fit, and the stored layer's range as its fit synthesized it. */
 export function runFitTask(task: FitTask): FitOutcome {
-  return withRange(task, fitTask(task));
+  const o = fitTask(task);
+  return o.layer === undefined ? o : { ...o, maxAbs: o.layer.maxAbs ?? cpuRange(task, o.layer) };
 }
 
-/** The outcome with the range of its layer (CPU synthesis, as expand's). */
-function withRange(task: FitTask, o: FitOutcome): FitOutcome {
-  if (o.layer === undefined) return o;
-  const { a, b } = expandLayer(o.layer.settings, task.spec.dIn, task.spec.dOut, o.layer.blockA, o.layer.blockB);
-  return { ...o, maxAbs: { a: maxAbsOf(a.data), b: maxAbsOf(b.data) } };
+/**
+ * The range synthesized again on the CPU, as expand synthesizes it: for a layer that does not carry
+ * it, and for a device backend, whose syntheses in the fit are float32 products on the device.
+ */
+function cpuRange(task: FitTask, layer: CompressedLayer): { a: number; b: number } {
+  const { a, b } = expandLayer(layer.settings, task.spec.dIn, task.spec.dOut, layer.blockA, layer.blockB);
+  return { a: maxAbsOf(a.data), b: maxAbsOf(b.data) };
 }
 
 function fitTask(task: FitTask): FitOutcome {
@@ -135,7 +137,7 @@ export function createFitPool(threads: number, backend?: ComputeBackend, oldGene
           setUniformBasisDevice(undefined);
           backend.releaseLayer();
         }
-        return withRange(task, o);
+        return o.layer === undefined ? o : { ...o, maxAbs: cpuRange(task, o.layer) };
       },
       close: async () => {},
     };
