@@ -107,7 +107,7 @@ async function main(): Promise<void> {
       `  loop of single-file calls: ${loopSeconds.toFixed(1)} s, ${result.loop.files_per_s.toFixed(2)} files/s, peak RSS of the largest call ${mb(loopPeak)}` +
         (singlePeaks.length > 1 ? ` (calls: smallest ${mb(smallestPeak)}, median ${mb(medianPeak)})` : ''),
       `  one process:               ${oneSeconds.toFixed(1)} s, ${result.one_process.files_per_s.toFixed(2)} files/s, peak RSS ${mb(one.peakRssBytes)}`,
-      `  one process is ${result.speedup.toFixed(2)}x the loop's speed at ${result.rss_vs_largest_single.toFixed(2)}x its largest call's memory`,
+      `  one process is ${result.speedup.toFixed(2)}x the loop's speed at ${result.rss_vs_largest_single.toFixed(3)}x its largest call's memory`,
     ].join('\n') + '\n');
     if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(result, null, 2)}\n`);
   } finally {
