@@ -58,9 +58,10 @@ export interface CompressedLayer {
   fitError: number;
   /**
    * max |x| of each factor synthesized from the stored blocks, NaN if any entry is NaN: the values
-   * expand rounds to the factors' dtypes (set by LayerFitter.store, which synthesizes them anyway).
+   * expand rounds to the factors' dtypes, for compress's range check (LayerFitter.store synthesizes
+   * them anyway to measure the error).
    */
-  maxAbs?: { a: number; b: number };
+  maxAbs: { a: number; b: number };
 }
 
 /** max |x| over `data`, NaN if any entry is NaN. */

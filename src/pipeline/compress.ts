@@ -83,8 +83,6 @@ interface Fitted {
   layer: CompressedLayer;
   /** σ of the source update, for baselines. */
   sigma: Float64Array;
-  /** max |x| of each factor as expand will synthesize it (FitOutcome.maxAbs). */
-  maxAbs: { a: number; b: number };
 }
 
 export async function compress(req: CompressRequest): Promise<{ output: string; report: CompressReport }> {
@@ -100,12 +98,10 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     checkSourceLayers(lora.file, lora.plan.layers);
 
     const fitted = await fitAll(lora, req);
-    // Version 2 stores a layer that keeps nothing as nothing (docs/FORMAT.md: both counts 0): zeros.
-    if (version === 2) {
-      for (const f of fitted) if (keepsNothing(f.layer)) Object.assign(f, { layer: emptyLayer(f.layer), maxAbs: { a: 0, b: 0 } });
-    }
+    // Version 2 stores a layer that keeps nothing as nothing (docs/FORMAT.md: both counts 0).
+    if (version === 2) for (const f of fitted) if (keepsNothing(f.layer)) f.layer = emptyLayer(f.layer);
     // What expand would refuse (a factor that rounds past its dtype's range), compress refuses.
-    for (const { spec, maxAbs } of fitted) {
+    for (const { spec, layer: { maxAbs } } of fitted) {
       assertMaxAbsHolds(lora.file, spec.name, 'A', maxAbs.a, spec.dtypeA);
       assertMaxAbsHolds(lora.file, spec.name, 'B', maxAbs.b, spec.dtypeB);
     }
@@ -165,7 +161,7 @@ function emptyLayer(layer: CompressedLayer): CompressedLayer {
   const none = { mode: 'f16' as const, count: 0, codes: new Uint8Array(0), scales: new Uint8Array(0) };
   return {
     settings: { ...layer.settings, k: 0, l: 0, basis: 'orthogonal', quantA: 'f16', quantB: 'f16' },
-    blockA: none, blockB: none, error: 1, deliveredError: 1, fitError: layer.fitError,
+    blockA: none, blockB: none, error: 1, deliveredError: 1, fitError: layer.fitError, maxAbs: { a: 0, b: 0 },
   };
 }
 
@@ -227,13 +223,13 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
         logWarnings(o);
         req.onProgress?.(++done / 2, total, layers[i].name);
       });
-      return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma, maxAbs: o.maxAbs! }));
+      return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
     }
     const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'choose', settings: req.settings }), (i, o) => {
       logWarnings(o);
       req.onProgress?.(++done, total, layers[i].name);
     });
-    return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma, maxAbs: o.maxAbs! }));
+    return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
   } finally {
     if (pool !== req.pool) await pool.close();
   }
@@ -268,7 +264,7 @@ function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget:
       settings: { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB },
       error, deliveredError: error,
     } as unknown as CompressedLayer;
-    return { spec, layer, sigma: new Float64Array(0), maxAbs: { a: 0, b: 0 } };
+    return { spec, layer, sigma: new Float64Array(0) };
   });
   // The settings fingerprint every file records, as hex digits that deflate as the real ones do.
   const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64), sha256Hex(new Uint8Array(0)).slice(0, FINGERPRINT_HEX_DIGITS));

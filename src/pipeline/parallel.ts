@@ -70,29 +70,13 @@ export interface FitOutcome {
   sigma: Float64Array;
   /** Messages the layer's decisions produced (logged by the main thread). */
   warnings: string[];
-  /**
-   * With a layer: max |x| of each factor as expand synthesizes it from the stored blocks (NaN if any
-   * is NaN), for compress's range check; found by the fit, in parallel, not by the main thread after all fits.
-   */
-  maxAbs?: { a: number; b: number };
-}
-
-/** The per-layer work, identical on every thread: the fit, and the stored layer's range as its fit synthesized it. */
-export function runFitTask(task: FitTask): FitOutcome {
-  const o = fitTask(task);
-  return o.layer === undefined ? o : { ...o, maxAbs: o.layer.maxAbs ?? cpuRange(task, o.layer) };
 }
 
 /**
- * The range synthesized again on the CPU, as expand synthesizes it: for a layer that does not carry
- * it, and for a device backend, whose syntheses in the fit are float32 products on the device.
+ * The per-layer work, identical on every thread. The layer carries its factors' range as its fit
+ * synthesized them (CompressedLayer.maxAbs), which compress checks in the main thread.
  */
-function cpuRange(task: FitTask, layer: CompressedLayer): { a: number; b: number } {
-  const { a, b } = expandLayer(layer.settings, task.spec.dIn, task.spec.dOut, layer.blockA, layer.blockB);
-  return { a: maxAbsOf(a.data), b: maxAbsOf(b.data) };
-}
-
-function fitTask(task: FitTask): FitOutcome {
+export function runFitTask(task: FitTask): FitOutcome {
   const { spec } = task;
   const a0 = mat(spec.rank, spec.dIn, task.a), b0 = mat(spec.dOut, spec.rank, task.b);
   const target = { a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }), deliverA: task.deliverA, deliverB: task.deliverB };
@@ -114,6 +98,11 @@ function owned(x: Float64Array): Float64Array {
   return x.byteOffset === 0 && x.byteLength === x.buffer.byteLength && x.buffer instanceof ArrayBuffer ? x : x.slice();
 }
 
+function cpuRange(task: FitTask, layer: CompressedLayer): { a: number; b: number } {
+  const { a, b } = expandLayer(layer.settings, task.spec.dIn, task.spec.dOut, layer.blockA, layer.blockB);
+  return { a: maxAbsOf(a.data), b: maxAbsOf(b.data) };
+}
+
 export interface FitPool {
   readonly threads: number;
   run(task: FitTask): Promise<FitOutcome>;
@@ -132,12 +121,14 @@ export function createFitPool(threads: number, backend?: ComputeBackend, oldGene
         setUniformBasisDevice((seed, k, n) => backend.uniformBasis(seed, k, n));
         let o: FitOutcome;
         try {
-          o = fitTask(task);
+          o = runFitTask(task);
         } finally {
           setUniformBasisDevice(undefined);
           backend.releaseLayer();
         }
-        return o.layer === undefined ? o : { ...o, maxAbs: cpuRange(task, o.layer) };
+        // The fit's syntheses were float32 products on the device: the range is synthesized again
+        // on the CPU, as expand will synthesize the factors.
+        return o.layer === undefined ? o : { ...o, layer: { ...o.layer, maxAbs: cpuRange(task, o.layer) } };
       },
       close: async () => {},
     };
