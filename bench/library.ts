@@ -12,6 +12,8 @@
  *   --threads N      passed to both (default: nola's default, all cores)
  *   --no-loop        one single-file call instead of the loop (for memory checks: its peak, the one process's)
  *   --json FILE      also write the numbers as JSON
+ *
+ * Environment: both sides inherit it; MALLOC_ARENA_MAX (glibc's arena count) is printed when set.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -92,6 +94,8 @@ async function main(): Promise<void> {
 
     const result = {
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}`, load_before: load0, load_after: loadavg()[0],
+      // glibc's arena count changes both sides' memory (docs/PERFORMANCE.md "Libraries"): say when it was set.
+      malloc_arena_max: process.env.MALLOC_ARENA_MAX ?? null,
       size: o.size, count: files.length, threads: o.threads ?? 'default',
       loop: {
         seconds: loopSeconds, files_per_s: files.length / loopSeconds,
@@ -103,7 +107,8 @@ async function main(): Promise<void> {
     };
     const mb = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
     process.stdout.write([
-      `library: ${files.length} ${o.size} adapters (${result.machine}; load ${load0.toFixed(1)} -> ${result.load_after.toFixed(1)})`,
+      `library: ${files.length} ${o.size} adapters (${result.machine}; load ${load0.toFixed(1)} -> ${result.load_after.toFixed(1)}` +
+        `${result.malloc_arena_max === null ? '' : `; MALLOC_ARENA_MAX=${result.malloc_arena_max}`})`,
       `  loop of single-file calls: ${loopSeconds.toFixed(1)} s, ${result.loop.files_per_s.toFixed(2)} files/s, peak RSS of the largest call ${mb(loopPeak)}` +
         (singlePeaks.length > 1 ? ` (calls: smallest ${mb(smallestPeak)}, median ${mb(medianPeak)})` : ''),
       `  one process:               ${oneSeconds.toFixed(1)} s, ${result.one_process.files_per_s.toFixed(2)} files/s, peak RSS ${mb(one.peakRssBytes)}`,
