@@ -69,7 +69,7 @@ export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
   // One set of fit workers for the whole run (started when a file first needs them), their old
   // generation kept close to what is live so finished files' garbage does not pile up in them.
   const o = req.compress;
-  const newPool = (): FitPool => createFitPool(o!.threads, undefined, LIBRARY_OLD_GENERATION_MB);
+  const newPool = (): FitPool => createFitPool(o!.threads, { oldGenerationMb: LIBRARY_OLD_GENERATION_MB });
   let pool = o !== undefined && o.threads > 1 && o.device === 'cpu' ? newPool() : undefined;
   try {
     for (let i = 0; i < req.items.length; i++) {

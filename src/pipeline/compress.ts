@@ -181,7 +181,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const total = layers.length;
   const backend = req.device === undefined || req.device === 'cpu' ? undefined : await loadBackend(req.device, (m) => req.log?.warn(m));
   const threads = req.forceThreads ? Math.min(req.threads ?? 1, Math.max(1, total)) : chooseThreads(req.threads ?? 1, layers, strategy);
-  const pool = threads > 1 && backend === undefined && req.pool !== undefined ? req.pool : createFitPool(threads, backend);
+  const pool = threads > 1 && backend === undefined && req.pool !== undefined ? req.pool : createFitPool(threads, { backend });
   const readTask = async (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => {
     const { a0, b0 } = await readFactors(lora, spec);
     return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };

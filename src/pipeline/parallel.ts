@@ -109,11 +109,18 @@ export interface FitPool {
   close(): Promise<void>;
 }
 
+export interface FitPoolOptions {
+  /** A device backend: tasks run inline on it (threads is then 1). */
+  backend?: ComputeBackend;
+  /** Each worker's old-generation limit in MiB (library runs: LIBRARY_OLD_GENERATION_MB); default V8's. */
+  oldGenerationMb?: number;
+}
+
 /**
  * threads ≤ 1, or a device backend: runs tasks inline on the calling thread (no worker; a device
  * backend holds one context, in this thread, and its bases are freed after each layer).
  */
-export function createFitPool(threads: number, backend?: ComputeBackend, oldGenerationMb?: number): FitPool {
+export function createFitPool(threads: number, { backend, oldGenerationMb }: FitPoolOptions = {}): FitPool {
   if (backend !== undefined && backend.name !== 'cpu') {
     return {
       threads: 1,
