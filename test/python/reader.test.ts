@@ -269,10 +269,14 @@ test('python reader: diffusers to= on made files: kohya hashes recomputed, lora_
       ss_network_dim: '4', ss_output_name: 'x', sshs_model_hash: '0'.repeat(64), sshs_legacy_hash: '12345678',
       lora_adapter_metadata: JSON.stringify(adapterMeta, null, 2),
     });
+    // Two ranks, one layer each: PEFT's r and lora_alpha are the smaller of the tied values, the other goes to the patterns.
+    writeF32File(path.join(work, 'ranks.safetensors'), [[`unet.${b}.to_k.lora_A.weight`, [2, 64]], [`unet.${b}.to_k.lora_B.weight`, [64, 2]],
+      [`unet.${b}.to_q.lora_A.weight`, [6, 64]], [`unet.${b}.to_q.lora_B.weight`, [64, 6]]]);
     const want: Record<string, { flags: string[]; to: Record<string, RegExp | null> }> = {
       prior: { flags: [], to: { kohya: /--to kohya: layer 'prior\..*' is in component 'prior', which has no kohya prefix/, peft: /--to peft: the file adapts 2 pipeline components \(prior, unet\)/, diffusers: null } },
       extra: { flags: [], to: { kohya: /--to kohya: 4 non-LoRA tensors \('unet\..*' \(\+1 more\)\) have no equivalent name in kohya keys/, peft: /--to peft: 4 non-LoRA tensors .* in peft keys/, diffusers: null } },
       hashed: { flags: ['--rank', '3'], to: { kohya: null, peft: null, diffusers: null } },
+      ranks: { flags: ['--rank', 'keep'], to: { kohya: null, peft: null, diffusers: null } },
     };
     for (const [tag, { flags, to: cases }] of Object.entries(want)) {
       const nolaFile = path.join(work, `${tag}.nola.safetensors`);
@@ -287,6 +291,10 @@ test('python reader: diffusers to= on made files: kohya hashes recomputed, lora_
           assert.match(meta.sshs_model_hash, /^[0-9a-f]{64}$/);
           assert.notEqual(meta.sshs_model_hash, '0'.repeat(64), 'sshs_model_hash recomputed');
           assert.equal(meta.lora_adapter_metadata, undefined, 'no lora_adapter_metadata in a kohya file');
+        }
+        if (tag === 'ranks' && to === 'peft') {
+          const c = (py as Summary).config as Record<string, unknown>;
+          assert.deepEqual([c.r, c.lora_alpha, c.rank_pattern, c.alpha_pattern], [2, 2, { to_q: 6 }, { to_q: 6 }], 'ties go to the smaller value');
         }
         if (tag === 'hashed' && to === 'peft') assert.equal((py as Summary).config_text?.includes('"use_dora": false'), true, 'the PEFT config keeps lora_adapter_metadata\'s fields');
       }
