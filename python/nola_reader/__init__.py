@@ -4,6 +4,8 @@ write, in memory, with numpy (torch optional).
     from nola_reader import load
     lora = load('adapter.nola.safetensors')            # numpy arrays
     lora = load('adapter.nola.safetensors', 'pt')      # torch tensors (torch must be installed)
+    lora = load('style.nola.safetensors', to='kohya')  # as `nola expand --to kohya` (diffusers -> kohya / peft)
+    lora.family     # the expanded file's family: the source's, or `to`
     lora.tensors    # {name: array} in the expanded file's order; same dtypes, shapes and bits as `nola expand`
     lora.config     # the adapter_config.json expand writes beside a PEFT adapter (a dict), else None
     lora.config_text  # that file's text, byte for byte
@@ -22,7 +24,7 @@ from . import _js
 from ._container import read_nola
 from ._dtypes import decode, encode
 from ._errors import FormatError, NolaError, NumericError, UsageError
-from ._plan import file_order, plan_same_family, sha256_of
+from ._plan import FAMILIES, file_order, plan_output, sha256_of
 from ._synth import synthesize
 
 __all__ = ['load', 'Lora', 'NolaError', 'FormatError', 'NumericError', 'UsageError']
@@ -85,13 +87,28 @@ def _factors(nola, i, e, ratio):
     return a, b
 
 
-def load(path, framework='np'):
-    """The LoRA `nola expand PATH` would write (same family): tensors bit for bit, metadata, adapter config."""
+def _plan_for(nola, to):
+    """plan_output, its errors naming the NOLA file as nola's do (src/pipeline/expand.ts planOutputFor)."""
+    try:
+        return plan_output(nola, to)
+    except NolaError as e:
+        prefix = f"{nola['path']}: "
+        if not str(e).startswith(prefix):
+            e.args = (prefix + str(e),) + e.args[1:]
+        raise
+
+
+def load(path, framework='np', to=None):
+    """The LoRA `nola expand PATH` would write (`nola expand PATH --to TO` with `to`): tensors bit for bit,
+    metadata, adapter config. `to`: None (the source's family), 'peft', 'kohya' or 'diffusers'; a conversion
+    nola refuses raises UsageError with nola's message."""
     if framework not in ('np', 'pt'):
         raise UsageError(f"framework must be 'np' or 'pt', got {framework!r}")
+    if to is not None and to not in FAMILIES:
+        raise UsageError(f"to must be None, 'peft', 'kohya' or 'diffusers', got {to!r}")
     nola = read_nola(path)
     nola['path'] = path
-    plan = plan_same_family(nola)
+    plan = _plan_for(nola, to)
     order = file_order(plan['tensors'])
     raw, dtypes, shapes, cache = {}, {}, {}, {}
     for t in order:
@@ -108,4 +125,4 @@ def load(path, framework='np'):
     metadata = plan['metadata']
     if plan['finalize'] is not None:
         metadata = {**metadata, **plan['finalize'](sha256_of(raw[t['name']] for t in order))}
-    return Lora(nola['family'], raw, dtypes, shapes, metadata, plan['config'], plan['warnings'], framework)
+    return Lora(plan['family'], raw, dtypes, shapes, metadata, plan['config'], plan['warnings'], framework)

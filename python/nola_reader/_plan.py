@@ -1,4 +1,5 @@
-"""What `nola expand` writes for a NOLA file in its source family (src/formats/expand-plan.ts, planSameFamily):
+"""What `nola expand` writes for a NOLA file (src/formats/expand-plan.ts): in its source family (planSameFamily)
+or, with `to`, in another where nola converts (diffusers -> kohya, diffusers -> peft for one component):
 the output tensors (names, dtypes, shapes; alpha tensors rewritten for a new rank), the metadata and the
 adapter config adjusted so every layer keeps its scale, and per layer the scale the target tool will apply
 (`scale_out`: expand multiplies B by scale / scale_out). Any change to that file must be mirrored here;
@@ -339,7 +340,11 @@ def plan_same_family(nola):
     if family == 'diffusers' and pending:
         metadata = _plan_diffusers_metadata(layers, pending, scale_out, metadata)
     scale_out = [1 if s is None else s for s in scale_out]
+    return _finish(family, tensors, scale_out, metadata, config, warnings)
 
+
+def _finish(family, tensors, scale_out, metadata, config, warnings):
+    """src/formats/expand-plan.ts finish: kohya hashes dropped and planned anew, output names distinct."""
     finalize = None
     if metadata and any(k in metadata for k in HASH_KEYS):
         metadata = {k: v for k, v in metadata.items() if k not in HASH_KEYS}
@@ -349,8 +354,146 @@ def plan_same_family(nola):
         if t['name'] in names:
             raise UsageError(f"two output tensors would be named '{t['name']}'")
         names.add(t['name'])
-    return {'tensors': tensors, 'scale_out': scale_out, 'metadata': metadata, 'config': config if config is not None else None,
-            'finalize': finalize, 'warnings': warnings}
+    return {'family': family, 'tensors': tensors, 'scale_out': scale_out, 'metadata': metadata,
+            'config': config if config is not None else None, 'finalize': finalize, 'warnings': warnings}
+
+
+# ----------------------------------------------------------------------------------------------
+# Across families (src/formats/expand-plan.ts planOutput's `to`, planDiffusersToKohya, planDiffusersToPeft)
+
+FAMILIES = ('peft', 'kohya', 'diffusers')
+PEFT_PREFIX = 'base_model.model.'
+
+
+def plan_output(nola, to=None):
+    """planOutput: the same family (to None or the source's), diffusers -> kohya, diffusers -> peft; a
+    UsageError saying why for every other conversion, with nola's words."""
+    family, layers = nola['family'], nola['layers']
+    to = family if to is None else to
+    if to == family:
+        return plan_same_family(nola)
+    if family == 'diffusers' and to == 'kohya':
+        return _plan_diffusers_to_kohya(nola)
+    if family == 'diffusers' and to == 'peft':
+        return _plan_diffusers_to_peft(nola)
+    first = layers[0]['name'] if layers else None
+    if family == 'kohya':
+        raise UsageError(
+            f"--to {to}: kohya keys flatten module paths to underscores (e.g. '{first if first is not None else 'lora_unet_down_blocks_0_...'}'), "
+            f"so the dotted paths {to} needs (down_blocks.0 vs down_blocks_0, transformer_blocks...) cannot be recovered without the model's module table")
+    if to == 'kohya':
+        raise UsageError(
+            f"--to kohya: a PEFT adapter's module paths (e.g. '{first if first is not None else ''}') name modules of one model with no "
+            "pipeline component, and kohya keys need one (lora_unet_, lora_te_...) that cannot be inferred")
+    raise UsageError(
+        '--to diffusers: a PEFT adapter does not say which pipeline component (unet, text_encoder, transformer...) it adapts, '
+        'and diffusers keys need one')
+
+
+def _example_list(keys, n=3):
+    """src/formats/refuse.ts exampleList."""
+    shown = ', '.join(f"'{k}'" for k in keys[:n])
+    return f'{shown} (+{len(keys) - n} more)' if len(keys) > n else shown
+
+
+def _refuse_cross_passthrough(nola, to):
+    passthrough = nola['passthrough']
+    if passthrough:
+        raise UsageError(
+            f"--to {to}: {len(passthrough)} non-LoRA tensors ({_example_list([p[0] for p in passthrough])}) have no "
+            f"equivalent name in {to} keys; convert without them or keep the {nola['family']} layout")
+
+
+def _kohya_prefix(component, has_te2):
+    """diffusers component -> kohya key prefix (ComfyUI model_lora_keys_unet, diffusers convert_state_dict_to_kohya)."""
+    return {'unet': 'lora_unet_', 'diffusion_model': 'lora_unet_', 'transformer': 'lora_transformer_',
+            'text_encoder': 'lora_te1_' if has_te2 else 'lora_te_', 'text_encoder_2': 'lora_te2_',
+            'text_encoder_3': 'lora_te3_'}.get(component)
+
+
+def _factor_tensors(e, i, key_a, key_b):
+    r = e['rank']
+    return [{'name': key_a, 'dtype': e['dtype_A'], 'shape': [r] + e['shape_A'][1:], 'source': ('factor', i, 'A')},
+            {'name': key_b, 'dtype': e['dtype_B'], 'shape': [e['shape_B'][0], r] + e['shape_B'][2:], 'source': ('factor', i, 'B')}]
+
+
+def _plan_diffusers_to_kohya(nola):
+    _refuse_cross_passthrough(nola, 'kohya')
+    layers = nola['layers']
+    mods = [module_of(e, 'diffusers') for e in layers]
+    has_te2 = any(c == 'text_encoder_2' for c, _ in mods)
+    warnings = []
+    if not has_te2 and any(c == 'text_encoder' for c, _ in mods):
+        warnings.append("text_encoder layers written as 'lora_te_' (SD1/SD2 naming); an SDXL file would need 'lora_te1_'")
+    tensors, scale_out = [], []
+    for i, e in enumerate(layers):
+        component, module_path = mods[i]
+        prefix = _kohya_prefix(component, has_te2)
+        if prefix is None:
+            where = f"is in component '{component}', which has" if component else 'names no pipeline component, so it has'
+            raise UsageError(
+                f"--to kohya: layer '{e['name']}' {where} "
+                'no kohya prefix (known: unet, transformer, text_encoder, text_encoder_2, text_encoder_3, diffusion_model)')
+        stem = prefix + module_path.replace('.', '_')
+        r = e['rank']
+        value = _dtypes.representable(e['source_scale'] * r, 'F32')
+        tensors += _factor_tensors(e, i, f'{stem}.lora_down.weight', f'{stem}.lora_up.weight')
+        tensors.append({'name': f'{stem}.alpha', 'dtype': 'F32', 'shape': [], 'source': ('alpha', _dtypes.scalar_bytes(value, 'F32'))})
+        scale_out.append((r if value == 0 else value) / r)
+    metadata = None
+    if nola['metadata'] is not None:
+        metadata = {k: v for k, v in nola['metadata'].items() if k != LORA_ADAPTER_METADATA_KEY}
+    return _finish('kohya', tensors, scale_out, metadata, None, warnings)
+
+
+def _js_sorted(strings):
+    """Array.prototype.sort() on strings: by UTF-16 code units (UTF-16BE bytes order the same way)."""
+    return sorted(strings, key=lambda x: x.encode('utf-16-be', 'surrogatepass'))
+
+
+def _plan_diffusers_to_peft(nola):
+    _refuse_cross_passthrough(nola, 'peft')
+    layers = nola['layers']
+    mods = [module_of(e, 'diffusers') for e in layers]
+    components = list(dict.fromkeys(c for c, _ in mods))
+    if len(components) > 1:
+        raise UsageError(
+            f"--to peft: the file adapts {len(components)} pipeline components ({', '.join(components)}); a PEFT adapter "
+            'adapts one model, so convert one component at a time')
+    rows = [(mods[i][1], e['rank'], e['source_scale'] * e['rank']) for i, e in enumerate(layers)]
+
+    def mode(xs):
+        # The most common value, the smallest among equals.
+        counts = {}
+        for x in xs:
+            counts[x] = counts.get(x, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+    r = mode([x[1] for x in rows])
+    lora_alpha = mode([x[2] for x in rows])
+    rank_pattern, alpha_pattern = {}, {}
+    keys = pattern_keys([x[0] for x in rows])
+    for (path, rank, alpha), key in zip(rows, keys):
+        if rank != r:
+            rank_pattern[key] = rank
+        if alpha != lora_alpha:
+            alpha_pattern[key] = alpha
+    meta = _parse_adapter_metadata(nola['metadata'])
+    base = {}
+    if meta is not None:
+        flat, comps, _ = meta
+        base = comps.get(components[0]) if components[0] in comps else (flat if flat is not None else {})
+    config = dict(base)
+    config.update({'peft_type': 'LORA', 'r': r, 'lora_alpha': lora_alpha, 'rank_pattern': rank_pattern,
+                   'alpha_pattern': alpha_pattern, 'use_rslora': False,
+                   'target_modules': _js_sorted(dict.fromkeys(x[0] for x in rows))})
+    check = read_lora_config(config, 'adapter_config.json')
+    tensors, scale_out = [], []
+    for i, e in enumerate(layers):
+        path = rows[i][0]
+        tensors += _factor_tensors(e, i, f'{PEFT_PREFIX}{path}.lora_A.weight', f'{PEFT_PREFIX}{path}.lora_B.weight')
+        rr, alpha = resolve_rank_alpha(check, path, 'adapter_config.json')
+        scale_out.append(peft_scaling(alpha, rr, False))
+    return _finish('peft', tensors, scale_out, {'format': 'pt'}, config, [])
 
 
 def file_order(tensors):

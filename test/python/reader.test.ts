@@ -24,10 +24,17 @@ const PYTHONPATH = path.join(REPO, 'python');
 const numpy = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
 const NO_NUMPY = 'python3 with numpy not found: the Python reader is not checked here';
 
-/** What the reader returns, as JSON: tensors in order with sha256 of their bytes, metadata, config text. */
+/**
+ * What the reader returns, as JSON: tensors in order with sha256 of their bytes, metadata, config text;
+ * load(path, to=argv[2]) when a family is given. A NolaError it raises is printed, not thrown.
+ */
 const SUMMARY = `
 import sys, json, hashlib, nola_reader
-l = nola_reader.load(sys.argv[1])
+try:
+    l = nola_reader.load(sys.argv[1], to=sys.argv[2] if len(sys.argv) > 2 else None)
+except nola_reader.NolaError as e:
+    print(json.dumps({'error': type(e).__name__, 'exit_code': e.exit_code, 'message': str(e)}))
+    sys.exit(0)
 print(json.dumps({
   'family': l.family,
   'tensors': [[n, l.dtypes[n], list(l.tensors[n].shape), hashlib.sha256(l.bytes(n)).hexdigest()] for n in l.tensors],
@@ -36,6 +43,7 @@ print(json.dumps({
 `;
 
 interface Summary { family: string; tensors: Array<[string, string, number[], string]>; metadata: Record<string, string> | null; config_text: string | null; config: unknown }
+interface Refusal { error: string; exit_code: number; message: string }
 
 function python(args: string[], input?: string): string {
   const r = spawnSync('python3', args, { encoding: 'utf8', env: { ...process.env, PYTHONPATH }, maxBuffer: 1 << 28, input });
@@ -43,8 +51,8 @@ function python(args: string[], input?: string): string {
   return r.stdout;
 }
 
-function readerSummary(nolaFile: string): Summary {
-  return JSON.parse(python(['-c', SUMMARY, nolaFile])) as Summary;
+function readerSummary(nolaFile: string, to?: string): Summary | Refusal {
+  return JSON.parse(python(['-c', SUMMARY, nolaFile, ...(to === undefined ? [] : [to])])) as Summary | Refusal;
 }
 
 /** The expanded file as stored, parsed here (independent of src/io). */
@@ -61,16 +69,30 @@ function fileSummary(file: string): { tensors: Array<[string, string, number[], 
   };
 }
 
-async function compressExpandCompare(source: string, work: string, tag: string, flags: string[]): Promise<Summary> {
-  const nolaFile = path.join(work, `${tag}.nola.safetensors`);
-  const comp = await runNola(['compress', source, '-o', nolaFile, ...flags]);
-  assert.equal(comp.code, 0, `${source} ${flags.join(' ')}: ${comp.stderr}`);
+const FAMILIES = ['peft', 'kohya', 'diffusers'] as const;
+
+/**
+ * `nola expand NOLA [--to TO]` against load(NOLA, to=TO): the same file when nola writes one (tensors in
+ * file order with their bytes, metadata values and key order, adapter_config.json text); when nola refuses
+ * (exit 2), a UsageError with nola's message word for word. Returns the reader's result and what happened.
+ */
+async function expandCompare(nolaFile: string, work: string, tag: string, to?: string): Promise<{ py: Summary | Refusal; refused: boolean }> {
   const outDir = path.join(work, `${tag}.out`) + path.sep;
-  const exp = await runNola(['expand', nolaFile, '-o', outDir, '--json']);
-  assert.equal(exp.code, 0, exp.stderr);
-  const { output, config } = JSON.parse(exp.stdout) as { output: string; config: string | null };
-  const py = readerSummary(nolaFile);
+  const exp = await runNola(['expand', nolaFile, '-o', outDir, '--json', ...(to === undefined ? [] : ['--to', to])]);
+  const py = readerSummary(nolaFile, to);
+  if (exp.code !== 0) {
+    assert.ok(to !== undefined, `${tag}: nola expand failed: ${exp.stderr}`);
+    assert.equal(exp.code, 2, `${tag}: nola refuses --to ${to} as a usage error: ${exp.stderr}`);
+    const line = exp.stderr.split('\n').find((l) => l.startsWith('nola: error: '));
+    assert.ok(line !== undefined, `${tag}: nola's error line: ${exp.stderr}`);
+    assert.deepEqual(py, { error: 'UsageError', exit_code: 2, message: line.slice('nola: error: '.length) }, `${tag}: load(to=${to}) refuses as nola does`);
+    return { py, refused: true };
+  }
+  assert.ok(!('error' in py), `${tag}: nola writes the file but load() raised ${JSON.stringify(py)}`);
+  const { output, config, family } = JSON.parse(exp.stdout) as { output: string; config: string | null; family: string };
   const file = fileSummary(output);
+  assert.equal(py.family, family, `${tag}: family`);
+  if (to !== undefined) assert.equal(py.family, to, `${tag}: family is --to's`);
   assert.deepEqual(py.tensors.map((t) => t[0]), file.tensors.map((t) => t[0]), `${tag}: tensor names in file order`);
   for (let i = 0; i < file.tensors.length; i++) assert.deepEqual(py.tensors[i], file.tensors[i], `${tag}: tensor ${file.tensors[i][0]} (name, dtype, shape, sha256 of bytes)`);
   // Key order too: PEFT pattern precedence and kohya's hashes depend on the stored text.
@@ -82,26 +104,55 @@ async function compressExpandCompare(source: string, work: string, tag: string, 
   } else {
     assert.equal(py.config_text, null, `${tag}: no config`);
   }
-  return py;
+  return { py, refused: false };
+}
+
+/**
+ * Compresses `source`, then compares load() with nola expand: as the source (to=None), and, when `seen` is
+ * given, with every --to family (recorded in `seen` as 'diffusers->kohya' / 'kohya->peft refused'...).
+ */
+async function compressExpandCompare(source: string, work: string, tag: string, flags: string[], seen?: Set<string>): Promise<Summary> {
+  const nolaFile = path.join(work, `${tag}.nola.safetensors`);
+  const comp = await runNola(['compress', source, '-o', nolaFile, ...flags]);
+  assert.equal(comp.code, 0, `${source} ${flags.join(' ')}: ${comp.stderr}`);
+  const { py, refused } = await expandCompare(nolaFile, work, tag);
+  assert.ok(!refused);
+  const summary = py as Summary;
+  if (seen !== undefined) {
+    for (const to of FAMILIES) {
+      const r = await expandCompare(nolaFile, work, `${tag}-to-${to}`, to);
+      seen.add(`${summary.family}->${to}${r.refused ? ' refused' : ''}`);
+    }
+  }
+  return summary;
 }
 
 const SHARED = ['peft-distilbert-imdb', 'diffusers-sd15', 'diffusers-sd2-bf16'];
 
+/** What `nola expand --to` does with each shared adapter: every conversion it makes is compared, every refusal too. */
+const SHARED_TO: Record<string, string[]> = {
+  'peft-distilbert-imdb': ['peft->peft', 'peft->kohya refused', 'peft->diffusers refused'],
+  'diffusers-sd15': ['diffusers->peft', 'diffusers->kohya', 'diffusers->diffusers'],
+  'diffusers-sd2-bf16': ['diffusers->peft', 'diffusers->kohya', 'diffusers->diffusers'],
+};
+
 for (const dir of SHARED) {
-  test(`python reader ${dir}: load() equals nola expand byte for byte (default compress)`, { timeout: 300_000 }, async (t) => {
+  test(`python reader ${dir}: load() and load(to=peft|kohya|diffusers) equal nola expand [--to] byte for byte, or refuse as it does (default compress)`, { timeout: 300_000 }, async (t) => {
     if (!numpy) return t.skip(NO_NUMPY);
     const source = path.join(REAL, dir);
     if (!existsSync(source)) return t.skip(`${source} not found (../shared/real-loras is beside the checkout in CI)`);
     const work = mkdtempSync(path.join(tmpdir(), 'nola-py-'));
     try {
-      await compressExpandCompare(source, work, dir, []);
+      const seen = new Set<string>();
+      await compressExpandCompare(source, work, dir, [], seen);
+      assert.deepEqual([...seen].sort(), [...SHARED_TO[dir]].sort(), `${dir}: conversions made and refused`);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
   });
 }
 
-test('python reader on every generated fixture, at several settings (every basis; rice, int, f16 storage; format version 1)', { timeout: 600_000 }, async (t) => {
+test('python reader on every generated fixture, at several settings (every basis; rice, int, f16 storage; format version 1), as the source and with every to=', { timeout: 600_000 }, async (t) => {
   if (!numpy) return t.skip(NO_NUMPY);
   const work = mkdtempSync(path.join(tmpdir(), 'nola-py-fx-'));
   try {
@@ -114,11 +165,18 @@ test('python reader on every generated fixture, at several settings (every basis
       ['--basis', 'orthogonal', '--coeffs', '250', '--quant', 'f16', '--format-version', '1'],
     ];
     let hashed = 0;
+    const seen = new Set<string>();
     for (const [i, f] of fixtures.entries()) {
-      const py = await compressExpandCompare(f.path, work, `fx${i}`, settings[i % settings.length]);
+      const py = await compressExpandCompare(f.path, work, `fx${i}`, settings[i % settings.length], seen);
       if (py.metadata?.sshs_model_hash !== undefined) hashed++;
     }
     assert.ok(hashed > 0, 'a fixture with kohya hashes was covered');
+    // diffusers -> peft is refused for the files that adapt several components (processor, peft-style-f16).
+    assert.deepEqual([...seen].sort(), [
+      'diffusers->diffusers', 'diffusers->kohya', 'diffusers->peft', 'diffusers->peft refused',
+      'kohya->diffusers refused', 'kohya->kohya', 'kohya->peft refused',
+      'peft->diffusers refused', 'peft->kohya refused', 'peft->peft',
+    ], 'every family to every family, made or refused');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -168,6 +226,87 @@ test('python reader on an F64 adapter: every float64 bit of the synthesis equals
       for (const l of (JSON.parse(info.stdout) as { layers: Array<{ basis: string }> }).layers) bases.add(l.basis);
     }
     assert.deepEqual([...bases].sort(), ['orthogonal', 'orthogonal-components', 'uniform'], 'every basis was synthesized');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/** An F32 safetensors file of the given tensors (deterministic values), with optional metadata. */
+function writeF32File(file: string, tensors: Array<[string, number[]]>, metadata?: Record<string, string>): void {
+  let s = 11;
+  const rnd = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s / 2 ** 32 - 0.5; };
+  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
+  const blobs: Buffer[] = [];
+  let off = 0;
+  for (const [name, shape] of tensors) {
+    const v = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rnd() * 0.2);
+    header[name] = { dtype: 'F32', shape, data_offsets: [off, off + v.byteLength] };
+    off += v.byteLength;
+    blobs.push(Buffer.from(v.buffer));
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const padded = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(padded.length));
+  writeFileSync(file, Buffer.concat([len, padded, ...blobs]));
+}
+
+test('python reader: diffusers to= on made files: kohya hashes recomputed, lora_adapter_metadata as the PEFT config; a component with no kohya prefix and non-LoRA tensors refused with nola\'s words', { timeout: 300_000 }, async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-to-'));
+  try {
+    const b = 'down_blocks.0.attentions.0.transformer_blocks.0.attn1';
+    const lora = (prefix: string): Array<[string, number[]]> => [[`${prefix}.lora_A.weight`, [4, 64]], [`${prefix}.lora_B.weight`, [64, 4]]];
+    // 'prior' is a diffusers component kohya has no prefix for; with unet beside it, PEFT is refused too (two components).
+    writeF32File(path.join(work, 'prior.safetensors'), [...lora(`prior.${b}.to_k`), ...lora(`unet.${b}.to_q`)]);
+    // Four tensors compress keeps verbatim (more than the three a refusal names) in a one-component file.
+    writeF32File(path.join(work, 'extra.safetensors'), [...lora(`unet.${b}.to_k`), ...['norm1', 'norm2', 'norm3', 'ff'].map((n): [string, number[]] => [`unet.${b}.${n}.weight`, [64]])],
+      { format: 'pt' });
+    // kohya hashes (recomputed on every output) and a flat lora_adapter_metadata (dropped for kohya, the base of
+    // the PEFT config), compressed to a lower rank so alphas and the config are rewritten.
+    const adapterMeta = { r: 4, lora_alpha: 8, target_modules: ['to_k', 'to_q'], use_dora: false, lora_dropout: 0.0 };
+    writeF32File(path.join(work, 'hashed.safetensors'), [...lora(`unet.${b}.to_k`), ...lora(`unet.${b}.to_q`)], {
+      ss_network_dim: '4', ss_output_name: 'x', sshs_model_hash: '0'.repeat(64), sshs_legacy_hash: '12345678',
+      lora_adapter_metadata: JSON.stringify(adapterMeta, null, 2),
+    });
+    // Two ranks, one layer each: PEFT's r and lora_alpha are the smaller of the tied values, the other goes to the patterns.
+    writeF32File(path.join(work, 'ranks.safetensors'), [[`unet.${b}.to_k.lora_A.weight`, [2, 64]], [`unet.${b}.to_k.lora_B.weight`, [64, 2]],
+      [`unet.${b}.to_q.lora_A.weight`, [6, 64]], [`unet.${b}.to_q.lora_B.weight`, [64, 6]]]);
+    const want: Record<string, { flags: string[]; to: Record<string, RegExp | null> }> = {
+      prior: { flags: [], to: { kohya: /--to kohya: layer 'prior\..*' is in component 'prior', which has no kohya prefix/, peft: /--to peft: the file adapts 2 pipeline components \(prior, unet\)/, diffusers: null } },
+      extra: { flags: [], to: { kohya: /--to kohya: 4 non-LoRA tensors \('unet\..*' \(\+1 more\)\) have no equivalent name in kohya keys/, peft: /--to peft: 4 non-LoRA tensors .* in peft keys/, diffusers: null } },
+      hashed: { flags: ['--rank', '3'], to: { kohya: null, peft: null, diffusers: null } },
+      ranks: { flags: ['--rank', 'keep'], to: { kohya: null, peft: null, diffusers: null } },
+    };
+    for (const [tag, { flags, to: cases }] of Object.entries(want)) {
+      const nolaFile = path.join(work, `${tag}.nola.safetensors`);
+      const comp = await runNola(['compress', path.join(work, `${tag}.safetensors`), '-o', nolaFile, ...flags]);
+      assert.equal(comp.code, 0, comp.stderr);
+      for (const [to, message] of Object.entries(cases)) {
+        const { py, refused } = await expandCompare(nolaFile, work, `${tag}-to-${to}`, to);
+        assert.equal(refused, message !== null, `${tag} --to ${to}: refused`);
+        if (message !== null) assert.match((py as Refusal).message, message, `${tag} --to ${to}: the refusal`);
+        if (tag === 'hashed' && to === 'kohya') {
+          const meta = (py as Summary).metadata!;
+          assert.match(meta.sshs_model_hash, /^[0-9a-f]{64}$/);
+          assert.notEqual(meta.sshs_model_hash, '0'.repeat(64), 'sshs_model_hash recomputed');
+          assert.equal(meta.lora_adapter_metadata, undefined, 'no lora_adapter_metadata in a kohya file');
+        }
+        if (tag === 'ranks' && to === 'peft') {
+          const c = (py as Summary).config as Record<string, unknown>;
+          assert.deepEqual([c.r, c.lora_alpha, c.rank_pattern, c.alpha_pattern], [2, 2, { to_q: 6 }, { to_q: 6 }], 'ties go to the smaller value');
+        }
+        if (tag === 'hashed' && to === 'peft') assert.equal((py as Summary).config_text?.includes('"use_dora": false'), true, 'the PEFT config keeps lora_adapter_metadata\'s fields');
+      }
+    }
+    const bad = python(['-c', `
+import sys, nola_reader
+try:
+    nola_reader.load(sys.argv[1], to='lycoris'); print('loaded')
+except nola_reader.UsageError as e:
+    print(e.exit_code, e)
+`, path.join(work, 'prior.nola.safetensors')]);
+    assert.equal(bad.trim(), "2 to must be None, 'peft', 'kohya' or 'diffusers', got 'lycoris'");
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
