@@ -425,7 +425,7 @@ def _plan_diffusers_to_kohya(nola):
     warnings = []
     if not has_te2 and any(c == 'text_encoder' for c, _ in mods):
         warnings.append("text_encoder layers written as 'lora_te_' (SD1/SD2 naming); an SDXL file would need 'lora_te1_'")
-    tensors, scale_out = [], []
+    tensors, scale_out, kohya_rows = [], [], []
     for i, e in enumerate(layers):
         component, module_path = mods[i]
         prefix = _kohya_prefix(component, has_te2)
@@ -440,9 +440,13 @@ def _plan_diffusers_to_kohya(nola):
         tensors += _factor_tensors(e, i, f'{stem}.lora_down.weight', f'{stem}.lora_up.weight')
         tensors.append({'name': f'{stem}.alpha', 'dtype': 'F32', 'shape': [], 'source': ('alpha', _dtypes.scalar_bytes(value, 'F32'))})
         scale_out.append((r if value == 0 else value) / r)
+        kohya_rows.append((e, r, r if value == 0 else value))
     metadata = None
     if nola['metadata'] is not None:
         metadata = {k: v for k, v in nola['metadata'].items() if k != LORA_ADAPTER_METADATA_KEY}
+        # kohya's training metadata in the source describes the written ranks once they changed.
+        if any(e['rank'] != e['source_rank'] for e in layers):
+            _update_kohya_metadata(metadata, kohya_rows, warnings)
     return _finish('kohya', tensors, scale_out, metadata, None, warnings)
 
 

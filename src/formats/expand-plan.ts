@@ -16,7 +16,8 @@
  * data section's SHA-256 that the writer passes (see kohyaHashFinalizer for what is exact and what is not).
  *
  * `to`: conversion between families where the module mapping is unambiguous (diffusers -> kohya,
- * diffusers -> peft for a single component); elsewhere a UsageError says why.
+ * diffusers -> peft for a single component); elsewhere a UsageError says why. A diffusers source's
+ * kohya training metadata (ss_network_dim / ss_network_alpha) is updated for kohya as above.
  */
 import type { DType } from '../io/safetensors/dtypes.js';
 import { decodeToFloat64, dtypeSize, encodeFloats, isEncodableDType } from '../io/safetensors/dtypes.js';
@@ -498,6 +499,7 @@ function planDiffusersToKohya(args: PlanOutputArgs): OutputPlan {
   }
   const tensors: OutputTensor[] = [];
   const layers: OutputLayer[] = [];
+  const kohyaRows: Array<{ spec: LayerSpec; rank: number; alpha: number }> = [];
   args.layers.forEach(({ spec, rank }, i) => {
     const { component, modulePath } = mods[i];
     const prefix = kohyaPrefix(component, hasTe2);
@@ -516,11 +518,15 @@ function planDiffusersToKohya(args: PlanOutputArgs): OutputPlan {
     tensors.push({ name: keyB, dtype: spec.dtypeB, shape: s.b, source: { kind: 'factor', layer: i, factor: 'B' } });
     tensors.push({ name: keyAlpha, dtype: 'F32', shape: [], source: alphaSource(value, 'F32') });
     layers.push({ name: spec.name, keyA, keyB, keyAlpha, rank, scaleOut: kohyaScale(value, rank) });
+    kohyaRows.push({ spec, rank, alpha: value === 0 ? rank : value });
   });
   let metadata: Record<string, string> | null = null;
   if (args.metadata) {
     metadata = { ...args.metadata };
     delete metadata[LORA_ADAPTER_METADATA_KEY];
+    // A source that carries kohya's training metadata (ss_network_dim / ss_network_alpha): they
+    // describe the written ranks and alphas once the rank changed, as in a kohya -> kohya expand.
+    if (args.layers.some(({ spec, rank }) => rank !== spec.rank)) updateKohyaMetadata(metadata, kohyaRows, warnings);
   }
   return finish('kohya', tensors, layers, metadata, null, warnings);
 }

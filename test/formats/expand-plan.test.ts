@@ -205,6 +205,18 @@ test('kohya hashes: stale hashes are dropped from the plan; over 1 MiB the legac
   assert.ok(out2.warnings.some((w) => /sshs_legacy_hash/.test(w)));
 });
 
+test('--to kohya from diffusers: kohya training metadata in the source follows a rank change (resize_lora), and only then', async () => {
+  const s = 'unet.down_blocks.0.attentions.0.proj_in';
+  // diffusers default alpha = rank, so the scale is 1 and the new alpha 1 * new rank (resize_lora: str(rank), str(float(alpha))).
+  const plan = await describeLora(input(pair(`${s}.lora.down.weight`, `${s}.lora.up.weight`, 4, 320, 320)));
+  const metadata = { ss_network_dim: '4', ss_network_alpha: '4.0', ss_output_name: 'x' };
+  const out = planOutput({ family: 'diffusers', to: 'kohya', layers: plainLayers(plan, () => 2), passthrough: [], metadata, config: null });
+  assert.deepEqual(out.metadata, { ss_network_dim: '2', ss_network_alpha: '2.0', ss_output_name: 'x' });
+  assert.equal(metadata.ss_network_dim, '4', 'source metadata not mutated');
+  const kept = planOutput({ family: 'diffusers', to: 'kohya', layers: plainLayers(plan), passthrough: [], metadata, config: null });
+  assert.deepEqual(kept.metadata, metadata);
+});
+
 test('--to kohya from diffusers: dots become underscores behind the component prefix; alpha keeps the scale', async () => {
   const tensors = [
     ...pair('unet.down_blocks.0.attentions.0.proj_in.lora.down.weight', 'unet.down_blocks.0.attentions.0.proj_in.lora.up.weight', 4, 320, 320),

@@ -291,6 +291,7 @@ test('python reader: diffusers to= on made files: kohya hashes recomputed, lora_
           assert.match(meta.sshs_model_hash, /^[0-9a-f]{64}$/);
           assert.notEqual(meta.sshs_model_hash, '0'.repeat(64), 'sshs_model_hash recomputed');
           assert.equal(meta.lora_adapter_metadata, undefined, 'no lora_adapter_metadata in a kohya file');
+          assert.equal(meta.ss_network_dim, '3', 'ss_network_dim follows --rank 3, as a kohya -> kohya expand does');
         }
         if (tag === 'ranks' && to === 'peft') {
           const c = (py as Summary).config as Record<string, unknown>;
