@@ -159,7 +159,9 @@ test('python reader on every generated fixture, at several settings (every basis
     const fixtures = await generateFixtures(path.join(work, 'src'));
     const settings = [
       ['--max-error', '0.05'],
-      ['--coeffs', '300', '--quant', 'int5'],
+      // 150, not 300: at the full span of these 64-wide layers the uniform basis is so ill-conditioned that
+      // int5 keeps nothing, and empty layers (all-zero factors) would hide a wrong B scale.
+      ['--coeffs', '150', '--quant', 'int5'],
       ['--ratio', '6', '--quant', 'fixed'],
       ['--preset', 'paper'],
       ['--basis', 'orthogonal', '--coeffs', '250', '--quant', 'f16', '--format-version', '1'],
