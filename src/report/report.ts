@@ -229,14 +229,35 @@ function boundWarning(b: BoundCheck, layers: LayerReport[], layersStrategy: Stra
   return `${above.length} of ${plural(layers.length, 'layer', 'layers')} ${above.length === 1 ? 'ends' : 'end'} above --max-error ${b.maxError} (worst ${b.worst.toFixed(4)}, ${b.worstLayer}): ${why}`;
 }
 
+/**
+ * A uniform basis asked for the whole span of a factor (k ≥ rank·d_in, or l ≥ d_out·rank) is a square
+ * random matrix: fitted exactly, but so ill-conditioned that rounding its coefficients is amplified
+ * many times (a 256-wide factor: f32 exact, f16 0.05, int8 an error above 1). The first such factor
+ * of `layers`, for the precision warnings, or null.
+ */
+function fullSpanUniform(s: Strategy, layers: LayerReport[]): { asked: string; span: number; layer: string } | null {
+  if (s.kind !== 'fixed' || s.basis !== 'uniform') return null;
+  for (const l of layers) {
+    const nA = l.rank * l.dIn, nB = l.dOut * l.rank;
+    if (s.coeffsA >= nA) return { asked: `k=${s.coeffsA}`, span: nA, layer: l.name };
+    if (s.coeffsB >= nB) return { asked: `l=${s.coeffsB}`, span: nB, layer: l.name };
+  }
+  return null;
+}
+
 function zeroedWarning(s: Strategy, zeroed: LayerReport[]): string {
   const names = zeroed.slice(0, 3).map((l) => `${l.name} (${boundError(l).toFixed(3)})`).join(', ') + (zeroed.length > 3 ? `, … ${zeroed.length - 3} more` : '');
   const causes = new Set(zeroed.map((l) => userCause(s, causeOf(l))));
   const cause: ErrorCause = s.kind === 'budget' && 'ratio' in s.target ? 'budget' : causes.has('subspace') ? 'subspace' : causes.has('rank') ? 'rank' : 'precision';
-  const why = cause === 'budget' ? `${optionOf(s, cause)} leaves them (almost) no bytes; ask for a smaller ratio, or use --max-error`
-    : cause === 'subspace' ? `the random subspace of ${optionOf(s, cause)} misses (almost) all of their update`
-      : `${optionOf(s, cause)} keeps (almost) nothing of them`;
-  return `${plural(zeroed.length, 'layer keeps', 'layers keep')} (almost) nothing of their update (error ≥ ${NEARLY_ZEROED}): ${names}: ${why}`;
+  const one = zeroed.length === 1;
+  const why = cause === 'budget' ? `${optionOf(s, cause)} leaves ${one ? 'it' : 'them'} (almost) no bytes; ask for a smaller ratio, or use --max-error`
+    : cause === 'subspace' ? `the random subspace of ${optionOf(s, cause)} misses (almost) all of ${one ? 'its' : 'their'} update`
+      : `${optionOf(s, cause)} keeps (almost) nothing of ${one ? 'it' : 'them'}`;
+  const span = cause === 'precision' ? fullSpanUniform(s, zeroed) : null;
+  const spanWhy = span === null ? '' : `; ${span.asked} covers the whole span (${span.span}) of ${span.layer}'s factor, where the uniform basis is ` +
+    `so ill-conditioned that rounding its coefficients is amplified: ask for fewer coefficients, --quant f32, or --basis orthogonal`;
+  return `${plural(zeroed.length, 'layer keeps', 'layers keep')} (almost) nothing of ${one ? 'its' : 'their'} update ` +
+    `(error ≥ ${NEARLY_ZEROED}): ${names}: ${why}${spanWhy}`;
 }
 
 /** Why most of the energy is lost, by the energy-weighted share of each cause. */
@@ -252,7 +273,9 @@ function explainLoss(s: Strategy, layers: LayerReport[]): string {
   if (cause === 'budget') return `${optionOf(s, 'budget')} leaves too few bytes for the layers`;
   if (cause === 'subspace') return 'a fixed random subspace captures about (k/d_in)·(l/d_out) of each component of the update';
   if (cause === 'rank') return `the rank kept (${optionOf(s, 'rank')}) drops most of the spectrum`;
-  return `the coefficient precision (${optionOf(s, 'precision')}) is too coarse`;
+  const span = fullSpanUniform(s, layers);
+  return `the coefficient precision (${optionOf(s, 'precision')}) is too coarse` +
+    (span === null ? '' : ` for a uniform basis at its whole span (${span.asked}, ${span.span} wide)`);
 }
 
 /** "int5", or "int4/int6", or with segments "int5×20480+int4×12288/int5". */

@@ -97,6 +97,25 @@ test('layers left with error ≥ 0.9 are named, and each energy warning names it
   assert.ok((JSON.parse(results[0].stdout) as Report).layers.some((l) => l.error >= 0.9));
 });
 
+test('a uniform basis at the whole span of a factor: rounding is what breaks it, and the warning says so', async () => {
+  // tiny-peft's factors are 4 × 64 (A) and 64 × 4 (B), read from the file: the span is rank · d_in = 256.
+  const tiny = path.join(ws.fixtures, 'tiny-peft');
+  const run = (coeffs: number, quant: string, i: number) => () => runNola(['compress', tiny, '-o', path.join(ws.dir, `span-${i}.nola`), '--json', '--coeffs', String(coeffs), '--quant', quant]);
+  const [fullInt8, fullF32, belowInt8] = await inBatches([run(256, 'int8', 0), run(256, 'f32', 1), run(224, 'int8', 2)]);
+  for (const r of [fullInt8, fullF32, belowInt8]) assert.equal(r.code, 0, r.stderr);
+  // At the whole span the fit is exact (f32 keeps it), so what int8 loses is the rounding, amplified.
+  const worst = (r: { stdout: string }): number => Math.max(...(JSON.parse(r.stdout) as Report).layers.map((l) => l.error));
+  assert.ok(worst(fullF32) < 1e-3, `f32 at the whole span: worst ${worst(fullF32)}`);
+  assert.ok(worst(fullInt8) > 0.5, `int8 at the whole span: worst ${worst(fullInt8)}`);
+  assert.doesNotMatch(fullF32.stderr, /whole span/);
+  const named = lines(fullInt8.stderr).filter((l) => /whole span/.test(l));
+  assert.ok(named.length >= 1, fullInt8.stderr);
+  for (const l of named) assert.match(l, /k=256.*256/);
+  assert.ok(lines(fullInt8.stderr).some((l) => /keeps? \(almost\) nothing.*covers the whole span \(256\).*--basis orthogonal/.test(l)), fullInt8.stderr);
+  // Below the span int8 is fine and nothing mentions it.
+  assert.doesNotMatch(belowInt8.stderr, /whole span/);
+});
+
 test('a layer that keeps nothing stores nothing: 0 coefficients, 0 bytes; it expands to zero factors (nola and the numpy reader agree)', async () => {
   const nola = path.join(ws.dir, 'empty.nola');
   const c = await runNola(['compress', kohya, '-o', nola, '--ratio', '60', '--json']);
