@@ -301,6 +301,23 @@ def _kohya_hash_finalizer(tensors, metadata, warnings):
     return finalize
 
 
+def _kohya_alpha(stored, r):
+    """kohyaAlpha: kohya's effective alpha for a stored value (0 means rank)."""
+    return r if stored == 0 else stored
+
+
+def _rank_changed(layers):
+    """rankChanged: whether any layer is written at another rank than its source's."""
+    return any(e['rank'] != e['source_rank'] for e in layers)
+
+
+def _factor_tensors(e, i, key_a, key_b):
+    """Layer i's two factor tensors at its new rank (outShapes)."""
+    r = e['rank']
+    return [{'name': key_a, 'dtype': e['dtype_A'], 'shape': [r] + e['shape_A'][1:], 'source': ('factor', i, 'A')},
+            {'name': key_b, 'dtype': e['dtype_B'], 'shape': [e['shape_B'][0], r] + e['shape_B'][2:], 'source': ('factor', i, 'B')}]
+
+
 def plan_same_family(nola):
     """{'tensors': [{'name','dtype','shape','source'}], 'scale_out': [...], 'metadata', 'config', 'finalize', 'warnings'}.
     source: ('factor', layer, 'A'|'B') | ('alpha', bytes) | ('passthrough', bytes)."""
@@ -308,21 +325,20 @@ def plan_same_family(nola):
     warnings, tensors, scale_out, kohya_rows = [], [], [None] * len(layers), []
     for i, e in enumerate(layers):
         r = e['rank']
-        tensors.append({'name': e['key_A'], 'dtype': e['dtype_A'], 'shape': [r] + e['shape_A'][1:], 'source': ('factor', i, 'A')})
-        tensors.append({'name': e['key_B'], 'dtype': e['dtype_B'], 'shape': [e['shape_B'][0], r] + e['shape_B'][2:], 'source': ('factor', i, 'B')})
+        tensors += _factor_tensors(e, i, e['key_A'], e['key_B'])
         if 'key_alpha' in e:
             dtype = e.get('dtype_alpha') or 'F32'
             value = _alpha_for(e, dtype)
             tensors.append({'name': e['key_alpha'], 'dtype': dtype, 'shape': [], 'source': ('alpha', _dtypes.scalar_bytes(value, dtype))})
-            scale_out[i] = (r if value == 0 else value) / r
-            kohya_rows.append((e, r, r if value == 0 else value))
+            scale_out[i] = _kohya_alpha(value, r) / r
+            kohya_rows.append((e, r, _kohya_alpha(value, r)))
         elif family == 'kohya':
             scale_out[i] = 1
             kohya_rows.append((e, r, r))
     for name, dtype, shape, data in nola['passthrough']:
         tensors.append({'name': name, 'dtype': dtype, 'shape': list(shape), 'source': ('passthrough', data)})
 
-    changed = any(e['rank'] != e['source_rank'] for e in layers)
+    changed = _rank_changed(layers)
     metadata, config = nola['metadata'], nola['config']
     pending = [i for i in range(len(layers)) if scale_out[i] is None]
     if family == 'kohya' and changed and metadata:
@@ -411,12 +427,6 @@ def _kohya_prefix(component, has_te2):
             'text_encoder_3': 'lora_te3_'}.get(component)
 
 
-def _factor_tensors(e, i, key_a, key_b):
-    r = e['rank']
-    return [{'name': key_a, 'dtype': e['dtype_A'], 'shape': [r] + e['shape_A'][1:], 'source': ('factor', i, 'A')},
-            {'name': key_b, 'dtype': e['dtype_B'], 'shape': [e['shape_B'][0], r] + e['shape_B'][2:], 'source': ('factor', i, 'B')}]
-
-
 def _plan_diffusers_to_kohya(nola):
     _refuse_cross_passthrough(nola, 'kohya')
     layers = nola['layers']
@@ -439,13 +449,13 @@ def _plan_diffusers_to_kohya(nola):
         value = _dtypes.representable(e['source_scale'] * r, 'F32')
         tensors += _factor_tensors(e, i, f'{stem}.lora_down.weight', f'{stem}.lora_up.weight')
         tensors.append({'name': f'{stem}.alpha', 'dtype': 'F32', 'shape': [], 'source': ('alpha', _dtypes.scalar_bytes(value, 'F32'))})
-        scale_out.append((r if value == 0 else value) / r)
-        kohya_rows.append((e, r, r if value == 0 else value))
+        scale_out.append(_kohya_alpha(value, r) / r)
+        kohya_rows.append((e, r, _kohya_alpha(value, r)))
     metadata = None
     if nola['metadata'] is not None:
         metadata = {k: v for k, v in nola['metadata'].items() if k != LORA_ADAPTER_METADATA_KEY}
         # kohya's training metadata in the source describes the written ranks once they changed.
-        if any(e['rank'] != e['source_rank'] for e in layers):
+        if _rank_changed(layers):
             _update_kohya_metadata(metadata, kohya_rows, warnings)
     return _finish('kohya', tensors, scale_out, metadata, None, warnings)
 

@@ -143,9 +143,19 @@ function alphaSource(value: number, dtype: DType): OutputSource {
   return { kind: 'alpha', value, bytes: scalarBytes(value, dtype) };
 }
 
-/** kohya's effective alpha for a stored value (0 means rank) and the resulting scale. */
+/** kohya's effective alpha for a stored value (0 means rank). */
+function kohyaAlpha(stored: number, rank: number): number {
+  return stored === 0 ? rank : stored;
+}
+
+/** The scale kohya applies for a stored alpha. */
 function kohyaScale(stored: number, rank: number): number {
-  return (stored === 0 ? rank : stored) / rank;
+  return kohyaAlpha(stored, rank) / rank;
+}
+
+/** Whether any layer is written at another rank than its source's. */
+function rankChanged(layers: PlanOutputArgs['layers']): boolean {
+  return layers.some(({ spec, rank }) => rank !== spec.rank);
 }
 
 /** A new alpha for `rank` that keeps the layer's scale: scale * rank (resize_lora rank_resize), exact in its dtype. */
@@ -370,7 +380,7 @@ function planSameFamily(args: PlanOutputArgs): OutputPlan {
       const value = alphaFor(spec, rank, dtype);
       tensors.push({ name: spec.keyAlpha, dtype, shape: [], source: alphaSource(value, dtype) });
       scaleOut[i] = kohyaScale(value, rank);
-      kohyaRows.push({ spec, rank, alpha: value === 0 ? rank : value });
+      kohyaRows.push({ spec, rank, alpha: kohyaAlpha(value, rank) });
     } else if (args.family === 'kohya') {
       scaleOut[i] = 1; // no alpha tensor: alpha = rank
       kohyaRows.push({ spec, rank, alpha: rank });
@@ -379,7 +389,7 @@ function planSameFamily(args: PlanOutputArgs): OutputPlan {
   });
   for (const p of args.passthrough) tensors.push({ name: p.name, dtype: p.dtype, shape: [...p.shape], source: { kind: 'passthrough', name: p.name } });
 
-  const changed = args.layers.some(({ spec, rank }) => rank !== spec.rank);
+  const changed = rankChanged(args.layers);
   let metadata = args.metadata;
   let config = args.config;
   const pending = args.layers.map((_, i) => i).filter((i) => scaleOut[i] === undefined);
@@ -518,7 +528,7 @@ function planDiffusersToKohya(args: PlanOutputArgs): OutputPlan {
     tensors.push({ name: keyB, dtype: spec.dtypeB, shape: s.b, source: { kind: 'factor', layer: i, factor: 'B' } });
     tensors.push({ name: keyAlpha, dtype: 'F32', shape: [], source: alphaSource(value, 'F32') });
     layers.push({ name: spec.name, keyA, keyB, keyAlpha, rank, scaleOut: kohyaScale(value, rank) });
-    kohyaRows.push({ spec, rank, alpha: value === 0 ? rank : value });
+    kohyaRows.push({ spec, rank, alpha: kohyaAlpha(value, rank) });
   });
   let metadata: Record<string, string> | null = null;
   if (args.metadata) {
@@ -526,7 +536,7 @@ function planDiffusersToKohya(args: PlanOutputArgs): OutputPlan {
     delete metadata[LORA_ADAPTER_METADATA_KEY];
     // A source that carries kohya's training metadata (ss_network_dim / ss_network_alpha): they
     // describe the written ranks and alphas once the rank changed, as in a kohya -> kohya expand.
-    if (args.layers.some(({ spec, rank }) => rank !== spec.rank)) updateKohyaMetadata(metadata, kohyaRows, warnings);
+    if (rankChanged(args.layers)) updateKohyaMetadata(metadata, kohyaRows, warnings);
   }
   return finish('kohya', tensors, layers, metadata, null, warnings);
 }
