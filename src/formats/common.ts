@@ -188,10 +188,19 @@ function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+/**
+ * An empty object with no prototype, for keys that come from a file (pattern keys, module paths,
+ * metadata keys): on a plain object `o['__proto__'] = x` sets its prototype instead of a key, and
+ * `'constructor' in o` is true before anything is stored.
+ */
+export function dict<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 function numberPattern(v: unknown, field: string, where: string): Record<string, number> {
-  if (v === undefined || v === null) return {};
+  if (v === undefined || v === null) return dict();
   if (!isRecord(v)) throw new FormatError(`${where}: ${field} must be an object of pattern -> number`);
-  const out: Record<string, number> = {};
+  const out = dict<number>();
   for (const [k, x] of Object.entries(v)) {
     if (typeof x !== 'number' || !Number.isFinite(x)) {
       throw new FormatError(`${where}: ${field}['${k}'] must be a number, found ${shown(x)}`);

@@ -21,7 +21,7 @@ import { FormatError } from '../errors.js';
 import type { LayerPlan, LayerSpec } from './layer.js';
 import {
   type DescribeInput, type FactorGroup, type FamilyParse, type LoraConfigView, type PairedGroup, type TensorMeta,
-  isPlainObject, pairGroups, readAlpha, readLoraConfig, scaleFromConfig, setFactor, sortByName, toLayerSpec,
+  dict, isPlainObject, pairGroups, readAlpha, readLoraConfig, scaleFromConfig, setFactor, sortByName, toLayerSpec,
 } from './common.js';
 import { exampleList } from './refuse.js';
 
@@ -166,14 +166,14 @@ export function parseAdapterMetadata(metadata: Record<string, string> | null): A
     throw new FormatError(`__metadata__.${LORA_ADAPTER_METADATA_KEY} is not valid JSON (${(e as Error).message})`);
   }
   if (!isPlainObject(parsed)) throw new FormatError(`__metadata__.${LORA_ADAPTER_METADATA_KEY} is not a JSON object`);
-  const flat: Record<string, unknown> = {};
+  const flat = dict<unknown>();
   const components = new Map<string, Record<string, unknown>>();
   for (const [k, v] of Object.entries(parsed)) {
     const dot = k.indexOf('.');
     const head = dot > 0 ? k.slice(0, dot) : '';
     if (head && (DIFFUSERS_COMPONENTS as readonly string[]).includes(head)) {
       let c = components.get(head);
-      if (!c) components.set(head, (c = {}));
+      if (!c) components.set(head, (c = dict()));
       c[k.slice(dot + 1)] = v;
     } else {
       flat[k] = v;

@@ -25,7 +25,7 @@ import { FormatError, NumericError, UsageError } from '../errors.js';
 import { jsonDepth, MAX_CONFIG_DEPTH } from '../io/json-depth.js';
 import type { Family, LayerKind, LayerSpec } from './layer.js';
 import {
-  escapeRegex, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
+  dict, escapeRegex, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
 } from './common.js';
 import { DIFFUSERS_COMPONENTS, LORA_ADAPTER_METADATA_KEY, parseAdapterMetadata } from './diffusers.js';
 import { PEFT_PREFIX } from './peft.js';
@@ -236,8 +236,8 @@ export function adjustLoraConfig(config: Record<string, unknown>, layers: Config
       const R = layers[0].rankOut;
       out = { ...config, r: R, lora_alpha: targetAlpha(layers[0]) };
     } else {
-      const rankPattern: Record<string, number> = {};
-      const alphaPattern: Record<string, number> = {};
+      const rankPattern = dict<number>();
+      const alphaPattern = dict<number>();
       const keys = patternKeys(layers.map((l) => l.modulePath));
       for (const [i, l] of layers.entries()) {
         if (l.rankOut === l.rankIn) continue;
@@ -319,8 +319,8 @@ export function kohyaHashFinalizer(tensors: readonly TensorLike[], metadata: Rec
   for (const t of tensors) dataLength += t.shape.reduce((n, d) => n * d, 1) * dtypeSize(t.dtype);
   const digits = String(dataLength).length;
   const maxOffset = Number('9'.repeat(digits));
-  const header: Record<string, unknown> = {};
-  const ss: Record<string, string> = {};
+  const header = dict<unknown>();
+  const ss = dict<string>();
   for (const [k, v] of Object.entries(metadata ?? {})) if (k.startsWith('ss_')) ss[k] = v;
   header.__metadata__ = ss;
   for (const t of tensors) header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [maxOffset, maxOffset] };
@@ -561,8 +561,8 @@ function planDiffusersToPeft(args: PlanOutputArgs): OutputPlan {
   };
   const r = mode(rows.map((x) => x.rank));
   const loraAlpha = mode(rows.map((x) => x.alpha));
-  const rankPattern: Record<string, number> = {};
-  const alphaPattern: Record<string, number> = {};
+  const rankPattern = dict<number>();
+  const alphaPattern = dict<number>();
   const keys = patternKeys(rows.map((x) => x.path));
   for (const [i, x] of rows.entries()) {
     if (x.rank !== r) rankPattern[keys[i]] = x.rank;

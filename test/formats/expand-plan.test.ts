@@ -153,6 +153,22 @@ test('expand: PEFT per-layer rank changes add unique-suffix pattern entries firs
   assert.equal(peftLookup(c, 'x.model.layers.1.v_proj').r, 8);
 });
 
+test('expand: a rank change on modules named like Object.prototype members ("__proto__", "constructor") keys them like any other', async () => {
+  const mod = (m: string) => pair(`base_model.model.${m}.lora_A.weight`, `base_model.model.${m}.lora_B.weight`, 8, 16, 16);
+  const modules = ['x.__proto__', 'x.constructor', 'x.q_proj'];
+  const config = { r: 8, lora_alpha: 16 };
+  const plan = await describeLora(input(modules.flatMap(mod), { config }));
+  const newRank = new Map([['x.__proto__', 2], ['x.constructor', 4]]);
+  const out = planOutput({ family: 'peft', layers: plainLayers(plan, (l) => newRank.get(l.name) ?? l.rank), passthrough: [], metadata: null, config });
+  const c = JSON.parse(JSON.stringify(out.config)) as Record<string, unknown>; // as written to adapter_config.json
+  assert.deepEqual(Object.keys(c.rank_pattern as object), ['__proto__', 'constructor']);
+  for (const spec of plan.layers) {
+    const { r, alpha } = peftLookup(c, spec.name);
+    assert.equal(r, newRank.get(spec.name) ?? 8, spec.name);
+    assert.ok(Math.abs(alpha / r - spec.scale) < 1e-12, `${spec.name}: ${alpha}/${r} vs ${spec.scale}`);
+  }
+});
+
 test('expand: diffusers lora_adapter_metadata is adjusted per component on a rank change', async () => {
   const s = 'transformer.blocks.0.to_q';
   const meta = { format: 'pt', lora_adapter_metadata: JSON.stringify({ 'transformer.r': 8, 'transformer.lora_alpha': 4 }, null, 2) };

@@ -125,3 +125,18 @@ test('peft: unrecognized tensors are kept and named in a warning', async () => {
   assert.match(w, /m\.mystery/);
   assert.match(w, /other\.thing/);
 });
+
+test('peft: pattern keys and module names that are Object.prototype names ("__proto__", "constructor", "toString") are read like any other', async () => {
+  // The config as a file gives it (JSON.parse makes "__proto__" an ordinary key); PEFT's dicts have no prototype.
+  const config = JSON.parse('{"r": 8, "lora_alpha": 8, "rank_pattern": {"__proto__": 4, "constructor": 2}, "alpha_pattern": {"toString": 6}}') as Record<string, unknown>;
+  const tensors = [
+    ...pair(`${P}a.__proto__.lora_A.weight`, `${P}a.__proto__.lora_B.weight`, 4, 16, 16),
+    ...pair(`${P}b.constructor.lora_A.weight`, `${P}b.constructor.lora_B.weight`, 2, 16, 16),
+    ...pair(`${P}c.toString.lora_A.weight`, `${P}c.toString.lora_B.weight`, 8, 16, 16),
+  ];
+  const plan = await describeLora(input(tensors, { config }));
+  const by = new Map(plan.layers.map((l) => [l.name, l.scale]));
+  assert.equal(by.get('a.__proto__'), 8 / 4);
+  assert.equal(by.get('b.constructor'), 8 / 2);
+  assert.equal(by.get('c.toString'), 6 / 8);
+});
