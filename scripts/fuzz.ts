@@ -1,18 +1,74 @@
 /**
- * Longer fuzzing than CI runs, of the safetensors reader (default) or the NOLA reader:
- *   node dist/scripts/fuzz.js [--target safetensors|nola] --cases 100000 --seed 7 [--case N ...] [--save DIR]
+ * Longer fuzzing than CI runs, of the safetensors reader (default), the NOLA reader or the sources:
+ *   node dist/scripts/fuzz.js [--target safetensors|nola|sources] --cases 100000 --seed 7 [--case N ...] [--save DIR]
  * (npm run fuzz -- --target nola --cases 20000). The nola target compresses generated fixtures into seed
  * files first, then runs inspect, verify and expand on each mutated file (test/pipeline/nola-fuzz-target.ts).
+ * The sources target generates adapters with hostile names, configs and metadata, compresses and loads
+ * them with every `to` (test/pipeline/source-fuzz-target.ts) and, where python3 has numpy, compares
+ * python/nola_reader's loads of every file with nola's; --save keeps a failing case's folder.
  * Prints a one-line summary on stdout; each failure (case number, mutations, error) on stderr, and with
  * --save the failing inputs as files. Exit status 1 when anything failed.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatSummary, runFuzz } from '../test/io/fuzz-core.js';
+import { caseRandom, formatSummary, runFuzz } from '../test/io/fuzz-core.js';
 import { makeSafetensorsCheck, safetensorsSeeds } from '../test/io/safetensors-fuzz-target.js';
 import { NOLA_MUTATORS, makeNolaCheck, nolaSeeds } from '../test/pipeline/nola-fuzz-target.js';
+import { digestDifferences, makeSourceCase, PYTHON_DIGEST, runSourceCase, type LoadDigest, type SourceOutcome } from '../test/pipeline/source-fuzz-target.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The sources target: its own loop (cases are generated, not mutated bytes); Python compared in batches. */
+async function fuzzSources(dir: string, cases: number, seed: number, only: number[] | undefined, save: string | undefined): Promise<number> {
+  const started = Date.now();
+  const numpy = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
+  let ok = 0, refused = 0, compared = 0;
+  const failures: string[] = [];
+  const fail = (i: number, caseDir: string, what: string): void => {
+    failures.push(`case ${i}: ${what}`);
+    if (save) cpSync(caseDir, path.join(save, `seed${seed}-case${i}`), { recursive: true });
+  };
+  let batch: { i: number; caseDir: string; o: SourceOutcome }[] = [];
+  const comparePython = (): void => {
+    if (numpy && batch.length) {
+      const r = spawnSync('python3', ['-c', PYTHON_DIGEST, ...batch.map((b) => b.o.nola!)], {
+        encoding: 'utf8', env: { ...process.env, PYTHONPATH: path.join(REPO, 'python') }, maxBuffer: 1 << 28,
+      });
+      if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
+      const py = JSON.parse(r.stdout) as Record<string, Record<string, LoadDigest>>;
+      for (const b of batch) {
+        const diff = digestDifferences(b.o.loads!, py[b.o.nola!]);
+        if (diff.length) fail(b.i, b.caseDir, `python reader differs: ${diff.join('; ')}`);
+        compared++;
+      }
+    }
+    if (!save) for (const b of batch) rmSync(b.caseDir, { recursive: true, force: true });
+    batch = [];
+  };
+  for (const i of only ?? Array.from({ length: cases }, (_, k) => k)) {
+    const caseDir = path.join(dir, `case-${i}`);
+    try {
+      const c = await makeSourceCase(caseRandom(seed, i), caseDir);
+      if (c === null) continue;
+      const o = await runSourceCase(c, path.join(caseDir, 'out.nola'));
+      if (o.result === 'refused') { refused++; rmSync(caseDir, { recursive: true, force: true }); continue; }
+      ok++;
+      batch.push({ i, caseDir, o });
+    } catch (e) {
+      fail(i, caseDir, e instanceof Error ? (e.stack ?? e.message) : String(e));
+    }
+    if (batch.length >= 200) comparePython();
+  }
+  comparePython();
+  for (const f of failures) process.stderr.write(`${f}\n`);
+  process.stdout.write(`fuzz sources: ${ok + refused} cases, seed ${seed}, ${ok} compressed, ${refused} refused cleanly, ` +
+    `${numpy ? `${compared} compared with the Python reader` : 'Python reader not compared (no numpy)'}, ${failures.length} failures, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  return failures.length ? 1 : 0;
+}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -27,13 +83,14 @@ async function main(): Promise<number> {
   const cases = Number(values.cases);
   const seed = Number(values.seed);
   const target = values.target;
-  if (!Number.isSafeInteger(cases) || cases < 0 || !Number.isSafeInteger(seed) || (target !== 'safetensors' && target !== 'nola')) {
-    process.stderr.write('usage: fuzz.js [--target safetensors|nola] --cases N --seed S [--case I ...] [--save DIR]\n');
+  if (!Number.isSafeInteger(cases) || cases < 0 || !Number.isSafeInteger(seed) || (target !== 'safetensors' && target !== 'nola' && target !== 'sources')) {
+    process.stderr.write('usage: fuzz.js [--target safetensors|nola|sources] --cases N --seed S [--case I ...] [--save DIR]\n');
     return 2;
   }
   const only = values.case?.map(Number);
   const dir = mkdtempSync(path.join(tmpdir(), 'nola-fuzz-'));
   try {
+    if (target === 'sources') return await fuzzSources(dir, cases, seed, only, values.save);
     const summary = target === 'nola'
       ? await runFuzz({
         seeds: (await nolaSeeds(dir)).map((s) => s.bytes), cases, seed, only, maxFailures: 100,
