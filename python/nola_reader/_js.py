@@ -2,6 +2,7 @@
 (diffusers lora_adapter_metadata, kohya ss_network_args / ss_network_alpha): the same text, byte for byte."""
 import json
 import math
+import re
 from decimal import Decimal
 
 
@@ -35,14 +36,18 @@ def number(x):
     return sign + s
 
 
-def _is_index(k):
+_INDEX = re.compile('0|[1-9][0-9]*')
+
+
+def is_index(k):
     # JavaScript objects list array-index keys (canonical integers below 2^32 - 1) first, ascending.
-    return k.isdigit() and (k == '0' or not k.startswith('0')) and int(k) < 2 ** 32 - 1
+    # ASCII digits only: str.isdigit() is also true of '²' or '٣', which JavaScript does not treat so.
+    return _INDEX.fullmatch(k) is not None and int(k) < 2 ** 32 - 1
 
 
 def _keys(d):
     ks = list(d.keys())
-    return sorted((k for k in ks if _is_index(k)), key=int) + [k for k in ks if not _is_index(k)]
+    return sorted((k for k in ks if is_index(k)), key=int) + [k for k in ks if not is_index(k)]
 
 
 def stringify(v, indent=None, _level=0):

@@ -36,22 +36,20 @@ def pattern_keys(paths):
     proper dotted suffix no other path equals or ends with after a dot, regex-escaped; else the whole path
     (anchored with ^ only where another path ends with it)."""
     uniq = list(dict.fromkeys(paths))
+    # An array-index key ('0') would be listed first whatever its place; '(0)' is the same pattern.
+    key = lambda k: f'({k})' if _js.is_index(k) else k  # noqa: E731
     out = []
     for p in paths:
         parts = p.split('.')
         for j in range(1, len(parts)):
             suffix = '.'.join(parts[len(parts) - j:])
             if not any(q != p and (q == suffix or q.endswith('.' + suffix)) for q in uniq):
-                out.append(escape_regex(suffix))
+                out.append(key(escape_regex(suffix)))
                 break
         else:
-            out.append(('^' if any(q != p and q.endswith('.' + p) for q in uniq) else '') + escape_regex(p))
+            anchored = any(q != p and q.endswith('.' + p) for q in uniq)
+            out.append('^' + escape_regex(p) if anchored else key(escape_regex(p)))
     return out
-
-
-def anchored_keys(paths):
-    """`^<escaped module path>`: the keys nola writes today (src/formats/expand-plan.ts adjustLoraConfig)."""
-    return ['^' + escape_regex(p) for p in paths]
 
 
 # The key rule nola writes (src/formats/expand-plan.ts patternKeys): unanchored unique dotted suffixes.
@@ -76,6 +74,11 @@ def read_lora_config(cfg, where):
             return {}
         if not isinstance(v, dict) or not all(_number(x) for x in v.values()):
             raise FormatError(f'{where}: {field} must be an object of pattern -> number')
+        index = next((k for k in _js.ordered(v) if _js.is_index(k)), None)
+        if index is not None and len(v) > 1:
+            raise FormatError(f"{where}: {field} key '{index}' is an array index, which JSON readers in JavaScript list before "
+                              f"every other key, so its place among the keys (PEFT takes the first that matches) cannot be kept; "
+                              f"write it as '({index})', the same pattern")
         return dict(v)
 
     return {'r': num('r', 8), 'lora_alpha': num('lora_alpha', 8), 'use_rslora': cfg.get('use_rslora') is True,
@@ -151,8 +154,9 @@ def adjust_lora_config(config, layers, where):
             for k, v in view['alpha_pattern'].items():
                 alpha_pattern.setdefault(k, v)
             out = dict(config)
-            out['rank_pattern'] = rank_pattern
-            out['alpha_pattern'] = alpha_pattern
+            # In a JavaScript object's key order (array-index keys first), as nola holds, writes and looks them up.
+            out['rank_pattern'] = _js.ordered(rank_pattern)
+            out['alpha_pattern'] = _js.ordered(alpha_pattern)
     check = read_lora_config(out, where)
     scale_out = []
     for l in layers:

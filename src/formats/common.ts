@@ -207,7 +207,22 @@ function numberPattern(v: unknown, field: string, where: string): Record<string,
     }
     out[k] = x;
   }
+  const keys = Object.keys(out);
+  const index = keys.find(isArrayIndexKey);
+  if (index !== undefined && keys.length > 1) {
+    throw new FormatError(`${where}: ${field} key '${index}' is an array index, which JSON readers in JavaScript list before ` +
+      `every other key, so its place among the keys (PEFT takes the first that matches) cannot be kept; ` +
+      `write it as '(${index})', the same pattern`);
+  }
   return out;
+}
+
+/**
+ * A canonical array index ("0", "17"; no sign, no leading zero, below 2^32 − 1): the keys a
+ * JavaScript object lists first, in ascending order, whatever their order in the JSON text.
+ */
+export function isArrayIndexKey(k: string): boolean {
+  return /^(0|[1-9][0-9]*)$/.test(k) && Number(k) < 2 ** 32 - 1;
 }
 
 /**

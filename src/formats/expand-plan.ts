@@ -25,7 +25,7 @@ import { FormatError, NumericError, UsageError } from '../errors.js';
 import { jsonDepth, MAX_CONFIG_DEPTH } from '../io/json-depth.js';
 import type { Family, LayerKind, LayerSpec } from './layer.js';
 import {
-  dict, escapeRegex, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
+  dict, escapeRegex, isArrayIndexKey, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
 } from './common.js';
 import { DIFFUSERS_COMPONENTS, LORA_ADAPTER_METADATA_KEY, parseAdapterMetadata } from './diffusers.js';
 import { PEFT_PREFIX } from './peft.js';
@@ -190,13 +190,16 @@ export function pythonFloatString(x: number): string {
  */
 export function patternKeys(paths: readonly string[]): string[] {
   const all = [...new Set(paths)];
+  // An array-index key ("0") would be listed first whatever its place (readLoraConfig refuses it beside
+  // other keys); "(0)" is the same pattern.
+  const key = (k: string): string => (isArrayIndexKey(k) ? `(${k})` : k);
   return paths.map((p) => {
     const parts = p.split('.');
     for (let j = 1; j < parts.length; j++) {
       const suffix = parts.slice(parts.length - j).join('.');
-      if (!all.some((q) => q !== p && (q === suffix || q.endsWith(`.${suffix}`)))) return escapeRegex(suffix);
+      if (!all.some((q) => q !== p && (q === suffix || q.endsWith(`.${suffix}`)))) return key(escapeRegex(suffix));
     }
-    return all.some((q) => q !== p && q.endsWith(`.${p}`)) ? `^${escapeRegex(p)}` : escapeRegex(p);
+    return all.some((q) => q !== p && q.endsWith(`.${p}`)) ? `^${escapeRegex(p)}` : key(escapeRegex(p));
   });
 }
 

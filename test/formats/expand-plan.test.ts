@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describeLora } from '../../src/formats/detect.js';
 import {
-  kohyaHashFinalizer, LEGACY_HASH_OF_SMALL_FILE, moduleOf, planOutput, pythonFloatString, representable,
+  kohyaHashFinalizer, LEGACY_HASH_OF_SMALL_FILE, moduleOf, patternKeys, planOutput, pythonFloatString, representable,
 } from '../../src/formats/expand-plan.js';
 import type { LayerPlan, LayerSpec } from '../../src/formats/layer.js';
 import { UsageError } from '../../src/errors.js';
@@ -167,6 +167,15 @@ test('expand: a rank change on modules named like Object.prototype members ("__p
     assert.equal(r, newRank.get(spec.name) ?? 8, spec.name);
     assert.ok(Math.abs(alpha / r - spec.scale) < 1e-12, `${spec.name}: ${alpha}/${r} vs ${spec.scale}`);
   }
+});
+
+test('patternKeys: a unique suffix that is an array index ("0") is written "(0)", the same pattern, so JSON order cannot move it', () => {
+  // JSON.stringify lists "0" before other keys; "(0)" matches the same paths under (.*\.)?(KEY)$.
+  assert.deepEqual(patternKeys(['a.0', 'b.q_proj', 'c.1.k']), ['(0)', 'q_proj', 'k']);
+  const c = { r: 8, lora_alpha: 8, rank_pattern: JSON.parse(JSON.stringify({ q_proj: 2, '(0)': 4 })) as Record<string, number> };
+  assert.deepEqual(Object.keys(c.rank_pattern), ['q_proj', '(0)']);
+  assert.equal(peftLookup(c, 'a.0').r, 4);
+  assert.equal(peftLookup(c, 'a.10').r, 8);
 });
 
 test('expand: diffusers lora_adapter_metadata is adjusted per component on a rank change', async () => {

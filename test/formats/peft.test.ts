@@ -140,3 +140,17 @@ test('peft: pattern keys and module names that are Object.prototype names ("__pr
   assert.equal(by.get('b.constructor'), 8 / 2);
   assert.equal(by.get('c.toString'), 6 / 8);
 });
+
+test('peft: an array-index pattern key ("0") beside other keys is refused: a JavaScript reader cannot keep its place in the JSON order', async () => {
+  // PEFT takes the first key in the file's order; JSON.parse lists "0" first whatever its place.
+  const tensors = pair(`${P}a.0.lora_A.weight`, `${P}a.0.lora_B.weight`, 2, 16, 16);
+  const config = JSON.parse('{"r": 8, "lora_alpha": 8, "alpha_pattern": {"a\\\\.0": 2, "0": 4}}') as Record<string, unknown>;
+  const e = await caught(() => describeLora(input(tensors, { config })));
+  assert.ok(e instanceof FormatError);
+  assert.match(e.message, /alpha_pattern key '0' is an array index.*write it as '\(0\)'/);
+  // Alone it has no place to lose; written as "(0)" it is an ordinary key.
+  for (const text of ['{"r": 2, "lora_alpha": 8, "alpha_pattern": {"0": 4}}', '{"r": 2, "lora_alpha": 8, "alpha_pattern": {"a\\\\.0": 2, "(0)": 4}}']) {
+    const plan = await describeLora(input(tensors, { config: JSON.parse(text) as Record<string, unknown> }));
+    assert.equal(plan.layers[0].scale, text.includes('(0)') ? 2 / 2 : 4 / 2, text);
+  }
+});

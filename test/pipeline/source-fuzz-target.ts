@@ -2,7 +2,8 @@
  * Sources as a fuzz target: generated adapters of the three families whose module names, configs and
  * metadata a hostile or careless writer could produce (names that are Object.prototype members,
  * non-ASCII, dots and dashes; r / lora_alpha / patterns of every JSON type; kohya alpha 0 or negative;
- * lora_adapter_metadata flat or per component), compressed through the public API at a random
+ * lora_adapter_metadata flat or per component), in F32, F16, BF16 or F64, with kohya's component
+ * prefixes and diffusers' pipeline components, 3x3 convolutions and PEFT DoRA magnitudes, compressed through the public API at a random
  * setting and loaded back with every `to`. A case passes when each step either works or refuses with
  * a NolaError; anything else (a TypeError, an "internal:" error) is a failure. Each loaded LoRA is
  * also digested (tensor names, dtypes, SHA-256 of the bytes, metadata, config text) so a second
@@ -13,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { compress, load, NolaError, type CompressOptions, type Family } from '../../src/index.js';
+import { encodeFloats, type EncodableDType } from '../../src/io/safetensors/dtypes.js';
 import { writeSafetensors } from '../../src/io/safetensors/writer.js';
 import type { Random } from '../io/fuzz-core.js';
 
@@ -31,24 +33,42 @@ export interface SourceCase { family: Family; input: string; setting: CompressOp
 /** Writes one generated adapter under `dir` (a PEFT folder, else one .safetensors file); null when its names collide. */
 export async function makeSourceCase(rng: Random, dir: string): Promise<SourceCase | null> {
   const family = rng.pick(['peft', 'kohya', 'diffusers'] as const);
-  const tensors: { name: string; shape: number[]; data: Float32Array }[] = [];
+  const tensors: { name: string; dtype: EncodableDType; shape: number[]; data: Float32Array }[] = [];
   const modules: string[] = [];
+  const ranks: number[] = [];
+  const oneRank = rng.chance(0.6) ? rng.pick([1, 2, 4]) : 0; // most adapters use one rank for every module
+  const dtype = rng.pick(['F32', 'F32', 'F16', 'BF16', 'F64'] as const);
+  // Where the keys put the module: kohya's component prefixes, diffusers' pipeline components.
+  const kohyaPrefix = rng.pick(['lora_unet_', 'lora_unet_', 'lora_te_', 'lora_te1_', 'lora_te2_', 'lora_transformer_']);
+  const component = rng.pick(['unet', 'unet', 'text_encoder', 'text_encoder_2', 'transformer']);
+  const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.u32() / 2 ** 32 - 0.5);
   for (let m = 1 + rng.int(3); m > 0; m--) {
     const mod = `${rng.pick(NAMES)}.${rng.pick(NAMES)}`;
-    modules.push(mod);
-    const r = rng.pick([1, 2, 4]), dIn = rng.pick([8, 16]), dOut = rng.pick([8, 16]);
-    const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.u32() / 2 ** 32 - 0.5);
+    const r = oneRank || rng.pick([1, 2, 4]), dIn = rng.pick([8, 16]), dOut = rng.pick([8, 16]);
+    // A 3x3 convolution now and then (down [r, in, 3, 3], up [out, r, 1, 1]), as kohya's LoCon writes it.
+    const conv = family !== 'peft' && rng.chance(0.2);
     const [down, up] = family === 'peft' ? [`base_model.model.${mod}.lora_A.weight`, `base_model.model.${mod}.lora_B.weight`]
-      : family === 'kohya' ? [`lora_unet_${mod.replace(/\./g, '_')}.lora_down.weight`, `lora_unet_${mod.replace(/\./g, '_')}.lora_up.weight`]
-        : [`unet.${mod}.lora.down.weight`, `unet.${mod}.lora.up.weight`];
-    tensors.push({ name: down, shape: [r, dIn], data: values(r * dIn) }, { name: up, shape: [dOut, r], data: values(dOut * r) });
+      : family === 'kohya' ? [`${kohyaPrefix}${mod.replace(/\./g, '_')}.lora_down.weight`, `${kohyaPrefix}${mod.replace(/\./g, '_')}.lora_up.weight`]
+        : [`${component}.${mod}.lora.down.weight`, `${component}.${mod}.lora.up.weight`];
+    modules.push(mod);
+    ranks.push(r);
+    const downShape = conv ? [r, dIn, 3, 3] : [r, dIn], upShape = conv ? [dOut, r, 1, 1] : [dOut, r];
+    tensors.push({ name: down, dtype, shape: downShape, data: values(r * dIn * (conv ? 9 : 1)) }, { name: up, dtype, shape: upShape, data: values(dOut * r) });
     if (family === 'kohya' && rng.chance(0.7)) {
-      tensors.push({ name: down.replace(/\.lora_down\.weight$/, '.alpha'), shape: [], data: Float32Array.of(rng.pick([1, 2, 0, -1, 4])) });
+      tensors.push({ name: down.replace(/\.lora_down\.weight$/, '.alpha'), dtype: rng.pick(['F32', dtype]), shape: [], data: Float32Array.of(rng.pick([1, 2, 0, -1, 4])) });
     }
+    // PEFT DoRA's magnitude vector: kept verbatim (passthrough).
+    if (family === 'peft' && rng.chance(0.2)) tensors.push({ name: `base_model.model.${mod}.lora_magnitude_vector`, dtype, shape: [dOut], data: values(dOut) });
   }
   if (new Set(tensors.map((t) => t.name)).size !== tensors.length) return null;
   const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x)); // as a file gives it: "__proto__" an ordinary key
-  const pattern = (): unknown => JSON.parse(`{${JSON.stringify(rng.pick(modules).split('.').pop())}: ${JSON.stringify(rng.pick(VALUES))}}`);
+  // A valid value (the module's rank, a usable alpha) more often than not, so the success path is reached too.
+  const rankValue = (i: number): unknown => (rng.chance(0.7) ? ranks[i] : rng.pick(VALUES));
+  const alphaValue = (): unknown => (rng.chance(0.7) ? rng.pick([1, 4, 8, 16, 0.5]) : rng.pick(VALUES));
+  const pattern = (value: (i: number) => unknown): unknown => {
+    const i = rng.int(modules.length);
+    return JSON.parse(`{${JSON.stringify(modules[i].split('.').pop())}: ${JSON.stringify(value(i))}}`);
+  };
   let metadata: Record<string, string> | null = null;
   if (family === 'kohya' && rng.chance(0.6)) {
     metadata = JSON.parse(`{"ss_network_dim": ${JSON.stringify(String(rng.pick(VALUES)))}, "ss_network_alpha": ${JSON.stringify(String(rng.pick(VALUES)))}, ${JSON.stringify(rng.pick(NAMES))}: "x"}`) as Record<string, string>;
@@ -56,13 +76,15 @@ export async function makeSourceCase(rng: Random, dir: string): Promise<SourceCa
     const cfg: string[] = [];
     for (let i = 0; i < 3; i++) {
       const key = rng.pick(['r', 'lora_alpha', 'rank_pattern', 'alpha_pattern', 'use_rslora', rng.pick(NAMES)]);
-      const value = key.endsWith('_pattern') && rng.chance(0.7) ? pattern() : rng.pick(VALUES);
+      const value = key === 'rank_pattern' && rng.chance(0.7) ? pattern(rankValue)
+        : key === 'alpha_pattern' && rng.chance(0.7) ? pattern(alphaValue)
+          : key === 'r' ? rankValue(0) : key === 'lora_alpha' ? alphaValue() : rng.pick(VALUES);
       cfg.push(`${JSON.stringify(rng.chance(0.5) ? `unet.${key}` : key)}: ${JSON.stringify(value)}`);
     }
     metadata = { lora_adapter_metadata: `{${cfg.join(', ')}}` };
   }
-  const specs = tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape }));
-  const produce = (_: unknown, i: number): Float32Array => tensors[i].data;
+  const specs = tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+  const produce = (_: unknown, i: number): Uint8Array => encodeFloats(tensors[i].data, tensors[i].dtype);
   const setting = rng.pick(SETTINGS);
   await mkdir(dir, { recursive: true });
   if (family !== 'peft') {
@@ -73,9 +95,9 @@ export async function makeSourceCase(rng: Random, dir: string): Promise<SourceCa
   const input = path.join(dir, 'adapter');
   await mkdir(input, { recursive: true });
   await writeSafetensors(path.join(input, 'adapter_model.safetensors'), specs, null, produce);
-  const config: Record<string, unknown> = { peft_type: 'LORA', r: rng.pick(VALUES), lora_alpha: rng.pick(VALUES), target_modules: modules };
-  if (rng.chance(0.6)) config.rank_pattern = pattern();
-  if (rng.chance(0.6)) config.alpha_pattern = pattern();
+  const config: Record<string, unknown> = { peft_type: 'LORA', r: rankValue(0), lora_alpha: alphaValue(), target_modules: modules };
+  if (rng.chance(0.6)) config.rank_pattern = pattern(rankValue);
+  if (rng.chance(0.6)) config.alpha_pattern = pattern(alphaValue);
   if (rng.chance(0.3)) config.use_rslora = rng.pick([true, false, 'yes', 1]);
   await writeFile(path.join(input, 'adapter_config.json'), JSON.stringify(json(config)));
   return { family, input, setting };

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { REPO, runNola } from '../cli/cli-helpers.js';
 import { generateFixtures } from '../../fixtures/generate.js';
 import { dct3 } from '../../src/core/dct.js';
+import { editDocumentText } from '../pipeline/nola-file.js';
 
 const REAL = path.resolve(REPO, '../shared/real-loras');
 const PYTHONPATH = path.join(REPO, 'python');
@@ -358,6 +359,31 @@ for f in sys.argv[1:]:
         print(type(e).__name__, e.exit_code)
 `, path.join(work, 'junk.safetensors'), path.join(work, 'lora', 'adapter_model.safetensors')]);
     assert.deepEqual(out.trim().split('\n'), ['FormatError 3', 'FormatError 3']);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('python reader: a stored config whose pattern has an array-index key beside others is refused by both readers, in the same words', async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-index-key-'));
+  try {
+    writeF64Adapter(path.join(work, 'lora'));
+    const good = path.join(work, 'good.nola.safetensors');
+    assert.equal((await runNola(['compress', path.join(work, 'lora'), '-o', good, '--max-error', '0.3'])).code, 0);
+    // A hand-edited document: PEFT would take the keys in the text's order, a JavaScript reader lists "0" first.
+    const edited = editDocumentText(readFileSync(good), (text) => text.replace('"lora_alpha":16,', '"lora_alpha":16,"alpha_pattern":{"q":16,"0":4},'));
+    assert.ok(edited !== null && edited.length > 0);
+    const bad = path.join(work, 'bad.nola.safetensors');
+    writeFileSync(bad, edited);
+    const exp = await runNola(['expand', bad, '-o', path.join(work, 'out') + path.sep]);
+    assert.equal(exp.code, 3, exp.stderr);
+    const line = exp.stderr.split('\n').find((l) => l.startsWith('nola: error: '))!;
+    assert.match(line, /alpha_pattern key '0' is an array index/);
+    const py = readerSummary(bad) as Refusal;
+    assert.equal(py.error, 'FormatError');
+    assert.equal(py.exit_code, 3);
+    assert.ok(line.endsWith(py.message.replace(/^[^:]*: /, '')), `${py.message} vs ${line}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
