@@ -203,6 +203,11 @@ export function patternKeys(paths: readonly string[]): string[] {
   });
 }
 
+/** A dict() as an ordinary object for callers (load().config): the same own keys, "__proto__" included (fromEntries defines them). */
+function plain<T>(d: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(d));
+}
+
 export interface ConfigLayer {
   modulePath: string;
   rankIn: number;
@@ -251,7 +256,7 @@ export function adjustLoraConfig(config: Record<string, unknown>, layers: Config
       }
       for (const [k, v] of Object.entries(view.rankPattern)) if (!(k in rankPattern)) rankPattern[k] = v;
       for (const [k, v] of Object.entries(view.alphaPattern)) if (!(k in alphaPattern)) alphaPattern[k] = v;
-      out = { ...config, rank_pattern: rankPattern, alpha_pattern: alphaPattern };
+      out = { ...config, rank_pattern: plain(rankPattern), alpha_pattern: plain(alphaPattern) };
     }
   }
   const check = readLoraConfig(out, where);
@@ -578,8 +583,8 @@ function planDiffusersToPeft(args: PlanOutputArgs): OutputPlan {
     peft_type: 'LORA',
     r,
     lora_alpha: loraAlpha,
-    rank_pattern: rankPattern,
-    alpha_pattern: alphaPattern,
+    rank_pattern: plain(rankPattern),
+    alpha_pattern: plain(alphaPattern),
     use_rslora: false,
     target_modules: [...new Set(rows.map((x) => x.path))].sort(),
   };
