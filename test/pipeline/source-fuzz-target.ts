@@ -3,7 +3,8 @@
  * metadata a hostile or careless writer could produce (names that are Object.prototype members,
  * non-ASCII, dots and dashes; r / lora_alpha / patterns of every JSON type; kohya alpha 0 or negative;
  * lora_adapter_metadata flat or per component), in F32, F16, BF16 or F64, with kohya's component
- * prefixes and diffusers' pipeline components, 3x3 convolutions and PEFT DoRA magnitudes, compressed through the public API at a random
+ * prefixes and diffusers' pipeline components, 3x3 convolutions, PEFT embeddings, DoRA magnitudes,
+ * lora_B biases and modules_to_save, kohya network args and hashes, diffusers alphas, compressed through the public API at a random
  * setting and loaded back with every `to`. A case passes when each step either works or refuses with
  * a NolaError; anything else (a TypeError, an "internal:" error) is a failure. Each loaded LoRA is
  * also digested (tensor names, dtypes, SHA-256 of the bytes, metadata, config text) so a second
@@ -57,9 +58,22 @@ export async function makeSourceCase(rng: Random, dir: string): Promise<SourceCa
     if (family === 'kohya' && rng.chance(0.7)) {
       tensors.push({ name: down.replace(/\.lora_down\.weight$/, '.alpha'), dtype: rng.pick(['F32', dtype]), shape: [], data: Float32Array.of(rng.pick([1, 2, 0, -1, 4])) });
     }
-    // PEFT DoRA's magnitude vector: kept verbatim (passthrough).
+    // PEFT's verbatim extras: DoRA's magnitude vector, lora_bias's B bias.
     if (family === 'peft' && rng.chance(0.2)) tensors.push({ name: `base_model.model.${mod}.lora_magnitude_vector`, dtype, shape: [dOut], data: values(dOut) });
+    if (family === 'peft' && rng.chance(0.1)) tensors.push({ name: `base_model.model.${mod}.lora_B.bias`, dtype, shape: [dOut], data: values(dOut) });
+    // diffusers files that carry kohya-style alphas beside the factors.
+    if (family === 'diffusers' && rng.chance(0.2)) tensors.push({ name: `${component}.${mod}.alpha`, dtype: 'F32', shape: [], data: Float32Array.of(rng.pick([1, 2, 4, 0])) });
   }
+  // PEFT: an embedding LoRA (A [r, num_embeddings], B [dim, r]) now and then, and a modules_to_save copy.
+  if (family === 'peft' && rng.chance(0.15)) {
+    const r = oneRank || 2;
+    modules.push('embed_tokens');
+    ranks.push(r);
+    tensors.push({ name: 'base_model.model.embed_tokens.lora_embedding_A', dtype, shape: [r, 24], data: values(r * 24) },
+      { name: 'base_model.model.embed_tokens.lora_embedding_B', dtype, shape: [16, r], data: values(16 * r) });
+  }
+  const modulesToSave = family === 'peft' && rng.chance(0.15);
+  if (modulesToSave) tensors.push({ name: 'base_model.model.classifier.modules_to_save.default.weight', dtype, shape: [2, 8], data: values(16) });
   if (new Set(tensors.map((t) => t.name)).size !== tensors.length) return null;
   const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x)); // as a file gives it: "__proto__" an ordinary key
   // A valid value (the module's rank, a usable alpha) more often than not, so the success path is reached too.
@@ -72,6 +86,10 @@ export async function makeSourceCase(rng: Random, dir: string): Promise<SourceCa
   let metadata: Record<string, string> | null = null;
   if (family === 'kohya' && rng.chance(0.6)) {
     metadata = JSON.parse(`{"ss_network_dim": ${JSON.stringify(String(rng.pick(VALUES)))}, "ss_network_alpha": ${JSON.stringify(String(rng.pick(VALUES)))}, ${JSON.stringify(rng.pick(NAMES))}: "x"}`) as Record<string, string>;
+    // sd-scripts' network args (conv_dim / conv_alpha for LoCon) and hashes, which expand rewrites.
+    if (rng.chance(0.4)) metadata.ss_network_args = rng.pick(['{"conv_dim": "4", "conv_alpha": "1"}', '{"conv_dim": 2}', '{}', 'not json', '{"algo": "locon"}']);
+    if (rng.chance(0.3)) metadata.sshs_model_hash = '0'.repeat(64);
+    if (rng.chance(0.3)) metadata.sshs_legacy_hash = 'e3b0c442';
   } else if (family === 'diffusers' && rng.chance(0.6)) {
     const cfg: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -98,7 +116,8 @@ export async function makeSourceCase(rng: Random, dir: string): Promise<SourceCa
   const config: Record<string, unknown> = { peft_type: 'LORA', r: rankValue(0), lora_alpha: alphaValue(), target_modules: modules };
   if (rng.chance(0.6)) config.rank_pattern = pattern(rankValue);
   if (rng.chance(0.6)) config.alpha_pattern = pattern(alphaValue);
-  if (rng.chance(0.3)) config.use_rslora = rng.pick([true, false, 'yes', 1]);
+  if (rng.chance(0.3)) config.use_rslora = rng.pick([true, true, false, 'yes', 1]);
+  if (modulesToSave) config.modules_to_save = ['classifier'];
   await writeFile(path.join(input, 'adapter_config.json'), JSON.stringify(json(config)));
   return { family, input, setting };
 }
