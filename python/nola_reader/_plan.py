@@ -31,24 +31,28 @@ def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def order_safe_pattern_key(k):
+    """A pattern key as nola writes it beside others (src/formats/common.ts orderSafePatternKey): an array index
+    ('0') as '(0)', the same pattern, which JavaScript's key order cannot move ahead of the keys before it."""
+    return f'({k})' if _js.is_index(k) else k
+
+
 def pattern_keys(paths):
     """rank_pattern / alpha_pattern keys for module paths (src/formats/expand-plan.ts patternKeys): the shortest
     proper dotted suffix no other path equals or ends with after a dot, regex-escaped; else the whole path
     (anchored with ^ only where another path ends with it)."""
     uniq = list(dict.fromkeys(paths))
-    # An array-index key ('0') would be listed first whatever its place; '(0)' is the same pattern.
-    key = lambda k: f'({k})' if _js.is_index(k) else k  # noqa: E731
     out = []
     for p in paths:
         parts = p.split('.')
         for j in range(1, len(parts)):
             suffix = '.'.join(parts[len(parts) - j:])
             if not any(q != p and (q == suffix or q.endswith('.' + suffix)) for q in uniq):
-                out.append(key(escape_regex(suffix)))
+                out.append(order_safe_pattern_key(escape_regex(suffix)))
                 break
         else:
             anchored = any(q != p and q.endswith('.' + p) for q in uniq)
-            out.append('^' + escape_regex(p) if anchored else key(escape_regex(p)))
+            out.append('^' + escape_regex(p) if anchored else order_safe_pattern_key(escape_regex(p)))
     return out
 
 
@@ -149,14 +153,14 @@ def adjust_lora_config(config, layers, where):
                 a = target_alpha(l)
                 if a != l['alpha_in'] or key in view['alpha_pattern']:
                     alpha_pattern[key] = a
+            # The source's own keys after them; one that is an array index would jump ahead in JSON order.
             for k, v in view['rank_pattern'].items():
-                rank_pattern.setdefault(k, v)
+                rank_pattern.setdefault(order_safe_pattern_key(k), v)
             for k, v in view['alpha_pattern'].items():
-                alpha_pattern.setdefault(k, v)
+                alpha_pattern.setdefault(order_safe_pattern_key(k), v)
             out = dict(config)
-            # In a JavaScript object's key order (array-index keys first), as nola holds, writes and looks them up.
-            out['rank_pattern'] = _js.ordered(rank_pattern)
-            out['alpha_pattern'] = _js.ordered(alpha_pattern)
+            out['rank_pattern'] = rank_pattern
+            out['alpha_pattern'] = alpha_pattern
     check = read_lora_config(out, where)
     scale_out = []
     for l in layers:

@@ -221,8 +221,16 @@ function numberPattern(v: unknown, field: string, where: string): Record<string,
  * A canonical array index ("0", "17"; no sign, no leading zero, below 2^32 − 1): the keys a
  * JavaScript object lists first, in ascending order, whatever their order in the JSON text.
  */
-export function isArrayIndexKey(k: string): boolean {
+function isArrayIndexKey(k: string): boolean {
   return /^(0|[1-9][0-9]*)$/.test(k) && Number(k) < 2 ** 32 - 1;
+}
+
+/**
+ * A pattern key as nola writes it beside others: an array index ("0") as "(0)", the same pattern
+ * under PEFT's `(.*\.)?(KEY)$`, which JSON order cannot move ahead of the keys before it.
+ */
+export function orderSafePatternKey(k: string): string {
+  return isArrayIndexKey(k) ? `(${k})` : k;
 }
 
 /**

@@ -25,7 +25,7 @@ import { FormatError, NumericError, UsageError } from '../errors.js';
 import { jsonDepth, MAX_CONFIG_DEPTH } from '../io/json-depth.js';
 import type { Family, LayerKind, LayerSpec } from './layer.js';
 import {
-  dict, escapeRegex, isArrayIndexKey, isPlainObject, peftScaling, readLoraConfig, resolveRankAlpha,
+  dict, escapeRegex, isPlainObject, orderSafePatternKey, peftScaling, readLoraConfig, resolveRankAlpha,
 } from './common.js';
 import { DIFFUSERS_COMPONENTS, LORA_ADAPTER_METADATA_KEY, parseAdapterMetadata } from './diffusers.js';
 import { PEFT_PREFIX } from './peft.js';
@@ -190,16 +190,13 @@ export function pythonFloatString(x: number): string {
  */
 export function patternKeys(paths: readonly string[]): string[] {
   const all = [...new Set(paths)];
-  // An array-index key ("0") would be listed first whatever its place (readLoraConfig refuses it beside
-  // other keys); "(0)" is the same pattern.
-  const key = (k: string): string => (isArrayIndexKey(k) ? `(${k})` : k);
   return paths.map((p) => {
     const parts = p.split('.');
     for (let j = 1; j < parts.length; j++) {
       const suffix = parts.slice(parts.length - j).join('.');
-      if (!all.some((q) => q !== p && (q === suffix || q.endsWith(`.${suffix}`)))) return key(escapeRegex(suffix));
+      if (!all.some((q) => q !== p && (q === suffix || q.endsWith(`.${suffix}`)))) return orderSafePatternKey(escapeRegex(suffix));
     }
-    return all.some((q) => q !== p && q.endsWith(`.${p}`)) ? `^${escapeRegex(p)}` : key(escapeRegex(p));
+    return all.some((q) => q !== p && q.endsWith(`.${p}`)) ? `^${escapeRegex(p)}` : orderSafePatternKey(escapeRegex(p));
   });
 }
 
@@ -254,8 +251,12 @@ export function adjustLoraConfig(config: Record<string, unknown>, layers: Config
         const a = targetAlpha(l);
         if (a !== l.alphaIn || key in view.alphaPattern) alphaPattern[key] = a;
       }
-      for (const [k, v] of Object.entries(view.rankPattern)) if (!(k in rankPattern)) rankPattern[k] = v;
-      for (const [k, v] of Object.entries(view.alphaPattern)) if (!(k in alphaPattern)) alphaPattern[k] = v;
+      // The source's own keys after them; one that is an array index would jump ahead in JSON order.
+      const follow = (into: Record<string, number>, from: Record<string, number>): void => {
+        for (const [k, v] of Object.entries(from)) if (!(orderSafePatternKey(k) in into)) into[orderSafePatternKey(k)] = v;
+      };
+      follow(rankPattern, view.rankPattern);
+      follow(alphaPattern, view.alphaPattern);
       out = { ...config, rank_pattern: plain(rankPattern), alpha_pattern: plain(alphaPattern) };
     }
   }

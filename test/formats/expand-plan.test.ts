@@ -178,6 +178,24 @@ test('patternKeys: a unique suffix that is an array index ("0") is written "(0)"
   assert.equal(peftLookup(c, 'a.10').r, 8);
 });
 
+test('expand: a source pattern whose one key is an array index ("0") keeps its meaning after a rank change adds entries before it', async () => {
+  const mod = (m: string) => pair(`base_model.model.${m}.lora_A.weight`, `base_model.model.${m}.lora_B.weight`, 8, 16, 16);
+  const modules = ['a.0', 'b.0', 'c.q_proj'];
+  const config = JSON.parse('{"r": 8, "lora_alpha": 16, "alpha_pattern": {"0": 4}}') as Record<string, unknown>;
+  const plan = await describeLora(input(modules.flatMap(mod), { config }));
+  const newRank = new Map([['c.q_proj', 2]]);
+  const out = planOutput({ family: 'peft', layers: plainLayers(plan, (l) => newRank.get(l.name) ?? l.rank), passthrough: [], metadata: null, config });
+  const c = JSON.parse(JSON.stringify(out.config)) as Record<string, unknown>; // as written to adapter_config.json
+  // The new entry first; the source's "0", beside it, written "(0)" (the same pattern) so JSON order cannot put it first.
+  assert.deepEqual(Object.keys(c.alpha_pattern as object), ['q_proj', '(0)']);
+  for (const [i, spec] of plan.layers.entries()) {
+    const { r, alpha } = peftLookup(c, spec.name);
+    assert.equal(r, newRank.get(spec.name) ?? 8, spec.name);
+    assert.ok(Math.abs(alpha / r - spec.scale) < 1e-12, `${spec.name}: ${alpha}/${r} vs ${spec.scale}`);
+    assert.ok(Math.abs(out.layers[i].scaleOut - spec.scale) < 1e-12);
+  }
+});
+
 test('expand: diffusers lora_adapter_metadata is adjusted per component on a rank change', async () => {
   const s = 'transformer.blocks.0.to_q';
   const meta = { format: 'pt', lora_adapter_metadata: JSON.stringify({ 'transformer.r': 8, 'transformer.lora_alpha': 4 }, null, 2) };
