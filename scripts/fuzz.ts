@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { caseRandom, formatSummary, runFuzz } from '../test/io/fuzz-core.js';
 import { makeSafetensorsCheck, safetensorsSeeds } from '../test/io/safetensors-fuzz-target.js';
 import { NOLA_MUTATORS, makeNolaCheck, nolaSeeds } from '../test/pipeline/nola-fuzz-target.js';
-import { digestDifferences, makeSourceCase, PYTHON_DIGEST, runSourceCase, type LoadDigest, type SourceOutcome } from '../test/pipeline/source-fuzz-target.js';
+import { digestDifferences, makeSourceCase, pythonLoads, runSourceCase, type SourceOutcome } from '../test/pipeline/source-fuzz-target.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -35,11 +35,7 @@ async function fuzzSources(dir: string, cases: number, seed: number, only: numbe
   let batch: { i: number; caseDir: string; o: SourceOutcome }[] = [];
   const comparePython = (): void => {
     if (numpy && batch.length) {
-      const r = spawnSync('python3', ['-c', PYTHON_DIGEST, ...batch.map((b) => b.o.nola!)], {
-        encoding: 'utf8', env: { ...process.env, PYTHONPATH: path.join(REPO, 'python') }, maxBuffer: 1 << 28,
-      });
-      if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
-      const py = JSON.parse(r.stdout) as Record<string, Record<string, LoadDigest>>;
+      const py = pythonLoads(batch.map((b) => b.o.nola!), REPO);
       for (const b of batch) {
         const diff = digestDifferences(b.o.loads!, py[b.o.nola!]);
         if (diff.length) fail(b.i, b.caseDir, `python reader differs: ${diff.join('; ')}`);

@@ -11,6 +11,7 @@
  * reader can be compared with nola on the same files (python/nola_reader, in source-fuzz.test.ts
  * and `npm run fuzz -- --target sources`).
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -158,8 +159,16 @@ export async function runSourceCase(c: SourceCase, nolaPath: string): Promise<So
   return { result: 'ok', nola: nolaPath, loads };
 }
 
-/** python/nola_reader's digests of the same files, in the same shape (String(to) keys), by one python3 run. */
-export const PYTHON_DIGEST = `
+/** python/nola_reader's loads of `files` (run from `repo`), by one python3 run: per file, per String(to), the same shape as SourceOutcome.loads. */
+export function pythonLoads(files: readonly string[], repo: string): Record<string, Record<string, LoadDigest>> {
+  const r = spawnSync('python3', ['-c', PYTHON_DIGEST, ...files], {
+    encoding: 'utf8', env: { ...process.env, PYTHONPATH: path.join(repo, 'python') }, maxBuffer: 1 << 28,
+  });
+  if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, Record<string, LoadDigest>>;
+}
+
+const PYTHON_DIGEST = `
 import sys, json, hashlib
 from nola_reader import load
 out = {}

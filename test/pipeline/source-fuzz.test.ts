@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { caseRandom } from '../io/fuzz-core.js';
-import { digestDifferences, makeSourceCase, PYTHON_DIGEST, runSourceCase, type LoadDigest, type SourceOutcome } from './source-fuzz-target.js';
+import { digestDifferences, makeSourceCase, pythonLoads, runSourceCase, type SourceOutcome } from './source-fuzz-target.js';
 
 import { REPO } from '../cli/cli-helpers.js';
 const numpy = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
@@ -30,11 +30,7 @@ test('source fuzz: 60 generated adapters compress or refuse cleanly, load with e
     // Both outcomes occur at this seed: the generator reaches compress's refusals and its success path.
     assert.ok(ok.length >= 15 && outcomes.length - ok.length >= 10, `${ok.length} compressed, ${outcomes.length - ok.length} refused`);
     if (!numpy) return;
-    const r = spawnSync('python3', ['-c', PYTHON_DIGEST, ...ok.map((o) => o.nola!)], {
-      encoding: 'utf8', env: { ...process.env, PYTHONPATH: path.join(REPO, 'python') }, maxBuffer: 1 << 26,
-    });
-    assert.equal(r.status, 0, r.stderr);
-    const py = JSON.parse(r.stdout) as Record<string, Record<string, LoadDigest>>;
+    const py = pythonLoads(ok.map((o) => o.nola!), REPO);
     for (const o of ok) assert.deepEqual(digestDifferences(o.loads!, py[o.nola!]), [], o.nola);
   } finally {
     await rm(dir, { recursive: true, force: true });
