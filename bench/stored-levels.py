@@ -86,8 +86,9 @@ def entropy_bits(q):
     return float(-(c * np.log2(c / len(q))).sum())
 
 
-def _rice_bits(z):
-    return min((k + 1) * len(z) + int((z >> k).sum()) for k in range(16))
+def _rice(z):
+    """(bits, k) of the best Rice parameter for zigzagged levels z, headers left out."""
+    return min(((k + 1) * len(z) + int((z >> k).sum()), k) for k in range(16))
 
 
 def rdo_gain_curve(lam=0.15, n=200_000, seed=1):
@@ -97,14 +98,14 @@ def rdo_gain_curve(lam=0.15, n=200_000, seed=1):
     plain, rdo = [], []
     for step in np.exp(np.linspace(np.log(0.05), np.log(3.0), 50)):
         q = np.rint(x / step).astype(np.int64)
-        plain.append((_rice_bits(zig(q)) / n, float(((x - q * step) ** 2).mean())))
+        plain.append((_rice(zig(q))[0] / n, float(((x - q * step) ** 2).mean())))
         for _ in range(2):  # levels given k, then k given levels
-            k = min(range(16), key=lambda k: (k + 1) * n + int((zig(q) >> k).sum()))
+            k = _rice(zig(q))[1]
             f = np.floor(x / step).astype(np.int64)
             cands = np.stack([f, f + 1, q - np.sign(q)])
             cost = (x - cands * step) ** 2 + lam * step * step * (k + 1 + (zig(cands) >> k))
             q = np.take_along_axis(cands, cost.argmin(0)[None], 0)[0]
-        rdo.append((_rice_bits(zig(q)) / n, float(((x - q * step) ** 2).mean())))
+        rdo.append((_rice(zig(q))[0] / n, float(((x - q * step) ** 2).mean())))
     pr, pd = np.array(plain).T
     rr, rd = np.array(rdo).T
     rates = pr[::-1]
