@@ -47,8 +47,11 @@ export interface CompressOptions {
   coeffsB?: number;
   basis?: 'uniform' | 'orthogonal';
   quant?: string;
-  /** 2 (default) or 1 (the default with preset 'paper'). */
-  formatVersion?: 1 | 2;
+  /**
+   * 3 (default: rice or rANS blocks, whichever is shorter; the file states 2 where no block used
+   * rANS), 2 (rice blocks only, for readers of version 2) or 1 (the default with preset 'paper').
+   */
+  formatVersion?: 1 | 2 | 3;
   seed?: number;
   iters?: number;
   alsRounds?: number;
@@ -73,8 +76,8 @@ export async function compress(input: string, options: CompressOptions = {}): Pr
     coeffsA: str(o.coeffsA), coeffsB: str(o.coeffsB), basis: o.basis, quant: o.quant,
   });
   // The CLI's rule: the paper's construction keeps the version-1 layout unless told otherwise.
-  const formatVersion = o.formatVersion ?? (o.preset === 'paper' ? 1 : 2);
-  if (formatVersion !== 1 && formatVersion !== 2) throw new UsageError(`formatVersion must be 1 or 2, got ${String(formatVersion)}`);
+  const formatVersion = o.formatVersion ?? (o.preset === 'paper' ? 1 : 3);
+  if (formatVersion !== 1 && formatVersion !== 2 && formatVersion !== 3) throw new UsageError(`formatVersion must be 1, 2 or 3, got ${String(formatVersion)}`);
   return compressPipeline({
     input,
     ...(o.output !== undefined ? { output: o.output } : {}),

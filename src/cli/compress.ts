@@ -7,6 +7,7 @@ import { compress, defaultNolaPath } from '../pipeline/compress.js';
 import { defaultThreads } from '../pipeline/parallel.js';
 import { parseDevice, type Device } from '../backends/index.js';
 import type { CompressSettings } from '../pipeline/settings.js';
+import type { FormatVersion } from '../core/constants.js';
 import type { Family } from '../formats/layer.js';
 import { describeRatios, formatBytes, renderCompressText, type CompressReport } from '../report/report.js';
 import { describeQuant } from '../core/quantize.js';
@@ -71,7 +72,7 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
 
 /** The flags that decide how files are compressed (one file or a library: the same parse). */
 export function parseCompressFlags(o: Record<string, string | boolean | undefined>): {
-  settings: CompressSettings; formatVersion: 1 | 2; threads: number; device: Device; family: Family | undefined;
+  settings: CompressSettings; formatVersion: FormatVersion; threads: number; device: Device; family: Family | undefined;
 } {
   const strategy = resolveStrategy({
     preset: o.preset as string | undefined,
@@ -85,7 +86,7 @@ export function parseCompressFlags(o: Record<string, string | boolean | undefine
     quant: o.quant as string | undefined,
   });
   // The paper's construction keeps format version 1, the layout readers of nola 0.1 read.
-  const formatVersion = o.formatVersion === undefined ? (o.preset === 'paper' ? 1 : 2) : parseInteger('--format-version', String(o.formatVersion), 1, 2) as 1 | 2;
+  const formatVersion = o.formatVersion === undefined ? (o.preset === 'paper' ? 1 : 3) : parseInteger('--format-version', String(o.formatVersion), 1, 3) as FormatVersion;
   const seed = parseInteger('--seed', String(o.seed), 0, 0xffffffff);
   const refineIters = parseInteger('--iters', String(o.iters), 0, 100000);
   const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);

@@ -137,7 +137,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('--coeffs-b <L>', 'coefficients for factor B')
     .option('--basis <family>', 'uniform (the paper) or orthogonal (seeded fast DCT basis)')
     .option('--quant <mode>', 'coefficient storage: auto (= rice: entropy-coded levels), fixed (int3..int8/f16 chosen per factor), or one of f32, f16, bf16, int8, int6, int5, int4, int3, int2')
-    .option('--format-version <V>', 'NOLA file layout: 2 (compact; default) or 1 (the nola 0.1 layout, one fixed-size precision; the default with --preset paper)')
+    .option('--format-version <V>', 'newest NOLA file version to write: 3 (default: each coefficient block rice or rANS, whichever is shorter; the file says 2 where none is rANS), 2 (rice blocks only, for readers of version 2) or 1 (the nola 0.1 layout, one fixed-size precision; the default with --preset paper)')
     .option('--seed <S>', 'base seed; per-layer seeds derive from it and the layer name', '0')
     .option('--iters <N>', 'maximum gradient-refinement iterations per layer', '30')
     .option('--als-rounds <N>', 'maximum alternating least-squares rounds per layer', '5')

@@ -4,7 +4,7 @@
  * that hold its coefficients. Building and validating that document lives here; reading and
  * writing bytes lives in src/io. Specified in docs/FORMAT.md.
  */
-import { FORMAT_VERSION, GENERATOR, COEFF_TENSOR, DOCUMENT_TENSOR, PASSTHROUGH_PREFIX } from '../core/constants.js';
+import { FORMAT_VERSION, FORMAT_VERSION_RICE, GENERATOR, COEFF_TENSOR, DOCUMENT_TENSOR, PASSTHROUGH_PREFIX } from '../core/constants.js';
 import type { BasisFamily } from '../core/basis.js';
 import type { DType } from '../io/safetensors/dtypes.js';
 import type { TensorInfo } from '../io/safetensors/types.js';
@@ -12,9 +12,8 @@ import type { Family, LayerKind } from '../formats/layer.js';
 import { FormatError } from '../errors.js';
 import { isEncodableDType } from '../io/safetensors/dtypes.js';
 import { jsonDepth, MAX_DOCUMENT_DEPTH } from '../io/json-depth.js';
-import { RICE_HEADER_BYTES } from '../core/rice.js';
 
-import { QUANT_MODES, quantSegments, quantizedSizes, type QuantMode, type QuantSpec } from '../core/quantize.js';
+import { isEntropySegment, minEntropyBlockBytes, QUANT_MODES, quantSegments, quantizedSizes, type QuantMode, type QuantSpec } from '../core/quantize.js';
 export { QUANT_MODES, type QuantMode, type QuantSpec };
 
 /** Bytes [offset, offset + bytes) of one tensor of the file. */
@@ -193,6 +192,12 @@ export function roundError(x: number): number {
  * and d_in follow from shape_A, errors keep 6 significant digits, and error_expanded is null where it
  * equals error. Key order is fixed: the same document gives the same bytes.
  */
+/** The version a document's file states: the oldest that reads it (3 with a rans block, else 2). */
+export function documentVersion(layers: ReadonlyArray<Pick<NolaLayerEntry, 'quant_A' | 'quant_B'>>): number {
+  const rans = (q: QuantSpec): boolean => typeof q !== 'string' && q.some((seg) => seg[0] === 'rans');
+  return layers.some((e) => rans(e.quant_A) || rans(e.quant_B)) ? FORMAT_VERSION : FORMAT_VERSION_RICE;
+}
+
 export function serializeDocument(doc: NolaDocument): { metadata: string; body: string } {
   if (doc.coeffs === undefined) throw new Error('internal: serializeDocument needs a version-2 document (coeffs)');
   const styles: KeyStyle[] = [];
@@ -211,7 +216,7 @@ export function serializeDocument(doc: NolaDocument): { metadata: string; body: 
     };
     return LAYER_FIELDS.map((f) => row[f]);
   });
-  const metadata = JSON.stringify({ format_version: FORMAT_VERSION, generator: doc.generator, document: DOCUMENT_TENSOR });
+  const metadata = JSON.stringify({ format_version: documentVersion(doc.layers), generator: doc.generator, document: DOCUMENT_TENSOR });
   const body = JSON.stringify({
     source: doc.source,
     coeffs: doc.coeffs,
@@ -283,7 +288,7 @@ const V1_COEFF_PREFIX = 'nola.coeffs.';
 /**
  * Parse and validate the document against the tensors actually present. Every inconsistency is a
  * FormatError naming the file and the field, so expand never starts on a file it cannot finish.
- * Reads version 2 (what compress writes) and version 1 (files of nola 0.1).
+ * Reads versions 3 and 2 (what compress writes) and version 1 (files of nola 0.1).
  */
 export function parseDocument(file: string, json: string | undefined, tensors: readonly TensorInfo[], body?: string): NolaDocument {
   const fail = (what: string): never => { throw new FormatError(`${file}: ${what}`); };
@@ -293,7 +298,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
     doc = envelope.raw;
     onlyKnownKeys(doc, V1_DOCUMENT_KEYS, 'the document', fail);
   } else {
-    if (body === undefined) throw new Error('internal: a version-2 document needs its body (see documentTensor)');
+    if (body === undefined) throw new Error('internal: a version-2 or -3 document needs its body (see documentTensor)');
     const inner = parseJsonObject(file, body, `the document in tensor "${envelope.document}"`);
     for (const key of ['format_version', 'generator', 'document']) {
       if (key in inner) fail(`the document in tensor "${envelope.document}" repeats "${key}", which only __metadata__ may state`);
@@ -325,7 +330,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
 
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const used = new Set<string>();
-  if (envelope.version === 2) {
+  if (envelope.version !== 1) {
     const t = byName.get(envelope.document);
     if (t === undefined || t.dtype !== 'U8' || t.shape.length !== 1) fail(`document tensor "${envelope.document}" must be U8 [n]`);
     used.add(envelope.document);
@@ -343,7 +348,7 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
 
   const entries = version === 1 ? (doc.layers as unknown[]) : layersFromRows(doc, fail);
   if (version === 1) entries.forEach((l, i) => { if (isObject(l)) onlyKnownKeys(l, V1_LAYER_KEYS, `layer ${i}`, fail); });
-  const layers = entries.map((l, i) => validateLayer(l, `layer ${i}`, fail));
+  const layers = entries.map((l, i) => validateLayer(l, `layer ${i}`, version, fail));
   const names = new Set<string>();
   // Tensor names the expanded file will hold: distinct, and names a safetensors header can carry.
   const outputNames = new Set<string>();
@@ -419,23 +424,23 @@ export function parseDocument(file: string, json: string | undefined, tensors: r
  */
 export function documentTensor(file: string, json: string | undefined): string | undefined {
   const envelope = parseEnvelope(file, json);
-  return envelope.version === 2 ? envelope.document : undefined;
+  return envelope.version !== 1 ? envelope.document : undefined;
 }
 
-type Envelope = { version: 1; raw: Record<string, unknown> } | { version: 2; raw: Record<string, unknown>; document: string };
+type Envelope = { version: 1; raw: Record<string, unknown> } | { version: 2 | 3; raw: Record<string, unknown>; document: string };
 
 function parseEnvelope(file: string, json: string | undefined): Envelope {
   if (json === undefined) throw new FormatError(`${file}: not a NOLA file (no "nola" entry in __metadata__); to compress a LoRA use 'nola compress'`);
   const raw = parseJsonObject(file, json, 'the "nola" metadata');
   const fail = (what: string): never => { throw new FormatError(`${file}: ${what}`); };
   const version = raw.format_version;
-  if (version !== FORMAT_VERSION && version !== 1) fail(`unknown NOLA format_version ${JSON.stringify(version)} (this nola reads versions 1 and ${FORMAT_VERSION}; upgrade nola)`);
+  if (version !== 1 && version !== FORMAT_VERSION_RICE && version !== FORMAT_VERSION) fail(`unknown NOLA format_version ${JSON.stringify(version)} (this nola reads versions 1 to ${FORMAT_VERSION}; upgrade nola)`);
   if (raw.generator !== GENERATOR) fail(`unknown generator ${JSON.stringify(raw.generator)} (this nola knows ${GENERATOR})`);
   if (version === 1) return { version: 1, raw };
   const keys = Object.keys(raw).sort().join(',');
-  if (keys !== 'document,format_version,generator') fail(`the "nola" metadata of a version-2 file holds exactly format_version, generator and document, got ${keys}`);
+  if (keys !== 'document,format_version,generator') fail(`the "nola" metadata of a version-${version as number} file holds exactly format_version, generator and document, got ${keys}`);
   if (raw.document !== DOCUMENT_TENSOR) fail(`the "nola" metadata: "document" must be ${JSON.stringify(DOCUMENT_TENSOR)}, got ${JSON.stringify(raw.document)}`);
-  return { version: 2, raw, document: raw.document as string };
+  return { version: version as 2 | 3, raw, document: raw.document as string };
 }
 
 function parseJsonObject(file: string, json: string, what: string): Record<string, unknown> {
@@ -504,7 +509,7 @@ function layersFromRows(doc: Record<string, unknown>, fail: (what: string) => ne
 }
 
 /** One layer object (version-1 shape) checked field by field; the result carries no block locations yet. */
-function validateLayer(l: unknown, where: string, fail: (what: string) => never): NolaLayerEntry {
+function validateLayer(l: unknown, where: string, version: number, fail: (what: string) => never): NolaLayerEntry {
   if (!isObject(l)) fail(`${where} is not an object`);
   const e = l as Record<string, unknown>;
   for (const key of ['name', 'key_A', 'key_B', 'dtype_A', 'dtype_B', 'kind', 'basis'] as const) {
@@ -559,11 +564,12 @@ function validateLayer(l: unknown, where: string, fail: (what: string) => never)
       } catch (err) {
         fail(`${where}: quant_${f} must be a mode or [mode, count] segments: ${(err as Error).message}`);
       }
-      // Every value takes at least one unary bit: a count the bytes cannot hold is refused before decoding allocates it.
+      // Every rice value takes at least one unary bit: a count the bytes cannot hold is refused before decoding allocates it.
       for (const seg of segments) {
-        if (seg[0] === 'rice' && seg[2] < RICE_HEADER_BYTES + Math.ceil(seg[1] / 8)) {
-          fail(`${where}: quant_${f} rice segment of ${seg[1]} values in ${seg[2]} bytes (needs at least ${RICE_HEADER_BYTES + Math.ceil(seg[1] / 8)})`);
-        }
+        if (!isEntropySegment(seg)) continue;
+        if (seg[0] === 'rans' && version < FORMAT_VERSION) fail(`${where}: quant_${f} has a rans segment, which needs format_version ${FORMAT_VERSION} (the file states ${version})`);
+        const least = minEntropyBlockBytes(seg[0], seg[1]);
+        if (seg[2] < least) fail(`${where}: quant_${f} ${seg[0]} segment of ${seg[1]} values in ${seg[2]} bytes (needs at least ${least})`);
       }
     }
   }

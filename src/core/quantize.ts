@@ -24,7 +24,8 @@
 import { QUANT_GROUP_SIZE } from './constants.js';
 import { bf16Bits, bf16Value, f16Bits, f16CeilBits, f16Value, roundHalfEven } from './half.js';
 import { FormatError, NumericError, UsageError } from '../errors.js';
-import { decodeRice, encodeRice, RICE_HEADER_BYTES } from './rice.js';
+import { bestRiceK, decodeRice, encodeRiceLevels, RICE_HEADER_BYTES, riceLevels } from './rice.js';
+import { decodeRans, encodeRans, RANS_HEADER_BYTES, ransBytesEstimate } from './rans.js';
 
 export const QUANT_MODES = ['f32', 'f16', 'bf16', 'int8', 'int6', 'int5', 'int4', 'int3', 'int2'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
@@ -38,17 +39,31 @@ export type QuantMode = (typeof QUANT_MODES)[number];
  */
 export type QuantSpec = QuantMode | ReadonlyArray<QuantSegment>;
 
-/**
- * One segment: [mode, count] for the fixed-size modes, ["rice", count, bytes] for an entropy-coded
- * block (src/core/rice.ts), whose length depends on the values and so is stated.
- */
-export type QuantSegment = readonly [QuantMode, number] | readonly ['rice', number, number];
+/** The entropy-coded block kinds: the same levels, coded by Rice (src/core/rice.ts) or rANS (src/core/rans.ts, version 3). */
+export type EntropyCoding = 'rice' | 'rans';
 
 /**
- * What the encoder is asked for: a stored spec, or rice coding at a given step; with a list of
- * steps, the values are cut into that many equal segments, each a rice block at its own step.
+ * One segment: [mode, count] for the fixed-size modes, ["rice" | "rans", count, bytes] for an
+ * entropy-coded block, whose length depends on the values and so is stated.
  */
-export type QuantRequest = QuantSpec | { readonly rice: number | readonly number[] };
+export type QuantSegment = readonly [QuantMode, number] | readonly [EntropyCoding, number, number];
+
+/**
+ * What the encoder is asked for: a stored spec, or entropy-coded levels at a given step; with a list
+ * of steps, the values are cut into that many equal segments, each a block at its own step. Each
+ * block is a rice block, or with `rans` (format version 3) whichever of rice and rans is shorter
+ * (rice on a tie): the levels, so the values read back, are the same either way.
+ */
+export type QuantRequest = QuantSpec | { readonly rice: number | readonly number[]; readonly rans?: boolean };
+
+/** Smallest `bytes` a block of `count` values of this kind can have: a rice value takes at least one unary bit. */
+export function minEntropyBlockBytes(kind: EntropyCoding, count: number): number {
+  return kind === 'rice' ? RICE_HEADER_BYTES + Math.ceil(count / 8) : RANS_HEADER_BYTES;
+}
+
+export function isEntropySegment(seg: QuantSegment): seg is readonly [EntropyCoding, number, number] {
+  return seg[0] === 'rice' || seg[0] === 'rans';
+}
 
 /** At most this many segments per factor (fixed-size codes use up to two; the component layout one rice block per rank-1 component). */
 export const MAX_SEGMENTS = 1024;
@@ -60,27 +75,30 @@ export function quantSegments(spec: QuantSpec, count: number): QuantSegment[] {
   let total = 0;
   for (const seg of spec as ReadonlyArray<unknown[]>) {
     const fixed = Array.isArray(seg) && seg.length === 2 && QUANT_MODES.includes(seg[0] as QuantMode);
-    const rice = Array.isArray(seg) && seg.length === 3 && seg[0] === 'rice' && Number.isInteger(seg[2]) && (seg[2] as number) >= RICE_HEADER_BYTES && (seg[2] as number) <= 0x7fffffff;
-    if (!(fixed || rice) || !Number.isInteger(seg[1]) || (seg[1] as number) < 1) {
-      throw new FormatError(`quantization segment ${JSON.stringify(seg)} is not [mode, count ≥ 1] or ["rice", count ≥ 1, bytes ≥ ${RICE_HEADER_BYTES}]`);
+    const header = Array.isArray(seg) ? ({ rice: RICE_HEADER_BYTES, rans: RANS_HEADER_BYTES } as Record<string, number>)[seg[0] as string] : undefined;
+    const entropy = header !== undefined && seg.length === 3 && Number.isInteger(seg[2]) && (seg[2] as number) >= header && (seg[2] as number) <= 0x7fffffff;
+    if (!(fixed || entropy) || !Number.isInteger(seg[1]) || (seg[1] as number) < 1) {
+      throw new FormatError(`quantization segment ${JSON.stringify(seg)} is not [mode, count ≥ 1], ["rice", count ≥ 1, bytes ≥ ${RICE_HEADER_BYTES}] or ["rans", count ≥ 1, bytes ≥ ${RANS_HEADER_BYTES}]`);
     }
     total += seg[1] as number;
   }
   if (total !== count) throw new FormatError(`quantization segments hold ${total} values, the factor has ${count}`);
-  return spec.map((seg) => (seg[0] === 'rice' ? ['rice', seg[1], seg[2]] as const : [seg[0], seg[1]] as const));
+  return spec.map((seg) => (isEntropySegment(seg) ? [seg[0], seg[1], seg[2]] as const : [seg[0], seg[1]] as const));
 }
 
 /**
  * "int5", or "int5×20480+int4×12288" for a segmented spec; a factor coded per rank-1 component (one
- * rice block per component, all of one length) as "rice(6.01…2.59b)×12×4096": 12 blocks of 4096
- * values from the first block's bits per value to the last's, so a rank-16 layer stays one line.
+ * entropy-coded block per component, all of one length) as "rans(6.01…2.59b)×12×4096": 12 blocks
+ * of 4096 values from the first block's bits per value to the last's, so a rank-16 layer stays one
+ * line ("rans+rice(…)" where both kinds occur).
  */
 export function describeQuant(spec: QuantSpec): string {
   if (typeof spec === 'string') return spec;
-  const bits = (seg: QuantSegment): string => ((8 * (seg as readonly ['rice', number, number])[2]) / seg[1]).toFixed(2);
-  const one = (seg: QuantSegment): string => (seg[0] === 'rice' ? `rice(${bits(seg)}b)` : seg[0]);
-  if (spec.length > 2 && spec.every((seg) => seg[0] === 'rice' && seg[1] === spec[0][1])) {
-    return `rice(${bits(spec[0])}…${bits(spec[spec.length - 1])}b)×${spec.length}×${spec[0][1]}`;
+  const bits = (seg: QuantSegment): string => ((8 * (seg as readonly [EntropyCoding, number, number])[2]) / seg[1]).toFixed(2);
+  const one = (seg: QuantSegment): string => (isEntropySegment(seg) ? `${seg[0]}(${bits(seg)}b)` : seg[0]);
+  if (spec.length > 2 && spec.every((seg) => isEntropySegment(seg) && seg[1] === spec[0][1])) {
+    const kinds = [...new Set(spec.map((seg) => seg[0]))].sort().join('+');
+    return `${kinds}(${bits(spec[0])}…${bits(spec[spec.length - 1])}b)×${spec.length}×${spec[0][1]}`;
   }
   return spec.length === 1 ? one(spec[0]) : spec.map((seg) => `${one(seg)}×${seg[1]}`).join('+');
 }
@@ -89,7 +107,7 @@ export function describeQuant(spec: QuantSpec): string {
 export function quantizedSizes(count: number, spec: QuantSpec): { codes: number; scales: number } {
   let codes = 0, scales = 0;
   for (const seg of quantSegments(spec, count)) {
-    if (seg[0] === 'rice') {
+    if (isEntropySegment(seg)) {
       codes += seg[2];
       continue;
     }
@@ -156,26 +174,43 @@ export function quantize(values: ArrayLike<number>, spec: QuantRequest, options:
   }
   if (typeof spec === 'string') return quantizeMode(values, spec, options);
   if (!Array.isArray(spec)) {
-    const rice = (spec as { rice: number | readonly number[] }).rice;
+    const { rice, rans } = spec as { rice: number | readonly number[]; rans?: boolean };
     const steps = typeof rice === 'number' ? [rice] : rice;
     const len = values.length / steps.length;
     if (!Number.isInteger(len) || len < 1) throw new RangeError(`quantize: ${values.length} values do not split into ${steps.length} equal rice segments`);
     const part = (i: number): ArrayLike<number> => (steps.length === 1 ? values
       : ArrayBuffer.isView(values) ? (values as unknown as Float64Array).subarray(i * len, (i + 1) * len)
         : Array.prototype.slice.call(values, i * len, (i + 1) * len) as number[]);
-    const blocks = steps.map((step, i) => encodeRice(part(i), step).bytes);
-    const mode: QuantSegment[] = blocks.map((b) => ['rice', len, b.length] as const);
+    const coded = steps.map((step, i) => encodeEntropy(part(i), step, rans === true));
+    const mode: QuantSegment[] = coded.map((b) => [b.kind, len, b.bytes.length] as const);
+    const blocks = coded.map((b) => b.bytes);
     return { mode, count: values.length, codes: blocks.length === 1 ? blocks[0] : concat(blocks), scales: new Uint8Array(0) };
   }
   const parts: QuantizedBlock[] = [];
   let at = 0;
   for (const seg of quantSegments(spec as QuantSpec, values.length)) {
-    if (seg[0] === 'rice') throw new UsageError('a rice segment is encoded from a step ({ rice: step }), not from a stored spec');
+    if (isEntropySegment(seg)) throw new UsageError(`a ${seg[0]} segment is encoded from a step ({ rice: step }), not from a stored spec`);
     const [mode, n] = seg;
     parts.push(quantizeMode(Array.prototype.slice.call(values, at, at + n) as number[], mode, options));
     at += n;
   }
   return { mode: spec as QuantSpec, count: values.length, codes: concat(parts.map((p) => p.codes)), scales: concat(parts.map((p) => p.scales)) };
+}
+
+/**
+ * One block of levels at `requestedStep` (rounded to f32 first): the rice block, or with `rans` the
+ * rans block where it is shorter (estimated from the levels' histogram, then compared as coded).
+ */
+function encodeEntropy(values: ArrayLike<number>, requestedStep: number, rans: boolean): { kind: EntropyCoding; bytes: Uint8Array } {
+  const step = Math.fround(requestedStep);
+  if (!(step > 0) || !Number.isFinite(step)) throw new NumericError(`rice step must be a positive finite f32, got ${requestedStep}`);
+  const levels = riceLevels(values, step);
+  const rice = bestRiceK(levels);
+  if (rans && ransBytesEstimate(levels) < rice.bytes) {
+    const block = encodeRans(levels, step);
+    if (block !== undefined && block.length < rice.bytes) return { kind: 'rans', bytes: block };
+  }
+  return { kind: 'rice', bytes: encodeRiceLevels(levels, step, rice.k, rice.bytes) };
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -267,6 +302,7 @@ export function dequantize(block: QuantizedBlock, out: Float64Array): void {
     const codes = block.codes.subarray(codeAt, codeAt + size.codes);
     try {
       if (seg[0] === 'rice') decodeRice(codes, n, out.subarray(value, value + n));
+      else if (seg[0] === 'rans') decodeRans(codes, n, out.subarray(value, value + n));
       else dequantizeMode({ mode: seg[0], count: n, codes, scales: block.scales.subarray(scaleAt, scaleAt + size.scales) }, out.subarray(value, value + n));
     } catch (e) {
       if (e instanceof FormatError) e.message = `segment at value ${value}: ${e.message}`;

@@ -88,8 +88,14 @@ function bestK(z: Uint32Array): { k: number; bytes: number } {
 export function encodeRice(values: ArrayLike<number>, requestedStep: number): { bytes: Uint8Array; step: number } {
   const step = Math.fround(requestedStep);
   if (!(step > 0) || !Number.isFinite(step)) throw new NumericError(`rice step must be a positive finite f32, got ${requestedStep}`);
-  const z = zigzagAll(riceLevels(values, step));
-  const { k, bytes: size } = bestK(z);
+  const levels = riceLevels(values, step);
+  const { k, bytes } = bestRiceK(levels);
+  return { bytes: encodeRiceLevels(levels, step, k, bytes), step };
+}
+
+/** The block of `levels` at `step` (an f32 value) with parameter k and `size` bytes (both from bestRiceK). */
+export function encodeRiceLevels(levels: Int32Array, step: number, k: number, size: number): Uint8Array {
+  const z = zigzagAll(levels);
   const out = new Uint8Array(size);
   new DataView(out.buffer).setFloat32(0, step, true);
   out[4] = k;
@@ -113,7 +119,7 @@ export function encodeRice(values: ArrayLike<number>, requestedStep: number): { 
     out[Math.floor(bit / 8)] |= 1 << (bit & 7);
     bit += 1;
   }
-  return { bytes: out, step };
+  return out;
 }
 
 /** out[0..count) = the block's values. Throws FormatError on a block that breaks the layout. */

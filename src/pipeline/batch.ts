@@ -15,6 +15,7 @@ import { readSiblingConfig } from './source.js';
 import { openNola } from './nola-source.js';
 import { settingsFingerprint, canonicalJson } from './batch-fingerprint.js';
 import type { CompressSettings } from './settings.js';
+import type { FormatVersion } from '../core/constants.js';
 import { createFitPool, type FitPool } from './parallel.js';
 import { LIBRARY_OLD_GENERATION_MB } from './worker-pool.js';
 import type { BatchCommand, BatchItem } from './batch-inputs.js';
@@ -27,7 +28,7 @@ import { EXIT, NolaError, UsageError } from '../errors.js';
 
 export interface BatchCompressOptions {
   settings: CompressSettings;
-  formatVersion: 1 | 2;
+  formatVersion: FormatVersion;
   threads: number;
   device: Device;
   family?: Family;

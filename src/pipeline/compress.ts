@@ -16,10 +16,10 @@ import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitPool,
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
-  passthroughTensorName, placeBlocks, roundError, serializeDocument, serializeDocumentV1,
+  documentVersion, passthroughTensorName, placeBlocks, roundError, serializeDocument, serializeDocumentV1,
   type NolaDocument, type NolaLayerEntry,
 } from '../container/document.js';
-import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY } from '../core/constants.js';
+import { COEFF_TENSOR, DOCUMENT_TENSOR, FORMAT_VERSION, GENERATOR, NOLA_METADATA_KEY, type FormatVersion } from '../core/constants.js';
 import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLayout, sha256Hex, assertDistinctOutputs, type OutputBatch } from '../io/index.js';
 import { deriveLayerSeeds } from '../core/seeds.js';
 import { RICE_HEADER_BYTES } from '../core/rice.js';
@@ -55,10 +55,12 @@ export interface CompressRequest {
   /** Compute device for the fit (default cpu); gpu/tfjs-cpu fit in this thread. */
   device?: Device;
   /**
-   * NOLA format version to write (default 2). Version 1 (issue #2's layout, nola 0.1) holds only
-   * single-mode fixed-size storage: a fixed strategy, or a budget with one --quant mode.
+   * Newest NOLA format version to write (default 3: rice or rANS blocks, whichever is shorter; the
+   * file states 2 where no rANS block was shorter). 2: rice blocks only, for readers of version 2.
+   * Version 1 (issue #2's layout, nola 0.1) holds only single-mode fixed-size storage: a fixed
+   * strategy, or a budget with one --quant mode.
    */
-  formatVersion?: 1 | 2;
+  formatVersion?: FormatVersion;
   /** Stage the NOLA file in this batch (committed by the caller with its other outputs, e.g. --report). */
   batch?: OutputBatch;
   /** The caller's other outputs of this run: none may be an input or the NOLA file. */
@@ -97,9 +99,9 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
     for (const n of lora.plan.notes ?? []) req.log?.info(n);
     checkSourceLayers(lora.file, lora.plan.layers);
 
-    const fitted = await fitAll(lora, req);
-    // Version 2 stores a layer that keeps nothing as nothing (docs/FORMAT.md: both counts 0).
-    if (version === 2) for (const f of fitted) if (keepsNothing(f.layer)) f.layer = emptyLayer(f.layer);
+    const fitted = await fitAll(lora, { ...req, settings: codingSettings(req.settings, version) });
+    // Versions 2 and 3 store a layer that keeps nothing as nothing (docs/FORMAT.md: both counts 0).
+    if (version !== 1) for (const f of fitted) if (keepsNothing(f.layer)) f.layer = emptyLayer(f.layer);
     // What expand would refuse (a factor that rounds past its dtype's range), compress refuses.
     for (const { spec, layer: { maxAbs } } of fitted) {
       assertMaxAbsHolds(lora.file, spec.name, 'A', maxAbs.a, spec.dtypeA);
@@ -173,6 +175,12 @@ function deliveryPrecision(dtype: string): DeliveryPrecision {
 function byteLength(lora: OpenLora, name: string): number {
   const t = lora.reader.get(name);
   return t === undefined ? 0 : t.end - t.begin;
+}
+
+/** The settings the fit runs with: rice blocks may become rANS blocks from version 3 on. */
+function codingSettings(settings: CompressSettings, version: FormatVersion): CompressSettings {
+  const s = settings.strategy;
+  return s.kind === 'budget' && s.quants.includes('rice') && version >= 3 ? { ...settings, strategy: { ...s, rans: true } } : settings;
 }
 
 async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
@@ -320,7 +328,7 @@ function buildDocument(lora: OpenLora, fitted: Fitted[], tensorsSha256: string, 
     };
   });
   return {
-    format_version: FORMAT_VERSION,
+    format_version: documentVersion(layers),
     generator: GENERATOR,
     source: {
       family: lora.plan.family,

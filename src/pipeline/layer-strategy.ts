@@ -155,7 +155,7 @@ function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrate
   for (const { rank, layout, bytes } of candidates) {
     if (best !== undefined && bytes >= settingsBytes(best.settings) * (1 + RANK_SLACK)) break;
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
-    const { best: rankBest, closest: rankClosest } = landOnBound(fitter, layout, target, spec, rank, maxError);
+    const { best: rankBest, closest: rankClosest } = landOnBound(fitter, layout, target, spec, rank, maxError, strategy.rans === true);
     if (closest === undefined || boundError(rankClosest) < boundError(closest)) closest = rankClosest;
     if (rankBest !== undefined && (best === undefined || settingsBytes(rankBest.settings) < settingsBytes(best.settings))) best = rankBest;
   }
@@ -182,7 +182,7 @@ function roomFor(maxError: number, tail: number): number {
  * model's rounding error by the measured one, solve for the next t. At most 6 stores; the
  * cheapest stored setting within the bound is kept.
  */
-function landOnBound(fitter: LayerFitter, layout: Layout, target: LayerTarget, spec: LayerSpec, rank: number, maxError: number): { best?: CompressedLayer; closest: CompressedLayer } {
+function landOnBound(fitter: LayerFitter, layout: Layout, target: LayerTarget, spec: LayerSpec, rank: number, maxError: number, rans: boolean): { best?: CompressedLayer; closest: CompressedLayer } {
   const tail = truncationError(target.svd!.sigma, rank);
   const room2 = roomFor(maxError, tail);
   const model = RiceModel.fromFit(layout, fitter, target, spec, rank);
@@ -191,7 +191,7 @@ function landOnBound(fitter: LayerFitter, layout: Layout, target: LayerTarget, s
   let best: CompressedLayer | undefined;
   let closest: CompressedLayer | undefined;
   for (let iter = 0; iter < 6 && Number.isFinite(t) && t > 0; iter++) {
-    const { quantA, quantB } = model.request(t);
+    const { quantA, quantB } = model.request(t, rans);
     const layer = fitter.store(quantA, quantB);
     const e = boundError(layer);
     if (closest === undefined || e < boundError(closest)) closest = layer;
@@ -264,9 +264,9 @@ class RiceModel {
     return blocks.map((x) => clampStep(t / Math.sqrt(Math.max(x.weight, 1e-300))));
   }
 
-  /** The rice requests of A and B at t (one step per block). */
-  request(t: number): { quantA: QuantRequest; quantB: QuantRequest } {
-    const one = (steps: number[]): QuantRequest => ({ rice: steps.length === 1 ? steps[0] : steps });
+  /** The requests of A and B at t (one step per block; with `rans`, each block rice or rANS, whichever is shorter). */
+  request(t: number, rans: boolean): { quantA: QuantRequest; quantB: QuantRequest } {
+    const one = (steps: number[]): QuantRequest => ({ rice: steps.length === 1 ? steps[0] : steps, ...(rans ? { rans } : {}) });
     return { quantA: one(this.steps(this.a, t)), quantB: one(this.steps(this.b, t)) };
   }
 
@@ -424,7 +424,7 @@ export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: B
         const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
         const model = RiceModel.fromFit(layout, fitter, target, spec, rank);
         for (const e of RICE_LADDER) {
-          const { quantA, quantB } = model.request(model.highRateT(e * e));
+          const { quantA, quantB } = model.request(model.highRateT(e * e), strategy.rans === true);
           const layer = fitter.store(quantA, quantB);
           table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: { ...layer.settings, quantA, quantB } });
         }

@@ -31,6 +31,11 @@ export interface BudgetStrategy {
    * default): entropy-coded levels with a per-factor step searched to meet the bound.
    */
   quants: BudgetQuant[];
+  /**
+   * Rice-coded blocks may be written as rANS blocks where those are shorter (format version 3; the
+   * same levels either way). Set by compress from the format version, not by the user.
+   */
+  rans?: boolean;
 }
 
 export type Strategy = FixedStrategy | BudgetStrategy;

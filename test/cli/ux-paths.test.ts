@@ -38,7 +38,7 @@ test('a file named the old way (.nola.safetensors) still reads', async () => {
   assert.equal((await runNola(['compress', path.join(ws.fixtures, 'kohya-sd15.safetensors'), '-o', old])).code, 0);
   const i = await runNola(['inspect', old]);
   assert.equal(i.code, 0, i.stderr);
-  assert.match(i.stdout, /NOLA v2/);
+  assert.match(i.stdout, /NOLA v3/);
   const e = await runNola(['expand', old]);
   assert.equal(e.code, 0, e.stderr);
   assert.ok(existsSync(path.join(ws.dir, 'old.expanded.safetensors')));

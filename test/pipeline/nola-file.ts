@@ -73,7 +73,7 @@ export function editDocumentText(bytes: Uint8Array, edit: (text: string) => stri
     // not JSON: edited as version-1 text below
   }
   const docTensor = f.tensors.find((t) => t.name === envelope.document);
-  if (envelope.format_version === 2 && docTensor !== undefined) {
+  if ((envelope.format_version === 2 || envelope.format_version === 3) && docTensor !== undefined) {
     let text: string;
     try {
       text = inflateSync(docTensor.data).toString('utf8');

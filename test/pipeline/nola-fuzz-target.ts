@@ -32,8 +32,10 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
     if (!f) throw new Error(`fixture ${suffix} not generated`);
     return f.path;
   };
-  const jobs: Array<[string, string, StrategyFlags]> = [
+  const jobs: Array<[string, string, StrategyFlags, (1 | 2 | 3)?]> = [
     ['tiny-budget', byPath('tiny-peft/adapter_model.safetensors'), {}],
+    // The default writes rans blocks (version 3) where they are shorter; version 2 keeps rice blocks.
+    ['tiny-budget-v2', byPath('tiny-peft/adapter_model.safetensors'), {}, 2],
     ['tiny-paper', byPath('tiny-peft/adapter_model.safetensors'), { preset: 'paper' }],
     ['tiny-int4', byPath('tiny-peft/adapter_model.safetensors'), { quant: 'int4' }],
     ['kohya-sdxl', byPath('kohya-sdxl-bf16.safetensors'), {}],
@@ -45,9 +47,9 @@ export async function nolaSeeds(dir: string): Promise<NolaSeed[]> {
     ['dora-ratio', byPath('peft-dora-conv-bf16/adapter_model.safetensors'), { ratio: '4', quant: 'fixed' }],
   ];
   const seeds: NolaSeed[] = [];
-  for (const [name, input, flags] of jobs) {
+  for (const [name, input, flags, formatVersion] of jobs) {
     const output = path.join(dir, `${name}.nola.safetensors`);
-    await compress({ input, output, force: true, settings: { strategy: resolveStrategy(flags), seed: 0, fit: { refineIters: 3, alsRounds: 2 } } });
+    await compress({ input, output, force: true, settings: { strategy: resolveStrategy(flags), seed: 0, fit: { refineIters: 3, alsRounds: 2 } }, ...(formatVersion ? { formatVersion } : {}) });
     seeds.push({ name, bytes: new Uint8Array(await readFile(output)) });
   }
   // Version-1 files (nola 0.1) stay readable: the same content in that layout, so the v1 reader is fuzzed too.
@@ -209,7 +211,7 @@ const rawText = docMutator('nola-raw-text', (text, rng) => {
 
 const envelope = envelopeMutator('nola-envelope', (text, rng) => rng.pick([
   text.replace('"nola.document"', rng.pick(['"nola.coeffs"', '"nola.passthrough.0"', '"missing"', '""', '3'])),
-  text.replace('"format_version":2', rng.pick(['"format_version":1', '"format_version":3', '"format_version":"2"'])),
+  text.replace(/"format_version":[23]/, rng.pick(['"format_version":1', '"format_version":2', '"format_version":3', '"format_version":4', '"format_version":"2"'])),
   text.replace('}', ',"layers":[]}'),
   text.slice(0, rng.int(text.length)),
 ]));

@@ -41,17 +41,18 @@ after(() => tmp.cleanup());
 
 test('every seed expands cleanly (the fuzz run starts from valid files)', async () => {
   assert.deepEqual(seeds.map((s) => s.name), [
-    'tiny-budget', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv', 'tiny-fixed', 'tiny-ratio', 'kohya-ratio', 'dora-ratio',
+    'tiny-budget', 'tiny-budget-v2', 'tiny-paper', 'tiny-int4', 'kohya-sdxl', 'peft-dora-conv', 'tiny-fixed', 'tiny-ratio', 'kohya-ratio', 'dora-ratio',
     'tiny-paper-v1', 'tiny-int4-v1', 'tiny-ratio-v1', 'kohya-ratio-v1', 'dora-ratio-v1',
   ]);
-  // The default (--max-error) seeds are rice-coded, one block per factor (orthogonal basis) or one per
-  // component (orthogonal-components), and --quant fixed splits a factor somewhere, so every kind of
-  // segment is fuzzed too.
+  // The default (--max-error) seeds are entropy-coded (rans and rice blocks), one block per factor
+  // (orthogonal basis) or one per component (orthogonal-components), version 2 rice blocks only, and
+  // --quant fixed splits a factor somewhere, so every kind of segment is fuzzed too.
   const quants = (name: string): unknown[] => layerObjects(documentJson(seed(name))).flatMap((l) => [l.quant_A, l.quant_B]);
+  const kinds = (name: string): Set<unknown> => new Set(quants(name).flatMap((q) => (Array.isArray(q) ? q.map((seg) => (seg as unknown[])[0]) : [q])));
   const defaults = ['tiny-budget', 'kohya-sdxl', 'peft-dora-conv'];
-  for (const name of defaults) {
-    assert.ok(quants(name).every((q) => Array.isArray(q) && q.every((seg) => (seg as unknown[])[0] === 'rice')), name);
-  }
+  for (const name of defaults) assert.ok([...kinds(name)].every((k) => k === 'rice' || k === 'rans'), name);
+  assert.deepEqual(new Set(defaults.flatMap((name) => [...kinds(name)])), new Set(['rice', 'rans']));
+  assert.deepEqual(kinds('tiny-budget-v2'), new Set(['rice']));
   const bases = defaults.flatMap((name) => layerObjects(documentJson(seed(name))).map((l) => l.basis));
   assert.ok(bases.includes('orthogonal-components'), JSON.stringify(bases));
   assert.ok(defaults.some((name) => quants(name).some((q) => (q as unknown[]).length > 1)));

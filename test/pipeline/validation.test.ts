@@ -107,7 +107,7 @@ test('agree: a wrong coeffs.sha256 is refused by inspect and expand (exit 3) and
 });
 
 test('agree: corrupt rice blocks (k = 31, empty unary stream, NaN and negative steps) are refused by all three', async () => {
-  const tiny = seed('tiny-budget');
+  const tiny = seed('tiny-budget-v2');
   await assertAllRefuse(withStream(tiny, (s) => { s[4] = 31; }), EXIT.format, /factor A: .*rice block: k = 31 exceeds 24/);
   await assertAllRefuse(withStream(tiny, (s) => { new DataView(s.buffer, s.byteOffset).setFloat32(0, NaN, true); }), EXIT.format, /step NaN is not a positive finite f32/);
   await assertAllRefuse(withStream(tiny, (s) => { new DataView(s.buffer, s.byteOffset).setFloat32(0, -0.5, true); }), EXIT.format, /step -0\.5 is not a positive finite f32/);
@@ -153,7 +153,7 @@ test('rule: __metadata__ of a NOLA file holds only "nola"', async () => {
 });
 
 test('rule: the envelope is compared as values; "document" is exactly "nola.document"', async () => {
-  const tiny = seed('tiny-budget');
+  const tiny = seed('tiny-budget-v2');
   // Values, not bytes: reordered keys and whitespace are the same envelope.
   const reordered = editEnvelopeText(tiny, () => '{ "document": "nola.document", "generator": "lowbias32-v1", "format_version": 2 }')!;
   const o = await outcomes(reordered);
@@ -190,10 +190,46 @@ test('rule: 1 <= rank <= source rank <= min(d_in, d_out)', async () => {
 });
 
 test('rule: a rice segment states at least 5 + ceil(count/8) bytes', async () => {
-  await assertAllRefuse(withEditedDoc(seed('tiny-budget'), (d) => {
+  await assertAllRefuse(withEditedDoc(seed('tiny-budget-v2'), (d) => {
     const q = rows(d)[0][field('quant_A')] as Array<[string, number, number]>;
     q[0][2] = 5 + Math.ceil(q[0][1] / 8) - 1;
   }), EXIT.format, /rice segment of \d+ values in \d+ bytes \(needs at least \d+\)/);
+});
+
+/** The first rans segment of the file: its layer, factor, offset in the stream and size. */
+function firstRans(doc: Doc): { layer: number; factor: 'A' | 'B'; offset: number; count: number; bytes: number } {
+  let offset = 0;
+  for (const [i, row] of rows(doc).entries()) {
+    for (const factor of ['A', 'B'] as const) {
+      for (const seg of row[field(`quant_${factor}`)] as Array<[string, number, number]>) {
+        if (seg[0] === 'rans') return { layer: i, factor, offset, count: seg[1], bytes: seg[2] };
+        offset += seg[2]; // the default seed is entropy-coded throughout: no scales
+      }
+    }
+  }
+  throw new Error('no rans segment');
+}
+
+test('rule: a rans segment states at least 9 bytes, and only a version-3 file holds one', async () => {
+  const tiny = seed('tiny-budget');
+  assert.equal(JSON.parse(unframe(tiny)!.metadata!.nola).format_version, 3);
+  await assertAllRefuse(withEditedDoc(tiny, (d) => {
+    const r = firstRans(d);
+    (rows(d)[r.layer][field(`quant_${r.factor}`)] as Array<[string, number, number]>).find((s) => s[0] === 'rans')![2] = 8;
+  }), EXIT.format, /segment \["rans",\d+,8\] is not .*\["rans", count ≥ 1, bytes ≥ 9\]/);
+  await assertAllRefuse(editEnvelopeText(tiny, (t) => t.replace('"format_version":3', '"format_version":2'))!, EXIT.format,
+    /quant_[AB] has a rans segment, which needs format_version 3 \(the file states 2\)/);
+});
+
+test('agree: corrupt rans blocks (p = 96, state below 2^23, a changed byte, NaN step) are refused by all three', async () => {
+  const tiny = seed('tiny-budget');
+  let r = { offset: 0, bytes: 0, count: 0 };
+  withEditedDoc(tiny, (d) => { r = firstRans(d); });
+  await assertAllRefuse(withStream(tiny, (s) => { s[r.offset + 4] = 96; }), EXIT.format, /rans block: model p = 96 exceeds 95/);
+  await assertAllRefuse(withStream(tiny, (s) => { s.set([0, 0, 0x10, 0], r.offset + 5); }), EXIT.format, /rans block: state 1048576 is outside \[2\^23, 2\^31\)/);
+  await assertAllRefuse(withStream(tiny, (s) => { new DataView(s.buffer, s.byteOffset).setFloat32(r.offset, NaN, true); }), EXIT.format, /rans block: step NaN is not a positive finite f32/);
+  // A changed renormalization byte decodes to other levels and cannot end in the writer's start state.
+  await assertAllRefuse(withStream(tiny, (s) => { s[r.offset + r.bytes - 1] ^= 0x5a; }), EXIT.format, /rans block: (the coder ends in state|the bytes end before|\d+ bytes after)/);
 });
 
 test('rule: the document inflates to at most 10^8 bytes, with nothing after the zlib stream, nesting at most 40 levels', async () => {
