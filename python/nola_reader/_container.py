@@ -1,9 +1,10 @@
 """Reading a NOLA file (docs/FORMAT.md): the safetensors container, the envelope and the document
-(versions 1 and 2), and every layer's coefficient blocks decoded to float64.
+(versions 1, 2 and 3), and every layer's coefficient blocks decoded to float64.
 
 Block decoding is table-driven: CODECS maps a storage mode to (bytes of codes, bytes of scales, decode);
 a new mode is one entry there.
 """
+import functools
 import hashlib
 import json
 import struct
@@ -20,6 +21,29 @@ MAX_HEADER_BYTES = 100_000_000
 MAX_RICE_K = 24
 MAX_LEVEL = 2 ** 30
 MAX_SEGMENTS = 1024
+VERSIONS = (1, 2, 3)
+RANS_VERSION = 3  # the first format_version that holds rans blocks
+# docs/FORMAT.md "rANS blocks": R_p, the 24-bit fixed-point exp(-1/(2u^2)), u = 2^((p - 24)/8) (normative).
+RANS_R = (
+    0, 0, 0, 0, 2, 24, 205, 1239,
+    5628, 20098, 58611, 144164, 307285, 580675, 991630, 1555205,
+    2270549, 3121236, 4078822, 5108034, 6171993, 7236411, 8272320, 9257354,
+    10175896, 11018477, 11780768, 12462448, 13066109, 13596300, 14058751, 14459778,
+    14805841, 15103247, 15357953, 15575456, 15760736, 15918242, 16051906, 16165172,
+    16261035, 16342086, 16410554, 16468351, 16517109, 16558222, 16592872, 16622066,
+    16646655, 16667359, 16684790, 16699461, 16711808, 16722197, 16730939, 16738293,
+    16744480, 16749684, 16754062, 16757743, 16760840, 16763444, 16765635, 16767477,
+    16769026, 16770329, 16771424, 16772346, 16773120, 16773772, 16774320, 16774781,
+    16775168, 16775494, 16775768, 16775998, 16776192, 16776355, 16776492, 16776607,
+    16776704, 16776785, 16776854, 16776912, 16776960, 16777001, 16777035, 16777064,
+    16777088, 16777108, 16777125, 16777140, 16777152, 16777162, 16777171, 16777178,
+)
+RANS_P_MAX = len(RANS_R) - 1  # 95
+RANS_HEADER = 9               # f32 step, u8 p, u32 state
+RANS_M_BITS = 16              # frequencies out of M = 2^16
+RANS_LOW = 1 << 23            # the state stays in [2^23, 2^31); the writer starts (and a block ends) at 2^23
+RANS_HIGH = 1 << 31
+RANS_MAX_L = 4095
 BASES = ('uniform', 'orthogonal', 'orthogonal-components')
 LAYER_FIELDS = ['name', 'style', 'kind', 'shape_A', 'd_out', 'rank', 'alpha', 'scale', 'basis', 'seed_A', 'seed_B',
                 'num_basis_A', 'num_basis_B', 'quant_A', 'quant_B', 'error', 'error_expanded']
@@ -146,6 +170,75 @@ def _decode_rice(codes, scales, count):
     return q * step
 
 
+@functools.lru_cache(maxsize=None)
+def rans_model(p):
+    """The model for p (FORMAT.md, integer arithmetic only): (L, f, C) with f[j], C[j] the frequency and the
+    cumulative frequency of level j - L, j = 0 .. 2L (tuples of ints; f sums to 2^16, every f >= 1)."""
+    w, c = [1 << 24], RANS_R[p]
+    r2 = (c * c) >> 24
+    while len(w) <= RANS_MAX_L:  # w_{q+1} for q = len(w) - 1 = 0, 1, ..., 4094 at most
+        nxt = (w[-1] * c) >> 24
+        if nxt == 0:
+            break
+        w.append(nxt)
+        c = (c * r2) >> 24
+    L = len(w) - 1
+    n, m = 2 * L + 1, 1 << RANS_M_BITS
+    total = w[0] + 2 * sum(w[1:])
+    f = [1 + (w[abs(q)] * (m - n)) // total for q in range(-L, L + 1)]
+    f[L] += m - sum(f)
+    C = [0] * n
+    for j in range(1, n):
+        C[j] = C[j - 1] + f[j - 1]
+    return L, tuple(f), tuple(C)
+
+
+@functools.lru_cache(maxsize=16)
+def _rans_slots(p):
+    """slot[s] = j, the level index with C[j] <= s < C[j] + f[j], for every s in [0, 2^16) (a list: indexing
+    it is the fastest lookup plain Python has; [j] * f[j] shares one int object per level)."""
+    _, f, _ = rans_model(p)
+    slot = []
+    for j, fj in enumerate(f):
+        slot += [j] * fj
+    return slot
+
+
+def _decode_rans(codes, scales, count):
+    if len(codes) < RANS_HEADER:
+        raise FormatError(f'rans block shorter than its {RANS_HEADER}-byte header')
+    step = float(np.frombuffer(codes[:4], '<f4')[0])
+    p = codes[4]
+    x = int.from_bytes(codes[5:9], 'little')
+    if not (step > 0 and np.isfinite(step)):
+        raise FormatError(f'rans block: step {step} out of range')
+    if p > RANS_P_MAX:
+        raise FormatError(f'rans block: model p {p} out of range (0..{RANS_P_MAX})')
+    if not RANS_LOW <= x < RANS_HIGH:
+        raise FormatError(f'rans block: state {x} outside [2^23, 2^31)')
+    L, f, C = rans_model(p)
+    slot = _rans_slots(p)
+    block = bytes(codes)
+    out = [0] * count
+    at, i = RANS_HEADER, 0
+    try:
+        for i in range(count):
+            s = x & 0xFFFF
+            j = slot[s]
+            out[i] = j
+            x = f[j] * (x >> 16) + s - C[j]
+            while x < 8388608:  # RANS_LOW
+                x = (x << 8) | block[at]  # IndexError: no byte left
+                at += 1
+    except IndexError:
+        raise FormatError(f'rans block: the renormalization bytes run out at value {i} of {count}') from None
+    if x != RANS_LOW:
+        raise FormatError(f'rans block: ends in state {x}, not the starting state 2^23')
+    if at != len(block):
+        raise FormatError(f'rans block: bytes after the last value ({len(block) - at} unread)')
+    return (np.array(out, np.int64) - L) * step
+
+
 def _int_sizes(bits):
     return lambda n, seg: ((n * bits + 7) // 8, 2 * ((n + GROUP - 1) // GROUP))
 
@@ -157,19 +250,24 @@ CODECS = {
     'bf16': (lambda n, seg: (2 * n, 0), _decode_float('bf16')),
     **{f'int{b}': (_int_sizes(b), _decode_int(b)) for b in (8, 6, 5, 4, 3, 2)},
     'rice': (lambda n, seg: (seg[2], 0), _decode_rice),
+    'rans': (lambda n, seg: (seg[2], 0), _decode_rans),
 }
-SINGLE_MODES = [m for m in CODECS if m != 'rice']
+# Blocks that state their byte length (["rice" | "rans", count, bytes]) and the least bytes their header takes.
+BLOCK_MIN_BYTES = {'rice': 5, 'rans': RANS_HEADER}
+SINGLE_MODES = [m for m in CODECS if m not in BLOCK_MIN_BYTES]
 
 
 def segments(spec, count, where):
-    """A factor's storage: one mode, or 1..MAX_SEGMENTS segments [mode, count] / ["rice", count, bytes] summing to count."""
+    """A factor's storage: one mode, or 1..MAX_SEGMENTS segments [mode, count] / ["rice" | "rans", count, bytes]
+    summing to count."""
     if isinstance(spec, str):
         if spec not in SINGLE_MODES:
             raise FormatError(f'{where}: unknown storage mode {spec!r}')
         return [(spec, count)]
     ok = isinstance(spec, list) and 1 <= len(spec) <= MAX_SEGMENTS and all(
         isinstance(s, list) and len(s) >= 2 and s[0] in CODECS and isinstance(s[1], int) and s[1] >= 1
-        and (len(s) == 3 and isinstance(s[2], int) and s[2] >= 5 if s[0] == 'rice' else len(s) == 2) for s in spec)
+        and (len(s) == 3 and isinstance(s[2], int) and s[2] >= BLOCK_MIN_BYTES[s[0]] if s[0] in BLOCK_MIN_BYTES else len(s) == 2)
+        for s in spec)
     if not ok or sum(s[1] for s in spec) != count:
         raise FormatError(f'{where}: bad storage segments {json.dumps(spec)} for {count} coefficients')
     return [tuple(s) for s in spec]
@@ -227,6 +325,16 @@ def _check_layer(e, where):
             raise FormatError(f'{where}: {f} must be F64, F32, F16 or BF16')
 
 
+def _check_block_kinds(e, version, where):
+    """rans blocks exist from format_version 3 on: a version-1 or version-2 file that holds one is refused."""
+    if version >= RANS_VERSION:
+        return
+    for f in 'AB':
+        spec = e.get('quant_' + f)
+        if isinstance(spec, list) and any(isinstance(s, list) and s[:1] == ['rans'] for s in spec):
+            raise FormatError(f'{where}: factor {f} holds a rans segment, which needs format_version {RANS_VERSION} (this file states {version})')
+
+
 def read_nola(path):
     """The NOLA file as {'family', 'file', 'metadata', 'config', 'layers': [...], 'passthrough': [(name, dtype, shape, bytes)]}.
     Each layer is a dict with version-1 field names plus 'coeffs_A' / 'coeffs_B' (float64)."""
@@ -237,8 +345,8 @@ def read_nola(path):
     if not isinstance(env, dict):
         raise FormatError(f'{path}: "nola" metadata is not a JSON object')
     version = env.get('format_version')
-    if env.get('generator') != GENERATOR or version not in (1, 2):
-        raise FormatError(f'{path}: format_version {version!r} / generator {env.get("generator")!r} not supported (this reader knows 1 and 2, {GENERATOR})')
+    if env.get('generator') != GENERATOR or isinstance(version, bool) or version not in VERSIONS:
+        raise FormatError(f'{path}: format_version {version!r} / generator {env.get("generator")!r} not supported (this reader knows 1, 2 and 3, {GENERATOR})')
 
     def raw(name, what):
         t = tens.get(name)
@@ -246,7 +354,7 @@ def read_nola(path):
             raise FormatError(f'{path}: {what} tensor {name!r} missing')
         return t
 
-    if version == 2:
+    if version in (2, 3):
         dname = env.get('document')
         dt = raw(dname, 'document')
         if dt[0] != 'U8':
@@ -288,6 +396,7 @@ def read_nola(path):
                 e['alpha'] = r['alpha']
             where = f'{path}: layer {name!r}'
             _check_layer(e, where)
+            _check_block_kinds(e, version, where)
             for f in 'AB':
                 nc, ns = block_sizes(e['quant_' + f], e['num_basis_' + f], where)
                 codes, scales = stream[at:at + nc], stream[at + nc:at + nc + ns]
@@ -304,6 +413,7 @@ def read_nola(path):
         for e in layers:
             where = f'{path}: layer {e.get("name")!r}'
             _check_layer(e, where)
+            _check_block_kinds(e, version, where)
             for f in 'AB':
                 codes = raw(e['coeffs_' + f], 'coefficient')[2]
                 scales = raw(e['scales_' + f], 'scale')[2] if ('scales_' + f) in e else b''

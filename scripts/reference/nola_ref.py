@@ -4,7 +4,7 @@
 Written from the specification in docs/FORMAT.md, not from the TypeScript code:
   - a minimal safetensors reader,
   - generator lowbias32-v1, the uniform and orthogonal bases,
-  - coefficient dequantization,
+  - coefficient dequantization (fixed-size modes, rice and rans blocks),
   - layer reconstruction and relative errors,
   - a dense least-squares ALS fit (the "dense-Gram ALS reference").
 
@@ -178,7 +178,7 @@ GROUP = 64
 
 
 def segments(spec, count):
-    """A factor's quantization: one mode, or consecutive segments [mode, count] / ["rice", count, bytes] summing to count."""
+    """A factor's quantization: one mode, or consecutive segments [mode, count] / ["rice" | "rans", count, bytes] summing to count."""
     if isinstance(spec, str):
         return [(spec, count)]
     if count == 0:  # a layer that stores nothing
@@ -206,12 +206,89 @@ def decode_rice(block, count):
     return q * step
 
 
+# docs/FORMAT.md "rANS blocks": R_p = round(2^24 exp(-2^(-1 - (p - 24)/4))); the table is normative.
+RANS_R = [
+    0, 0, 0, 0, 2, 24, 205, 1239,
+    5628, 20098, 58611, 144164, 307285, 580675, 991630, 1555205,
+    2270549, 3121236, 4078822, 5108034, 6171993, 7236411, 8272320, 9257354,
+    10175896, 11018477, 11780768, 12462448, 13066109, 13596300, 14058751, 14459778,
+    14805841, 15103247, 15357953, 15575456, 15760736, 15918242, 16051906, 16165172,
+    16261035, 16342086, 16410554, 16468351, 16517109, 16558222, 16592872, 16622066,
+    16646655, 16667359, 16684790, 16699461, 16711808, 16722197, 16730939, 16738293,
+    16744480, 16749684, 16754062, 16757743, 16760840, 16763444, 16765635, 16767477,
+    16769026, 16770329, 16771424, 16772346, 16773120, 16773772, 16774320, 16774781,
+    16775168, 16775494, 16775768, 16775998, 16776192, 16776355, 16776492, 16776607,
+    16776704, 16776785, 16776854, 16776912, 16776960, 16777001, 16777035, 16777064,
+    16777088, 16777108, 16777125, 16777140, 16777152, 16777162, 16777171, 16777178,
+]
+RANS_MODELS = {}  # p -> (L, f, C): 96 models at most
+RANS_SLOTS = {}   # p -> the 2^16-entry slot table of model p, built on first use (at most 96 x 512 KB)
+
+
+def rans_model(p):
+    """The discretized-Gaussian model p: L, and the frequencies f and cumulative frequencies C (lists indexed
+    by level + L) out of M = 2^16. Integer arithmetic only, as FORMAT.md states it."""
+    if p not in RANS_MODELS:
+        w, c = [1 << 24], RANS_R[p]
+        r2 = (c * c) >> 24
+        while len(w) <= 4095:
+            nxt = (w[-1] * c) >> 24
+            if nxt == 0:
+                break
+            w.append(nxt)
+            c = (c * r2) >> 24
+        L = len(w) - 1
+        n, M = 2 * L + 1, 1 << 16
+        W = w[0] + 2 * sum(w[1:])
+        f = [1 + (w[abs(q)] * (M - n)) // W for q in range(-L, L + 1)]
+        f[L] += M - sum(f)
+        C = np.concatenate([[0], np.cumsum(f)[:-1]]).tolist()
+        RANS_MODELS[p] = (L, f, C)
+    return RANS_MODELS[p]
+
+
+def decode_rans(block, count):
+    """rANS block (docs/FORMAT.md): f32 step, u8 p, u32 state, then the renormalization bytes. Sequential
+    (rANS does not vectorize): a 2^16-entry slot table per model, plain int arithmetic in the loop."""
+    refuse(len(block) >= 9, 'rans block of %d bytes, shorter than its 9-byte header' % len(block))
+    step = float(np.frombuffer(block[:4], '<f4')[0])
+    p = block[4]
+    x = int.from_bytes(block[5:9], 'little')
+    refuse(step > 0 and np.isfinite(step), 'rans block: step %r is not finite and > 0' % step)
+    refuse(p <= 95, 'rans block: model p = %d above 95' % p)
+    refuse((1 << 23) <= x < (1 << 31), 'rans block: state %d outside [2^23, 2^31)' % x)
+    L, f, C = rans_model(p)
+    if p not in RANS_SLOTS:  # level + L of each s in [0, 2^16); [v] * f[v] shares one int object per level
+        slot = []
+        for v, fv in enumerate(f):
+            slot += [v] * fv
+        RANS_SLOTS[p] = slot
+    slot = RANS_SLOTS[p]
+    block = bytes(block)
+    j = [0] * count
+    at, n, i = 9, len(block), 0
+    try:
+        for i in range(count):
+            s = x & 0xFFFF
+            v = slot[s]
+            j[i] = v
+            x = f[v] * (x >> 16) + s - C[v]
+            while x < 8388608:  # 2^23
+                x = (x << 8) | block[at]  # IndexError: no byte left
+                at += 1
+    except IndexError:
+        raise ValueError('rans block: the renormalization runs out of bytes at value %d of %d' % (i, count)) from None
+    refuse(x == 1 << 23, 'rans block: ends in state %d, not 2^23' % x)
+    refuse(at == n, 'rans block: bytes after the last value (%d unread)' % (n - at))
+    return (np.array(j, np.int64) - L) * step
+
+
 def block_sizes(count, spec):
     """Bytes of the codes and of the f16 scales of `count` coefficients stored as `spec`."""
     codes = scales = 0
     for seg in segments(spec, count):
         mode, n = seg[0], seg[1]
-        if mode == 'rice':
+        if mode in ('rice', 'rans'):
             codes += seg[2]
         elif mode in ('f32', 'f16', 'bf16'):
             codes += n * (4 if mode == 'f32' else 2)
@@ -227,7 +304,12 @@ def dequantize_spec(spec, count, codes, scales):
     for seg in segments(spec, count):
         mode, n = seg[0], seg[1]
         nc, ns = block_sizes(n, [list(seg)])
-        out.append(decode_rice(codes[c:c + nc], n) if mode == 'rice' else dequantize(mode, n, codes[c:c + nc], scales[s:s + ns]))
+        if mode == 'rice':
+            out.append(decode_rice(codes[c:c + nc], n))
+        elif mode == 'rans':
+            out.append(decode_rans(codes[c:c + nc], n))
+        else:
+            out.append(dequantize(mode, n, codes[c:c + nc], scales[s:s + ns]))
         c, s = c + nc, s + ns
     assert c == len(codes) and s == len(scales)
     return np.concatenate(out)
@@ -256,7 +338,7 @@ def only_keys(obj, known, where):
     refuse(not extra, '%s has unknown key %r' % (where, extra[:1]))
 
 
-def check_ranks(e):
+def check_ranks(e, version):
     refuse(1 <= e['rank'] <= e['source_rank'], 'layer %s: rank %s above source rank %s' % (e['name'], e['rank'], e['source_rank']))
     refuse(e['source_rank'] <= min(e['d_in'], e['d_out']), 'layer %s: source rank above min(d_in, d_out)' % e['name'])
     for f in 'AB':
@@ -264,10 +346,13 @@ def check_ranks(e):
         for seg in ([] if isinstance(q, str) else q):
             if seg[0] == 'rice':
                 refuse(seg[2] >= 5 + -(-seg[1] // 8), 'layer %s: rice segment of %d values in %d bytes' % (e['name'], seg[1], seg[2]))
+            if seg[0] == 'rans':
+                refuse(version >= 3, 'layer %s: a rans segment in a version-%s file (rans blocks need version 3)' % (e['name'], version))
+                refuse(seg[2] >= 9, 'layer %s: rans segment of %d values in %d bytes' % (e['name'], seg[1], seg[2]))
 
 
 def load_nola(path):
-    """The layers of a NOLA file (version 1 or 2) as dicts with version-1 field names, each with
+    """The layers of a NOLA file (version 1, 2 or 3) as dicts with version-1 field names, each with
     'coeffs_A' / 'coeffs_B' holding the dequantized coefficients (float64 arrays)."""
     import hashlib
     import zlib
@@ -275,18 +360,20 @@ def load_nola(path):
     refuse(meta is not None and set(meta) == {'nola'}, '__metadata__ of a NOLA file holds only "nola"')
     env = json.loads(meta['nola'])
     refuse(env.get('generator') == 'lowbias32-v1', 'unknown generator')
-    if env['format_version'] == 1:
+    if env.get('format_version') == 1 and not isinstance(env['format_version'], bool):
         only_keys(env, V1_DOC_KEYS, 'the document')
         only_keys(env['source'], SOURCE_KEYS, '"source"')
         layers = env['layers']
         for e in layers:
             only_keys(e, V1_LAYER_KEYS, 'layer')
-            check_ranks(e)
+            check_ranks(e, 1)
             for f in 'AB':
                 scales = tens[e['scales_' + f]][2] if ('scales_' + f) in e else b''
                 e['coeffs_' + f] = dequantize(e['quant_' + f], e['num_basis_' + f], tens[e['coeffs_' + f]][2], scales)
         return layers
-    refuse(env == {'format_version': 2, 'generator': 'lowbias32-v1', 'document': 'nola.document'}, 'bad envelope %r' % env)
+    version = env.get('format_version')
+    refuse(version in (2, 3) and not isinstance(version, bool)
+           and env == {'format_version': version, 'generator': 'lowbias32-v1', 'document': 'nola.document'}, 'bad envelope %r' % env)
     z = zlib.decompressobj()
     text = z.decompress(tens[env['document']][2], MAX_DOCUMENT_BYTES + 1)
     refuse(len(text) <= MAX_DOCUMENT_BYTES and not z.unconsumed_tail, 'document inflates past 10^8 bytes')
@@ -319,7 +406,7 @@ def load_nola(path):
         e['source_rank'] = e['shape_A'][0]
         e['d_in'] = int(np.prod(e['shape_A'][1:]))
         e['source_scale'] = e['scale']
-        check_ranks(e)
+        check_ranks(e, version)
         for f in 'AB':
             n_codes, n_scales = block_sizes(e['num_basis_' + f], e['quant_' + f])
             codes = stream[at:at + n_codes]
