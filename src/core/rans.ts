@@ -131,6 +131,8 @@ export function ransBytesEstimate(levels: Int32Array): number {
   return chooseModel(levels)?.bytes ?? Infinity;
 }
 
+let scratch = new Uint8Array(0);
+
 /**
  * The rans block of `levels` at `step` (an f32 value) under model p (default: the one of the fewest
  * bytes), or undefined where the model (or no model) covers them.
@@ -140,8 +142,9 @@ export function encodeRans(levels: Int32Array, step: number, p: number | undefin
   const { L, freq, cum } = ransModel(p);
   for (let i = 0; i < levels.length; i++) if (Math.abs(levels[i]) > L) return undefined;
   // Renormalization bytes are emitted last-first: fill a scratch buffer from its end. A level costs
-  // at most 16 bits (f ≥ 1), so 2 bytes a level always suffice.
-  const scratch = new Uint8Array(2 * levels.length + 4);
+  // at most 16 bits (f ≥ 1), so 2 bytes a level always suffice. The buffer is kept for the next
+  // block (one per thread, grown as needed) rather than allocated per block.
+  if (scratch.length < 2 * levels.length + 4) scratch = new Uint8Array(2 * levels.length + 4);
   let at = scratch.length;
   let x = LOW;
   for (let i = levels.length - 1; i >= 0; i--) {

@@ -95,18 +95,17 @@ export function encodeRice(values: ArrayLike<number>, requestedStep: number): { 
 
 /** The block of `levels` at `step` (an f32 value) with parameter k and `size` bytes (both from bestRiceK). */
 export function encodeRiceLevels(levels: Int32Array, step: number, k: number, size: number): Uint8Array {
-  const z = zigzagAll(levels);
   const out = new Uint8Array(size);
   new DataView(out.buffer).setFloat32(0, step, true);
   out[4] = k;
-  const n = z.length;
+  const n = levels.length;
   const mask = k === 0 ? 0 : (2 ** k - 1) >>> 0;
   // Remainders, k bits each, least significant first: an accumulator flushed a byte at a time
   // (after a flush fewer than 8 bits are pending and k ≤ 24, so it never exceeds 32 bits).
   let at = RICE_HEADER_BYTES, acc = 0, pending = 0;
   if (k > 0) {
     for (let i = 0; i < n; i++) {
-      acc = (acc | ((z[i] & mask) << pending)) >>> 0;
+      acc = (acc | ((zigzag(levels[i]) & mask) << pending)) >>> 0;
       pending += k;
       while (pending >= 8) { out[at++] = acc & 0xff; acc >>>= 8; pending -= 8; }
     }
@@ -115,7 +114,7 @@ export function encodeRiceLevels(levels: Int32Array, step: number, k: number, si
   // Unary quotients: q zero bits then a one bit; the buffer starts zeroed, so only the ones are set.
   let bit = at * 8;
   for (let i = 0; i < n; i++) {
-    bit += z[i] >>> k;
+    bit += zigzag(levels[i]) >>> k;
     out[Math.floor(bit / 8)] |= 1 << (bit & 7);
     bit += 1;
   }
