@@ -8,7 +8,7 @@ every rice block of each file is decoded by the numpy reference reader (scripts/
 written from docs/FORMAT.md) to its integer levels, and those same levels (same quantizer, same
 error, no re-allocation) are priced four ways:
 
-  rice       the block's bytes as stored, less its 5-byte header (what nola pays today);
+  rice       the block's bytes as stored, less its 5-byte header (what a version-2 file pays);
   geometric  a static two-sided geometric model on the zigzagged levels, its parameter the block's
              maximum-likelihood one (the source Rice codes are made for);
   gaussian   a static discretized Gaussian p(q) = Φ((q+½)/u) − Φ((q−½)/u), u = σ/Δ the best of a
@@ -24,7 +24,9 @@ error, no re-allocation) are priced four ways:
              grid of steps) and applied to each block at its stored bits per value. An estimate
              from a simulation, since the file does not hold the values before rounding.
 
-Prints one line per file. A measurement, not a coder: nothing is encoded, nothing written.
+Prints one line per file. A measurement, not a coder: nothing is encoded, nothing written. It reads
+rice blocks only: run it on version-2 files (`nola compress --format-version 2`); the default
+(version 3) already stores most blocks as rans blocks, the "gaussian" line of this script built.
 """
 import math
 import os

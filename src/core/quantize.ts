@@ -75,7 +75,8 @@ export function quantSegments(spec: QuantSpec, count: number): QuantSegment[] {
   let total = 0;
   for (const seg of spec as ReadonlyArray<unknown[]>) {
     const fixed = Array.isArray(seg) && seg.length === 2 && QUANT_MODES.includes(seg[0] as QuantMode);
-    const header = Array.isArray(seg) ? ({ rice: RICE_HEADER_BYTES, rans: RANS_HEADER_BYTES } as Record<string, number>)[seg[0] as string] : undefined;
+    const kind = Array.isArray(seg) ? seg[0] : undefined;
+    const header = kind === 'rice' ? RICE_HEADER_BYTES : kind === 'rans' ? RANS_HEADER_BYTES : undefined;
     const entropy = header !== undefined && seg.length === 3 && Number.isInteger(seg[2]) && (seg[2] as number) >= header && (seg[2] as number) <= 0x7fffffff;
     if (!(fixed || entropy) || !Number.isInteger(seg[1]) || (seg[1] as number) < 1) {
       throw new FormatError(`quantization segment ${JSON.stringify(seg)} is not [mode, count ≥ 1], ["rice", count ≥ 1, bytes ≥ ${RICE_HEADER_BYTES}] or ["rans", count ≥ 1, bytes ≥ ${RANS_HEADER_BYTES}]`);
