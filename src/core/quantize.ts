@@ -132,6 +132,11 @@ export interface QuantizedBlock {
   readonly codes: Uint8Array;
   /** Int modes: one little-endian f16 scale per group. Float modes: empty. */
   readonly scales: Uint8Array;
+  /**
+   * Entropy-coded blocks: the code bytes had every block been a rice block (what the search's Rice
+   * model predicts; equal to codes.length without rans). Absent for the fixed-size modes.
+   */
+  readonly riceBytes?: number;
 }
 
 /** Bits of one stored code (32, 16 or b), not counting the int modes' per-group scales. */
@@ -185,7 +190,8 @@ export function quantize(values: ArrayLike<number>, spec: QuantRequest, options:
     const coded = steps.map((step, i) => encodeEntropy(part(i), step, rans === true));
     const mode: QuantSegment[] = coded.map((b) => [b.kind, len, b.bytes.length] as const);
     const blocks = coded.map((b) => b.bytes);
-    return { mode, count: values.length, codes: blocks.length === 1 ? blocks[0] : concat(blocks), scales: new Uint8Array(0) };
+    const riceBytes = coded.reduce((acc, b) => acc + b.riceBytes, 0);
+    return { mode, count: values.length, codes: blocks.length === 1 ? blocks[0] : concat(blocks), scales: new Uint8Array(0), riceBytes };
   }
   const parts: QuantizedBlock[] = [];
   let at = 0;
@@ -202,16 +208,16 @@ export function quantize(values: ArrayLike<number>, spec: QuantRequest, options:
  * One block of levels at `requestedStep` (rounded to f32 first): the rice block, or with `rans` the
  * rans block where it is shorter (estimated from the levels' histogram, then compared as coded).
  */
-function encodeEntropy(values: ArrayLike<number>, requestedStep: number, rans: boolean): { kind: EntropyCoding; bytes: Uint8Array } {
+function encodeEntropy(values: ArrayLike<number>, requestedStep: number, rans: boolean): { kind: EntropyCoding; bytes: Uint8Array; riceBytes: number } {
   const step = Math.fround(requestedStep);
   if (!(step > 0) || !Number.isFinite(step)) throw new NumericError(`rice step must be a positive finite f32, got ${requestedStep}`);
   const levels = riceLevels(values, step);
   const rice = bestRiceK(levels);
   if (rans && ransBytesEstimate(levels) < rice.bytes) {
     const block = encodeRans(levels, step);
-    if (block !== undefined && block.length < rice.bytes) return { kind: 'rans', bytes: block };
+    if (block !== undefined && block.length < rice.bytes) return { kind: 'rans', bytes: block, riceBytes: rice.bytes };
   }
-  return { kind: 'rice', bytes: encodeRiceLevels(levels, step, rice.k, rice.bytes) };
+  return { kind: 'rice', bytes: encodeRiceLevels(levels, step, rice.k, rice.bytes), riceBytes: rice.bytes };
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -63,6 +63,15 @@ export function settingsBytes(s: LayerSettings): number {
   return quantizedBytes(s.k, s.quantA) + quantizedBytes(s.l, s.quantB);
 }
 
+/**
+ * The layer's bytes had its entropy-coded blocks all been rice blocks: what the Rice model's
+ * predictions are compared with (rans blocks are ~2% shorter, which the model does not price).
+ */
+function riceEquivalentBytes(layer: CompressedLayer): number {
+  const delta = (b: CompressedLayer['blockA']): number => (b.riceBytes === undefined ? 0 : b.riceBytes - b.codes.length);
+  return settingsBytes(layer.settings) + delta(layer.blockA) + delta(layer.blockB);
+}
+
 /** The error that matters for a bound: what the user gets after expanding, or the NOLA reconstruction if worse. */
 export function boundError(layer: CompressedLayer): number {
   return Math.max(layer.error, layer.deliveredError);
@@ -153,7 +162,7 @@ function searchRice(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrate
   let best: CompressedLayer | undefined;
   let closest: CompressedLayer | undefined;
   for (const { rank, layout, bytes } of candidates) {
-    if (best !== undefined && bytes >= settingsBytes(best.settings) * (1 + RANK_SLACK)) break;
+    if (best !== undefined && bytes >= riceEquivalentBytes(best) * (1 + RANK_SLACK)) break;
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
     const { best: rankBest, closest: rankClosest } = landOnBound(fitter, layout, target, spec, rank, maxError, strategy.rans === true);
     if (closest === undefined || boundError(rankClosest) < boundError(closest)) closest = rankClosest;
