@@ -14,6 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO } from '../cli/cli-helpers.js';
 
@@ -25,21 +26,13 @@ const NO_NUMPY = 'python3 with numpy not found: the Python readers are not check
 /** R_p = round(2^24 · exp(−2^(−1 − (p − 24)/4))), FORMAT.md's formula, in float64 (the table is normative). */
 const RANS_R = Array.from({ length: 96 }, (_, p) => Math.round(2 ** 24 * Math.exp(-(2 ** (-1 - (p - 24) / 4)))));
 
-/** FORMAT.md's table, as printed there. */
-const FORMAT_TABLE = [
-  0, 0, 0, 0, 2, 24, 205, 1239,
-  5628, 20098, 58611, 144164, 307285, 580675, 991630, 1555205,
-  2270549, 3121236, 4078822, 5108034, 6171993, 7236411, 8272320, 9257354,
-  10175896, 11018477, 11780768, 12462448, 13066109, 13596300, 14058751, 14459778,
-  14805841, 15103247, 15357953, 15575456, 15760736, 15918242, 16051906, 16165172,
-  16261035, 16342086, 16410554, 16468351, 16517109, 16558222, 16592872, 16622066,
-  16646655, 16667359, 16684790, 16699461, 16711808, 16722197, 16730939, 16738293,
-  16744480, 16749684, 16754062, 16757743, 16760840, 16763444, 16765635, 16767477,
-  16769026, 16770329, 16771424, 16772346, 16773120, 16773772, 16774320, 16774781,
-  16775168, 16775494, 16775768, 16775998, 16776192, 16776355, 16776492, 16776607,
-  16776704, 16776785, 16776854, 16776912, 16776960, 16777001, 16777035, 16777064,
-  16777088, 16777108, 16777125, 16777140, 16777152, 16777162, 16777171, 16777178,
-];
+/** FORMAT.md's table, read from the document itself (the first code block after "The model for p"). */
+const FORMAT_TABLE = ((): number[] => {
+  const doc = readFileSync(path.join(REPO, 'docs', 'FORMAT.md'), 'utf8');
+  const at = doc.indexOf('**The model for p**');
+  const open = doc.indexOf('```', at), close = doc.indexOf('```', open + 3);
+  return doc.slice(open + 3, close).split(',').map((t) => t.trim()).filter((t) => t !== '').map(Number);
+})();
 
 /**
  * The Python side: argv[1] the mode (roundtrip | refusals | tables | file), argv[2] scripts/reference;
