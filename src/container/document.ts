@@ -183,6 +183,12 @@ export function roundError(x: number): number {
   return Number(x.toPrecision(6));
 }
 
+/** The version a document's file states: the oldest that reads it (3 with a rans block, else 2). */
+export function documentVersion(layers: ReadonlyArray<Pick<NolaLayerEntry, 'quant_A' | 'quant_B'>>): number {
+  const rans = (q: QuantSpec): boolean => typeof q !== 'string' && q.some((seg) => seg[0] === 'rans');
+  return layers.some((e) => rans(e.quant_A) || rans(e.quant_B)) ? FORMAT_VERSION : FORMAT_VERSION_RICE;
+}
+
 /**
  * A document built by compress, as version 2 stores it (docs/FORMAT.md): `metadata`, the short JSON
  * of __metadata__["nola"] (version, generator, the document tensor's name), and `body`, the JSON the
@@ -192,12 +198,6 @@ export function roundError(x: number): number {
  * and d_in follow from shape_A, errors keep 6 significant digits, and error_expanded is null where it
  * equals error. Key order is fixed: the same document gives the same bytes.
  */
-/** The version a document's file states: the oldest that reads it (3 with a rans block, else 2). */
-export function documentVersion(layers: ReadonlyArray<Pick<NolaLayerEntry, 'quant_A' | 'quant_B'>>): number {
-  const rans = (q: QuantSpec): boolean => typeof q !== 'string' && q.some((seg) => seg[0] === 'rans');
-  return layers.some((e) => rans(e.quant_A) || rans(e.quant_B)) ? FORMAT_VERSION : FORMAT_VERSION_RICE;
-}
-
 export function serializeDocument(doc: NolaDocument): { metadata: string; body: string } {
   if (doc.coeffs === undefined) throw new Error('internal: serializeDocument needs a version-2 document (coeffs)');
   const styles: KeyStyle[] = [];

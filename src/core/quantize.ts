@@ -24,8 +24,8 @@
 import { QUANT_GROUP_SIZE } from './constants.js';
 import { bf16Bits, bf16Value, f16Bits, f16CeilBits, f16Value, roundHalfEven } from './half.js';
 import { FormatError, NumericError, UsageError } from '../errors.js';
-import { bestRiceK, decodeRice, encodeRiceLevels, RICE_HEADER_BYTES, riceLevels } from './rice.js';
-import { decodeRans, encodeRans, RANS_HEADER_BYTES, ransBytesEstimate } from './rans.js';
+import { bestRiceK, decodeRice, encodeRiceLevels, RICE_HEADER_BYTES, riceLevels, riceStep } from './rice.js';
+import { chooseRansModel, decodeRans, encodeRans, RANS_HEADER_BYTES } from './rans.js';
 
 export const QUANT_MODES = ['f32', 'f16', 'bf16', 'int8', 'int6', 'int5', 'int4', 'int3', 'int2'] as const;
 export type QuantMode = (typeof QUANT_MODES)[number];
@@ -209,12 +209,12 @@ export function quantize(values: ArrayLike<number>, spec: QuantRequest, options:
  * rans block where it is shorter (estimated from the levels' histogram, then compared as coded).
  */
 function encodeEntropy(values: ArrayLike<number>, requestedStep: number, rans: boolean): { kind: EntropyCoding; bytes: Uint8Array; riceBytes: number } {
-  const step = Math.fround(requestedStep);
-  if (!(step > 0) || !Number.isFinite(step)) throw new NumericError(`rice step must be a positive finite f32, got ${requestedStep}`);
+  const step = riceStep(requestedStep);
   const levels = riceLevels(values, step);
   const rice = bestRiceK(levels);
-  if (rans && ransBytesEstimate(levels) < rice.bytes) {
-    const block = encodeRans(levels, step);
+  const model = rans ? chooseRansModel(levels) : undefined;
+  if (model !== undefined && model.bytes < rice.bytes) {
+    const block = encodeRans(levels, step, model.p);
     if (block !== undefined && block.length < rice.bytes) return { kind: 'rans', bytes: block, riceBytes: rice.bytes };
   }
   return { kind: 'rice', bytes: encodeRiceLevels(levels, step, rice.k, rice.bytes), riceBytes: rice.bytes };

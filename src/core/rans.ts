@@ -98,9 +98,9 @@ export function maxRansMagnitude(): number {
 /**
  * The p of the fewest estimated bits for these levels among the models that cover their largest
  * |level|, searched around the levels' RMS (the model's u = 2^((p − 24)/8) levels), and that
- * estimate in bytes; undefined when no model covers them.
+ * estimate in bytes (the block's size within a byte or two); undefined when no model covers them.
  */
-function chooseModel(levels: Int32Array): { p: number; bytes: number } | undefined {
+export function chooseRansModel(levels: Int32Array): { p: number; bytes: number } | undefined {
   let maxAbs = 0, sum2 = 0;
   for (let i = 0; i < levels.length; i++) {
     const a = Math.abs(levels[i]);
@@ -113,11 +113,11 @@ function chooseModel(levels: Int32Array): { p: number; bytes: number } | undefin
   const rms = Math.sqrt(sum2 / Math.max(1, levels.length));
   const center = rms > 0 ? Math.round(24 + 8 * Math.log2(rms)) : 0;
   let best: { p: number; bytes: number } | undefined;
+  // L grows with p (R_p does), so every p from the first that covers maxAbs covers it.
   let lo = Math.max(0, center - 4);
   while (lo < MAX_RANS_P && ransModel(lo).L < maxAbs) lo++;
   for (let p = lo; p <= Math.min(MAX_RANS_P, Math.max(lo, center) + 4); p++) {
     const m = ransModel(p);
-    if (m.L < maxAbs) continue;
     let bits = 0;
     for (let v = -maxAbs; v <= maxAbs; v++) bits += hist[v + maxAbs] * m.bits[v + m.L];
     const bytes = RANS_HEADER_BYTES + Math.ceil(bits / 8);
@@ -126,18 +126,13 @@ function chooseModel(levels: Int32Array): { p: number; bytes: number } | undefin
   return best;
 }
 
-/** Estimated bytes of the rans block of these levels (its p's), or Infinity where no model covers them. */
-export function ransBytesEstimate(levels: Int32Array): number {
-  return chooseModel(levels)?.bytes ?? Infinity;
-}
-
 let scratch = new Uint8Array(0);
 
 /**
  * The rans block of `levels` at `step` (an f32 value) under model p (default: the one of the fewest
  * bytes), or undefined where the model (or no model) covers them.
  */
-export function encodeRans(levels: Int32Array, step: number, p: number | undefined = chooseModel(levels)?.p): Uint8Array | undefined {
+export function encodeRans(levels: Int32Array, step: number, p: number | undefined = chooseRansModel(levels)?.p): Uint8Array | undefined {
   if (p === undefined) return undefined;
   const { L, freq, cum } = ransModel(p);
   for (let i = 0; i < levels.length; i++) if (Math.abs(levels[i]) > L) return undefined;

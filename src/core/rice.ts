@@ -84,10 +84,16 @@ function bestK(z: Uint32Array): { k: number; bytes: number } {
   return best;
 }
 
-/** Encodes `values` at `step` (rounded to f32 first). Returns the block and the f32 step used. */
-export function encodeRice(values: ArrayLike<number>, requestedStep: number): { bytes: Uint8Array; step: number } {
+/** The f32 step a block stores for `requestedStep`; throws NumericError unless it is positive and finite. */
+export function riceStep(requestedStep: number): number {
   const step = Math.fround(requestedStep);
   if (!(step > 0) || !Number.isFinite(step)) throw new NumericError(`rice step must be a positive finite f32, got ${requestedStep}`);
+  return step;
+}
+
+/** Encodes `values` at `step` (rounded to f32 first). Returns the block and the f32 step used. */
+export function encodeRice(values: ArrayLike<number>, requestedStep: number): { bytes: Uint8Array; step: number } {
+  const step = riceStep(requestedStep);
   const levels = riceLevels(values, step);
   const { k, bytes } = bestRiceK(levels);
   return { bytes: encodeRiceLevels(levels, step, k, bytes), step };
