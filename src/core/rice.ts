@@ -43,32 +43,20 @@ function zigzag(q: number): number {
   return q >= 0 ? 2 * q : -2 * q - 1;
 }
 
-/** Zigzagged levels (each < 2^31, so unsigned 32-bit shifts and masks are exact on them). */
-function zigzagAll(levels: Int32Array): Uint32Array {
-  const z = new Uint32Array(levels.length);
-  for (let i = 0; i < levels.length; i++) z[i] = zigzag(levels[i]);
-  return z;
-}
-
-/** The k with the fewest bytes for these levels, and that size. */
-export function bestRiceK(levels: Int32Array): { k: number; bytes: number } {
-  return bestK(zigzagAll(levels));
-}
-
 /** Zigzagged levels below this are counted in a histogram; the few above it are summed directly. */
 const HISTOGRAM = 1024;
 
 /**
- * The k with the fewest bytes for zigzagged levels z, and that size: a block holds
- * 5 + ⌈n·k/8⌉ + ⌈(n + Σ ⌊z_i/2^k⌋)/8⌉ bytes. One pass builds a histogram of the small z, so every
- * k is then sized from the histogram (ties go to the smaller k, as a scan from k = 0 would).
+ * The k with the fewest bytes for these levels, and that size: with z_i their zigzags, a block
+ * holds 5 + ⌈n·k/8⌉ + ⌈(n + Σ ⌊z_i/2^k⌋)/8⌉ bytes. One pass builds a histogram of the small z, so
+ * every k is then sized from the histogram (ties go to the smaller k, as a scan from k = 0 would).
  */
-function bestK(z: Uint32Array): { k: number; bytes: number } {
-  const n = z.length;
+export function bestRiceK(levels: Int32Array): { k: number; bytes: number } {
+  const n = levels.length;
   const hist = new Float64Array(HISTOGRAM);
   const large: number[] = [];
   for (let i = 0; i < n; i++) {
-    const v = z[i];
+    const v = zigzag(levels[i]);
     if (v < HISTOGRAM) hist[v]++;
     else large.push(v);
   }
