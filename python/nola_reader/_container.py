@@ -204,7 +204,8 @@ def _rans_slots(p):
     return slot
 
 
-def _decode_rans(codes, scales, count):
+def _rans_header(codes):
+    """(step, p, state) of a rans block; FormatError where the header breaks FORMAT.md's rules."""
     if len(codes) < RANS_HEADER:
         raise FormatError(f'rans block shorter than its {RANS_HEADER}-byte header')
     step = float(np.frombuffer(codes[:4], '<f4')[0])
@@ -216,27 +217,129 @@ def _decode_rans(codes, scales, count):
         raise FormatError(f'rans block: model p {p} out of range (0..{RANS_P_MAX})')
     if not RANS_LOW <= x < RANS_HIGH:
         raise FormatError(f'rans block: state {x} outside [2^23, 2^31)')
+    return step, p, x
+
+
+def _rans_run(block, p, x, at, start, count, out):
+    """Decode values start .. count - 1 of a block from state x at byte `at`, appending the level indices to
+    `out`; returns (x, at) after the last value."""
     L, f, C = rans_model(p)
     slot = _rans_slots(p)
-    block = bytes(codes)
-    out = [0] * count
-    at, i = RANS_HEADER, 0
+    i = start
     try:
-        for i in range(count):
+        for i in range(start, count):
             s = x & 0xFFFF
             j = slot[s]
-            out[i] = j
+            out.append(j)
             x = f[j] * (x >> 16) + s - C[j]
             while x < 8388608:  # RANS_LOW
                 x = (x << 8) | block[at]  # IndexError: no byte left
                 at += 1
     except IndexError:
         raise FormatError(f'rans block: the renormalization bytes run out at value {i} of {count}') from None
+    return x, at
+
+
+def _rans_end(x, at, size):
     if x != RANS_LOW:
         raise FormatError(f'rans block: ends in state {x}, not the starting state 2^23')
-    if at != len(block):
-        raise FormatError(f'rans block: bytes after the last value ({len(block) - at} unread)')
-    return (np.array(out, np.int64) - L) * step
+    if at != size:
+        raise FormatError(f'rans block: bytes after the last value ({size - at} unread)')
+
+
+def _decode_rans(codes, scales, count):
+    step, p, x = _rans_header(codes)
+    block = bytes(codes)
+    out = []
+    x, at = _rans_run(block, p, x, RANS_HEADER, 0, count, out)
+    _rans_end(x, at, len(block))
+    return (np.array(out, np.int64) - rans_model(p)[0]) * step
+
+
+# Below this many blocks still being decoded, decode_rans_many finishes each block on its own (a numpy step
+# over few lanes costs more than the plain loop over them).
+LOCKSTEP_MIN_LANES = 48
+
+
+def decode_rans_many(blocks):
+    """Every (codes, count) rans block at once: a list of float64 arrays, or of the FormatError each block's
+    _decode_rans would raise. The same arithmetic as _decode_rans, run in lockstep over the blocks (one numpy
+    operation a step for all of them: rANS is sequential within a block, not across blocks), longest blocks
+    first so that the blocks still running are always a prefix."""
+    results = [None] * len(blocks)
+    lanes = []  # (count, index, step, p, x, block bytes)
+    for b, (codes, count) in enumerate(blocks):
+        try:
+            step, p, x = _rans_header(codes)
+        except FormatError as e:
+            results[b] = e
+            continue
+        lanes.append((count, b, step, p, x, bytes(codes)))
+    lanes.sort(key=lambda t: -t[0])
+    n = len(lanes)
+    if n == 0:
+        return results
+    models = sorted({t[3] for t in lanes})
+    slot_base, f_base, slots, fs, cs = {}, {}, [], [], []
+    for p in models:
+        _, f, C = rans_model(p)
+        slot_base[p], f_base[p] = len(slots) * 65536, sum(len(a) for a in fs)
+        slots.append(np.repeat(np.arange(len(f), dtype=np.int32), f))
+        fs.append(np.array(f, np.int64))
+        cs.append(np.array(C, np.int64))
+    slot_all, f_all, c_all = np.concatenate(slots), np.concatenate(fs), np.concatenate(cs)
+    counts = np.array([t[0] for t in lanes], np.int64)
+    starts = np.zeros(n + 1, np.int64)
+    starts[1:] = np.cumsum([len(t[5]) for t in lanes])
+    buf = np.frombuffer(b''.join(t[5] for t in lanes) + b'\0', np.uint8)
+    ptr = starts[:-1] + RANS_HEADER  # each lane's next byte in buf
+    end = starts[1:]
+    x = np.array([t[4] for t in lanes], np.int64)
+    mbase = np.array([slot_base[t[3]] for t in lanes], np.int64)
+    fbase = np.array([f_base[t[3]] for t in lanes], np.int64)
+    offs = np.zeros(n + 1, np.int64)
+    offs[1:] = np.cumsum(counts)
+    levels = np.zeros(int(offs[-1]), np.int32)  # level indices j (< 2^13)
+    failed_at = np.full(n, -1, np.int64)  # the value at which a lane's bytes ran out
+    active, i = n, 0
+    while True:
+        while active > 0 and counts[active - 1] <= i:
+            active -= 1
+        if active < LOCKSTEP_MIN_LANES:
+            break
+        xa = x[:active]
+        s = xa & 0xFFFF
+        j = slot_all[mbase[:active] + s]
+        levels[offs[:active] + i] = j
+        k = fbase[:active] + j
+        xa[:] = f_all[k] * (xa >> 16) + s - c_all[k]
+        for _ in range(2):  # from x >= 128 (f >= 1, x >= 2^23 before the step) two bytes reach 2^23
+            low = np.flatnonzero(xa < RANS_LOW)
+            if low.size == 0:
+                break
+            at = ptr[low]
+            out_of_bytes = at >= end[low]
+            if out_of_bytes.any():
+                lost = low[out_of_bytes]
+                failed_at[lost] = np.where(failed_at[lost] < 0, i, failed_at[lost])
+                at = np.minimum(at, len(buf) - 1)
+            xa[low] = (xa[low] << 8) | buf[at]
+            ptr[low] += 1
+        i += 1
+    for lane, (count, b, step, p, _, block) in enumerate(lanes):
+        try:
+            if failed_at[lane] >= 0:
+                raise FormatError(f'rans block: the renormalization bytes run out at value {failed_at[lane]} of {count}')
+            xl, at = int(x[lane]), int(ptr[lane] - starts[lane])
+            if lane < active:  # still running: finish it on its own
+                rest = []
+                xl, at = _rans_run(block, p, xl, at, i, count, rest)
+                levels[offs[lane] + i:offs[lane + 1]] = rest
+            _rans_end(xl, at, len(block))
+            results[b] = (levels[offs[lane]:offs[lane + 1]].astype(np.int64) - rans_model(p)[0]) * step
+        except FormatError as e:
+            results[b] = e
+    return results
 
 
 def _int_sizes(bits):
@@ -281,12 +384,15 @@ def block_sizes(spec, count, where):
     return codes, scales
 
 
-def decode_block(spec, count, codes, scales, where):
+def decode_block(spec, count, codes, scales, where, rans=None):
+    """A factor's coefficients (float64). `rans`, if given, decodes its rans segments in place of _decode_rans
+    (read_nola passes the blocks decode_rans_many decoded ahead)."""
     out, c, s = [], 0, 0
     for seg in segments(spec, count, where):
         nc, ns = CODECS[seg[0]][0](seg[1], seg)
+        decode = rans if rans is not None and seg[0] == 'rans' else CODECS[seg[0]][1]
         try:
-            out.append(CODECS[seg[0]][1](codes[c:c + nc], scales[s:s + ns], seg[1]))
+            out.append(decode(codes[c:c + nc], scales[s:s + ns], seg[1]))
         except FormatError as e:
             raise FormatError(f'{where}: {e}') from None
         c, s = c + nc, s + ns
@@ -375,7 +481,7 @@ def read_nola(path):
         if hashlib.sha256(stream).hexdigest() != doc['coeffs'].get('sha256'):
             raise FormatError(f'{path}: the coefficient tensor does not match the SHA-256 the file states (damaged or altered)')
         styles = doc['key_styles']
-        layers, at = [], 0
+        layers, at, factors = [], 0, []
         for i, row in enumerate(doc['layers']):
             if not isinstance(row, list) or len(row) != len(LAYER_FIELDS):
                 raise FormatError(f'{path}: layer {i} is not a row of {len(LAYER_FIELDS)} values')
@@ -403,10 +509,29 @@ def read_nola(path):
                 at += nc + ns
                 if at > len(stream):
                     raise FormatError(f'{path}: the coefficient stream is shorter than its layers')
-                e['coeffs_' + f] = decode_block(e['quant_' + f], e['num_basis_' + f], codes, scales, f'{where} factor {f}')
+                factors.append((e, f, codes, scales, f'{where} factor {f}'))
             layers.append(e)
         if at != len(stream):
             raise FormatError(f'{path}: the coefficient stream has {len(stream) - at} bytes no layer describes')
+        # The rans blocks of all layers decode together (decode_rans_many), then every factor in file order.
+        rans_blocks = []
+        for e, f, codes, scales, where in factors:
+            c = 0
+            for seg in segments(e['quant_' + f], e['num_basis_' + f], where):
+                nc = CODECS[seg[0]][0](seg[1], seg)[0]
+                if seg[0] == 'rans':
+                    rans_blocks.append((codes[c:c + nc], seg[1]))
+                c += nc
+        decoded = iter(decode_rans_many(rans_blocks))
+
+        def predecoded(codes, scales, count):
+            r = next(decoded)
+            if isinstance(r, FormatError):
+                raise r
+            return r
+
+        for e, f, codes, scales, where in factors:
+            e['coeffs_' + f] = decode_block(e['quant_' + f], e['num_basis_' + f], codes, scales, where, predecoded)
     else:
         doc = env
         layers = doc['layers']

@@ -147,6 +147,17 @@ if mode == 'roundtrip':
                               and np.array_equal(np.signbit(got), np.signbit(want)))
         res.append(row)
     out['cases'] = res
+    # nola_reader's lockstep decoder (decode_rans_many, what read_nola runs): every case at once, with 60
+    # Gaussian blocks of 1-3,000 values beside them so that the lockstep runs (it needs 48 blocks still
+    # decoding) and then ends, the longest blocks finishing one by one.
+    extra = [('extra', gaussian(rng, int(p), int(n)), int(p), f32(0.01)) for p, n in zip(rng.integers(20, 70, 60), rng.integers(1, 3000, 60))]
+    batch = [(encode(lv, p, st), lv, st) for _, lv, p, st in cases + extra]
+    many = reader.decode_rans_many([(b, len(lv)) for b, lv, _ in batch])
+    def exact(got, levels, step):
+        want = np.array(levels, np.int64) * np.float64(step)
+        return bool(isinstance(got, np.ndarray) and got.dtype == np.float64 and np.array_equal(got, want)
+                    and np.array_equal(np.signbit(got), np.signbit(want)))
+    out['lockstep'] = {'blocks': len(batch), 'exact': sum(exact(g, lv, st) for g, (_, lv, st) in zip(many, batch))}
     # Speed: one 100,000-value block at a typical p (decode only; best of 3).
     levels = gaussian(rng, 48, 100_000); block = encode(levels, 48, 0.01)
     speed = {}
@@ -190,6 +201,14 @@ elif mode == 'refusals':
                 row[rname] = ['unexpected ' + type(e).__name__, str(e)]
         res.append(row)
     out['cases'] = res
+    # The same blocks through nola_reader's lockstep decoder, at once and beside 60 good blocks longer than
+    # any of them (so the lockstep is still running where each refusal arises): the same refusals, word for
+    # word, as the one-block decoder, and the good blocks exact.
+    pads = [gaussian(rng, 40 + i % 20, 2100 + i) for i in range(60)]
+    many = reader.decode_rans_many([(b, c) for _, b, c, _ in cases] + [(encode(lv, 40 + i % 20, 0.5), len(lv)) for i, lv in enumerate(pads)])
+    for row, r in zip(res, many):
+        row['nola_reader lockstep'] = ['FormatError', str(r)] if isinstance(r, nola_reader.FormatError) else None
+    out['lockstep pads exact'] = sum(bool(np.array_equal(r, np.array(lv, np.int64) * 0.5)) for r, lv in zip(many[len(cases):], pads))
 elif mode == 'tables':
     res = {}
     for rname, mod in (('nola_reader', reader), ('nola_ref', ref)):
@@ -303,11 +322,12 @@ type Reader = typeof READERS[number];
 test('rans: both Python readers decode blocks made by a FORMAT.md encoder to exactly levels · step', (t) => {
   if (!numpy) return t.skip(NO_NUMPY);
   type Case = { name: string; count: number; bytes: number; p: number } & Record<Reader, boolean>;
-  const got = python<{ cases: Case[]; speed: Record<Reader, number> }>('roundtrip');
+  const got = python<{ cases: Case[]; speed: Record<Reader, number>; lockstep: { blocks: number; exact: number } }>('roundtrip');
   assert.ok(got.cases.length >= 15);
   for (const c of got.cases) {
     for (const r of READERS) assert.equal(c[r], true, `${c.name} (${c.count} values, p ${c.p}, ${c.bytes} bytes): ${r}`);
   }
+  assert.deepEqual(got.lockstep, { blocks: got.cases.length + 60, exact: got.cases.length + 60 }, 'decode_rans_many: every block exact');
   // All zeros at p = 0 (L = 0, f_0 = 2^16): nothing to renormalize, the block is its 9-byte header.
   assert.equal(got.cases.find((c) => c.name === 'zeros p=0')!.bytes, 9);
   for (const r of READERS) t.diagnostic(`${r}: ${Math.round(got.speed[r]).toLocaleString('en-US')} values/s decoding a 100,000-value block (p 48)`);
@@ -338,10 +358,12 @@ const ERROR_TYPE: Record<Reader, string> = { nola_reader: 'FormatError', nola_re
 
 test('rans: both Python readers refuse each corrupted block as FORMAT.md lists (short, step, p, state, bytes run out, end state, trailing bytes)', (t) => {
   if (!numpy) return t.skip(NO_NUMPY);
-  type Case = { name: string; kind: string | null } & Record<Reader, [string, string] | null>;
-  const got = python<{ cases: Case[] }>('refusals');
+  type Case = { name: string; kind: string | null; 'nola_reader lockstep': [string, string] | null } & Record<Reader, [string, string] | null>;
+  const got = python<{ cases: Case[]; 'lockstep pads exact': number }>('refusals');
   const kinds = new Set<string>();
+  assert.equal(got['lockstep pads exact'], 60, 'decode_rans_many: the good blocks beside the refused ones decode exactly');
   for (const c of got.cases) {
+    assert.deepEqual(c['nola_reader lockstep'], c.nola_reader, `${c.name}: decode_rans_many refuses it as the one-block decoder does`);
     for (const r of READERS) {
       const res = c[r];
       if (c.kind === null) {
