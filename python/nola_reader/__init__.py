@@ -25,7 +25,7 @@ from ._container import read_nola
 from ._dtypes import decode, encode
 from ._errors import FormatError, NolaError, NumericError, UsageError
 from ._plan import FAMILIES, file_order, plan_output, sha256_of
-from ._synth import synthesize
+from ._synth import component_seeds, full_selections, synthesize
 
 __all__ = ['load', 'Lora', 'NolaError', 'FormatError', 'NumericError', 'UsageError']
 __version__ = '0.1.0'
@@ -73,10 +73,53 @@ def _array(raw, dtype, shape, framework):
     return torch.from_numpy(a.copy())
 
 
-def _factors(nola, i, e, ratio):
+# Component bases whose selections (their Fisher–Yates shuffles) load() makes in one lockstep run: enough to
+# amortize numpy's cost per step, few enough to bound what is held ahead (an int64 index per entry).
+SELECTION_LANES = 256
+
+
+class _Selections:
+    """π of the orthogonal-components bases, made by full_selections ahead of the layers load() synthesizes
+    next, about SELECTION_LANES components at a time (grouped by length), each handed out once."""
+
+    def __init__(self, layers, use_order):
+        self.layers, self.order, self.ready = layers, use_order, {}
+
+    def of(self, i):
+        """{'A': rank × d_in, 'B': rank × d_out} for layer i; None unless its basis is orthogonal-components."""
+        if self.layers[i]['basis'] != 'orthogonal-components':
+            return None
+        if i not in self.ready:
+            self._make_ahead(self.order.index(i))
+        return self.ready.pop(i)
+
+    def _make_ahead(self, start):
+        window, lanes = [], 0
+        for i in self.order[start:]:
+            e = self.layers[i]
+            if e['basis'] == 'orthogonal-components' and i not in self.ready:
+                window.append(i)
+                lanes += 2 * e['rank']
+                if lanes >= SELECTION_LANES:
+                    break
+        by_length = {}
+        for i in window:
+            e = self.layers[i]
+            for f, d in (('A', e['d_in']), ('B', e['d_out'])):
+                by_length.setdefault(d, []).append((i, f, component_seeds(e['seed_' + f], e['rank'])))
+        for d, bases in by_length.items():
+            made = full_selections([s for _, _, seeds in bases for s in seeds], d)
+            at = 0
+            for i, f, seeds in bases:
+                self.ready.setdefault(i, {})[f] = made[at:at + len(seeds)]
+                at += len(seeds)
+
+
+def _factors(nola, i, e, ratio, selections=None):
     where = f"{nola['path']}: layer {e['name']!r}"
-    a = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], e['rank'], e['d_in'], 'A', e['coeffs_A'])
-    b = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], e['rank'], e['d_out'], 'B', e['coeffs_B'])
+    sa, sb = (None, None) if selections is None else (selections['A'], selections['B'])
+    a = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], e['rank'], e['d_in'], 'A', e['coeffs_A'], sa)
+    b = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], e['rank'], e['d_out'], 'B', e['coeffs_B'], sb)
     # The target tool applies scale_out to B·A as written; expand folds the difference into B.
     if ratio != 1:
         b = b * ratio
@@ -111,13 +154,15 @@ def load(path, framework='np', to=None):
     plan = _plan_for(nola, to)
     order = file_order(plan['tensors'])
     raw, dtypes, shapes, cache = {}, {}, {}, {}
+    first_use = list(dict.fromkeys(t['source'][1] for t in order if t['source'][0] == 'factor'))
+    selections = _Selections(nola['layers'], first_use)
     for t in order:
         src = t['source']
         if src[0] == 'factor':
             i = src[1]
             if i not in cache:
                 e = nola['layers'][i]
-                cache[i] = _factors(nola, i, e, e['scale'] / plan['scale_out'][i])
+                cache[i] = _factors(nola, i, e, e['scale'] / plan['scale_out'][i], selections.of(i))
             data = encode(cache[i][0 if src[2] == 'A' else 1], t['dtype'])
         else:
             data = src[1]

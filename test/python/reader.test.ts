@@ -18,6 +18,8 @@ import path from 'node:path';
 import { REPO, runNola } from '../cli/cli-helpers.js';
 import { generateFixtures } from '../../fixtures/generate.js';
 import { dct3 } from '../../src/core/dct.js';
+import { orthogonalSelection } from '../../src/core/orthogonal-basis.js';
+import { componentSeed } from '../../src/core/component-basis.js';
 import { editDocumentText } from '../pipeline/nola-file.js';
 
 const REAL = path.resolve(REPO, '../shared/real-loras');
@@ -342,6 +344,23 @@ sys.stdout.write(np.concatenate(out).astype('<f8').tobytes().hex())
     assert.ok(got.subarray(at, at + 8 * n).equals(want), `n = ${n}: float64 bits differ`);
     at += 8 * n;
   }
+});
+
+test('python reader: the selections of component bases made in lockstep (full_selections) equal src/core/orthogonal-basis.ts', (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  // 40 seeds take the lockstep (LOCKSTEP_MIN_SEEDS = 32), 5 the plain loop; lengths 1 and 2 are the edge cases
+  // (every r = t at the last step), 1280 and 4099 a real layer's and an odd one.
+  const cases = [40, 5].flatMap((count) => [1, 2, 3, 97, 1280, 4099].map((n) => ({ n, seeds: Array.from({ length: count }, (_, i) => componentSeed(0x9e3779b9 + n, i)) })));
+  const want = cases.map(({ n, seeds }) => seeds.map((s) => Array.from(orthogonalSelection(s, n, n))));
+  const script = `
+import sys, json
+from nola_reader._synth import full_selections
+print(json.dumps([full_selections(c['seeds'], c['n']).tolist() for c in json.loads(sys.stdin.read())]))
+`;
+  const r = spawnSync('python3', ['-c', script], { encoding: 'utf8', env: { ...process.env, PYTHONPATH }, input: JSON.stringify(cases), maxBuffer: 1 << 26 });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout) as number[][][];
+  for (const [i, c] of cases.entries()) assert.deepEqual(got[i], want[i], `${c.seeds.length} seeds of length ${c.n}`);
 });
 
 test('python reader: bad input raises its typed errors (format error exit code 3)', (t) => {
