@@ -23,11 +23,11 @@ from . import _js
 
 from ._container import read_nola
 from ._dtypes import decode, encode
-from ._errors import FormatError, NolaError, NumericError, UsageError
+from ._errors import FormatError, IoError, NolaError, NumericError, UsageError
 from ._plan import FAMILIES, file_order, plan_output, sha256_of
 from ._synth import component_seeds, full_selections, synthesize
 
-__all__ = ['load', 'Lora', 'NolaError', 'FormatError', 'NumericError', 'UsageError']
+__all__ = ['load', 'Lora', 'NolaError', 'FormatError', 'IoError', 'NumericError', 'UsageError']
 __version__ = '0.1.0'
 
 _NUMPY = {'F64': '<f8', 'F32': '<f4', 'F16': '<f2', 'BF16': '<u2', 'I64': '<i8', 'I32': '<i4', 'I16': '<i2', 'I8': '<i1',
@@ -141,15 +141,20 @@ def _plan_for(nola, to):
         raise
 
 
-def load(path, framework='np', to=None):
+def load(path, framework='np', to=None, *, max_factor_values=2 ** 24, max_output_bytes=2 ** 31, max_basis_work=2 ** 36):
     """The LoRA `nola expand PATH` would write (`nola expand PATH --to TO` with `to`): tensors bit for bit,
     metadata, adapter config. `to`: None (the source's family), 'peft', 'kohya' or 'diffusers'; a conversion
-    nola refuses raises UsageError with nola's message."""
+    nola refuses raises UsageError with nola's message. A file that would cost more than a limit (values in
+    one factor, bytes of the expanded tensors, multiply-adds of the uniform basis: nola's --max-* defaults)
+    raises IoError before anything is decoded; raise the limit for a file you trust."""
     if framework not in ('np', 'pt'):
         raise UsageError(f"framework must be 'np' or 'pt', got {framework!r}")
     if to is not None and to not in FAMILIES:
         raise UsageError(f"to must be None, 'peft', 'kohya' or 'diffusers', got {to!r}")
-    nola = read_nola(path)
+    for name, v in (('max_factor_values', max_factor_values), ('max_output_bytes', max_output_bytes), ('max_basis_work', max_basis_work)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UsageError(f'{name} must be a positive integer, got {v!r}')
+    nola = read_nola(path, {'max_factor_values': max_factor_values, 'max_output_bytes': max_output_bytes, 'max_basis_work': max_basis_work})
     nola['path'] = path
     plan = _plan_for(nola, to)
     order = file_order(plan['tensors'])

@@ -12,7 +12,8 @@ import zlib
 
 import numpy as np
 
-from ._errors import FormatError
+from . import _js
+from ._errors import FormatError, IoError
 
 GENERATOR = 'lowbias32-v1'
 GROUP = 64
@@ -408,6 +409,15 @@ def _key(pattern, name):
     return pattern if isinstance(pattern, str) else pattern[0] + name + pattern[1]
 
 
+# Most values a factor may have (rank·d_in, d_out·rank): docs/FORMAT.md, "Limits" of the format.
+MAX_FACTOR_ENTRIES = 2 ** 31 - 1
+
+
+def _is_shape(s):
+    return (isinstance(s, list) and 2 <= len(s) <= 8
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 0xFFFFFFFF for d in s))
+
+
 def _check_layer(e, where):
     # A layer that keeps nothing stores nothing: k = l = 0 on the orthogonal basis, both factors zero.
     empty = e.get('num_basis_A') == 0 and e.get('num_basis_B') == 0 and e.get('basis') == 'orthogonal'
@@ -417,6 +427,19 @@ def _check_layer(e, where):
     for f in ('seed_A', 'seed_B'):
         if not isinstance(e.get(f), int) or not 0 <= e[f] <= 0xFFFFFFFF:
             raise FormatError(f'{where}: {f} must be an unsigned 32-bit integer')
+    if e['rank'] > e['source_rank']:
+        raise FormatError(f'{where}: rank {e["rank"]} exceeds the source rank {e["source_rank"]}')
+    if e['source_rank'] > min(e['d_in'], e['d_out']):
+        raise FormatError(f'{where}: source rank {e["source_rank"]} exceeds min(d_in, d_out) = {min(e["d_in"], e["d_out"])}')
+    if e['rank'] * e['d_in'] > MAX_FACTOR_ENTRIES or e['d_out'] * e['rank'] > MAX_FACTOR_ENTRIES:
+        raise FormatError(f'{where}: a factor of more than {MAX_FACTOR_ENTRIES} values')
+    a, b = e.get('shape_A'), e.get('shape_B')
+    if not (_is_shape(a) and _is_shape(b)):
+        raise FormatError(f'{where}: shape_A and shape_B must be lists of 2 to 8 positive integers')
+    conv = len(a) > 2 or len(b) > 2
+    if (a[0] != e['source_rank'] or b[1] != e['source_rank'] or int(np.prod(a[1:], dtype=object)) != e['d_in'] or b[0] != e['d_out']
+            or any(d != 1 for d in b[2:]) or (conv and len(a) != len(b)) or conv != (e.get('kind') == 'conv')):
+        raise FormatError(f'{where}: shape_A {a} and shape_B {b} do not match its source_rank, d_in, d_out and kind')
     if e.get('basis') not in BASES:
         raise FormatError(f'{where}: unknown basis {e.get("basis")!r}')
     if e['basis'] == 'orthogonal-components' and (e['num_basis_A'] != e['rank'] * e['d_in'] or e['num_basis_B'] != e['d_out'] * e['rank']):
@@ -441,9 +464,45 @@ def _check_block_kinds(e, version, where):
             raise FormatError(f'{where}: factor {f} holds a rans segment, which needs format_version {RANS_VERSION} (this file states {version})')
 
 
-def read_nola(path):
+# What reading a file may cost, as nola's defaults (src/pipeline/limits.ts, README "Limits"): a NOLA file is a
+# few seeds and coefficients that expand into factors of any claimed size, so each cost is checked before
+# anything is decoded or allocated. load()'s max_* arguments set them.
+DEFAULT_LIMITS = {'max_factor_values': 2 ** 24, 'max_output_bytes': 2 ** 31, 'max_basis_work': 2 ** 36}
+
+
+def _size(n):
+    return f'{n / 2 ** 30:.1f} GiB' if n >= 2 ** 30 else f'{n / 2 ** 20:.1f} MiB'
+
+
+def check_limits(path, layers, passthrough, limits):
+    """IoError (exit 7) where a factor holds more than max_factor_values values, the expanded tensors more than
+    max_output_bytes bytes, or the uniform basis more than max_basis_work multiply-adds (Σ k·n); the same sums
+    as nola's assertLayersFit (src/pipeline/nola-source.ts)."""
+    out_bytes = work = 0
+    for e in layers:
+        for f, rows, cols in (('A', e['rank'], e['d_in']), ('B', e['d_out'], e['rank'])):
+            if rows * cols > limits['max_factor_values']:
+                raise IoError(f'{path}: layer {_js.stringify(e["name"])} factor {f} is {rows} x {cols} values ({_size(8 * rows * cols)} as float64), '
+                              f'more than the limit of {limits["max_factor_values"]} values per factor (max_factor_values= raises it)')
+        out_bytes += e['rank'] * e['d_in'] * DTYPE_SIZES[e['dtype_A']] + e['d_out'] * e['rank'] * DTYPE_SIZES[e['dtype_B']]
+        out_bytes += DTYPE_SIZES[e['dtype_alpha']] if e.get('dtype_alpha') else 0
+        if e['basis'] == 'uniform':
+            work += e['num_basis_A'] * e['rank'] * e['d_in'] + e['num_basis_B'] * e['d_out'] * e['rank']
+    out_bytes += sum(len(p[3]) for p in passthrough)
+    if out_bytes > limits['max_output_bytes']:
+        raise IoError(f'{path}: expanding it would produce {out_bytes} bytes ({_size(out_bytes)}), '
+                      f'more than the limit of {limits["max_output_bytes"]} bytes (max_output_bytes= raises it)')
+    if work > limits['max_basis_work']:
+        mantissa, exponent = f'{work:.3e}'.split('e')  # as JavaScript's toExponential(3): 1.321e+6
+        raise IoError(f'{path}: its uniform-basis layers need {mantissa}e{int(exponent):+d} multiply-adds (Σ k·n), '
+                      f'more than the limit of {limits["max_basis_work"]} (max_basis_work= raises it)')
+
+
+def read_nola(path, limits=None):
     """The NOLA file as {'family', 'file', 'metadata', 'config', 'layers': [...], 'passthrough': [(name, dtype, shape, bytes)]}.
-    Each layer is a dict with version-1 field names plus 'coeffs_A' / 'coeffs_B' (float64)."""
+    Each layer is a dict with version-1 field names plus 'coeffs_A' / 'coeffs_B' (float64). `limits`: see
+    check_limits (default DEFAULT_LIMITS), checked before any block is decoded."""
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
     meta, tens = read_safetensors(path)
     if not isinstance(meta, dict) or not isinstance(meta.get('nola'), str):
         raise FormatError(f'{path}: not a NOLA file (no "nola" metadata entry)')
@@ -489,6 +548,8 @@ def read_nola(path):
             if not isinstance(r['style'], int) or not 0 <= r['style'] < len(styles):
                 raise FormatError(f'{path}: layer {i}: bad style')
             st, name, a = styles[r['style']], r['name'], r['shape_A']
+            if not _is_shape(a):
+                raise FormatError(f'{path}: layer {i}: shape_A must be a list of 2 to 8 positive integers')
             e = {'name': name, 'kind': r['kind'], 'key_A': _key(st['A'], name), 'key_B': _key(st['B'], name),
                  'dtype_A': st.get('dtype_A'), 'dtype_B': st.get('dtype_B'), 'shape_A': a,
                  'shape_B': [r['d_out'], a[0]] + [1] * (len(a) - 2), 'source_rank': a[0], 'rank': r['rank'],
@@ -513,28 +574,9 @@ def read_nola(path):
             layers.append(e)
         if at != len(stream):
             raise FormatError(f'{path}: the coefficient stream has {len(stream) - at} bytes no layer describes')
-        # The rans blocks of all layers decode together (decode_rans_many), then every factor in file order.
-        rans_blocks = []
-        for e, f, codes, scales, where in factors:
-            c = 0
-            for seg in segments(e['quant_' + f], e['num_basis_' + f], where):
-                nc = CODECS[seg[0]][0](seg[1], seg)[0]
-                if seg[0] == 'rans':
-                    rans_blocks.append((codes[c:c + nc], seg[1]))
-                c += nc
-        decoded = iter(decode_rans_many(rans_blocks))
-
-        def predecoded(codes, scales, count):
-            r = next(decoded)
-            if isinstance(r, FormatError):
-                raise r
-            return r
-
-        for e, f, codes, scales, where in factors:
-            e['coeffs_' + f] = decode_block(e['quant_' + f], e['num_basis_' + f], codes, scales, where, predecoded)
     else:
         doc = env
-        layers = doc['layers']
+        layers, factors = doc['layers'], []
         for e in layers:
             where = f'{path}: layer {e.get("name")!r}'
             _check_layer(e, where)
@@ -542,11 +584,31 @@ def read_nola(path):
             for f in 'AB':
                 codes = raw(e['coeffs_' + f], 'coefficient')[2]
                 scales = raw(e['scales_' + f], 'scale')[2] if ('scales_' + f) in e else b''
-                e['coeffs_' + f] = decode_block(e['quant_' + f], e['num_basis_' + f], codes, scales, f'{where} factor {f}')
+                factors.append((e, f, codes, scales, f'{where} factor {f}'))
     src = doc['source']
     passthrough = []
     for p in doc.get('passthrough', []):
         dtype, shape, data = raw(p['tensor'], 'passthrough')
         passthrough.append((p['name'], dtype, shape, data))
+    check_limits(path, layers, passthrough, limits)
+    # The rans blocks of all layers decode together (decode_rans_many), then every factor in file order.
+    rans_blocks = []
+    for e, f, codes, scales, where in factors:
+        c = 0
+        for seg in segments(e['quant_' + f], e['num_basis_' + f], where):
+            nc = CODECS[seg[0]][0](seg[1], seg)[0]
+            if seg[0] == 'rans':
+                rans_blocks.append((codes[c:c + nc], seg[1]))
+            c += nc
+    decoded = iter(decode_rans_many(rans_blocks))
+
+    def predecoded(codes, scales, count):
+        r = next(decoded)
+        if isinstance(r, FormatError):
+            raise r
+        return r
+
+    for e, f, codes, scales, where in factors:
+        e['coeffs_' + f] = decode_block(e['quant_' + f], e['num_basis_' + f], codes, scales, where, predecoded)
     return {'family': src['family'], 'file': src['file'], 'metadata': src.get('metadata'), 'config': src.get('config'),
             'layers': layers, 'passthrough': passthrough}

@@ -15,3 +15,8 @@ class FormatError(NolaError):
 
 class NumericError(NolaError):
     exit_code = 5
+
+
+class IoError(NolaError):
+    """A file that would cost more than a stated limit (load()'s max_* arguments), as nola's exit 7."""
+    exit_code = 7

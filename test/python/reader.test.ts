@@ -472,6 +472,96 @@ print(json.dumps({'numbers': [_js.number(x) for x in nums], 'compact': _js.strin
   assert.equal(out.indented, JSON.stringify(value, null, 2));
 });
 
+test("python reader: nola's limits (values per factor, output bytes, uniform-basis work), checked before decoding, refused with nola's figures", async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-limits-'));
+  try {
+    writeF64Adapter(path.join(work, 'lora'));
+    const nolaFile = path.join(work, 'x.nola.safetensors');
+    // The paper preset: a uniform basis, so all three limits apply.
+    assert.equal((await runNola(['compress', path.join(work, 'lora'), '-o', nolaFile, '--preset', 'paper'])).code, 0);
+    const LOAD = `
+import sys, json, nola_reader
+try:
+    nola_reader.load(sys.argv[1], **json.loads(sys.argv[2])); print(json.dumps({'loaded': True}))
+except nola_reader.NolaError as e:
+    print(json.dumps({'error': type(e).__name__, 'exit_code': e.exit_code, 'message': str(e)}))
+`;
+    const load = (file: string, kw: Record<string, number>): { loaded?: true; error?: string; exit_code?: number; message?: string } =>
+      JSON.parse(python(['-c', LOAD, file, JSON.stringify(kw)])) as { loaded?: true; error?: string; exit_code?: number; message?: string };
+    // nola's CLI is the second method: the figures it prints at limit 1 are the ones the reader must print.
+    const cases = [
+      { option: '--max-factor-values', kw: 'max_factor_values', figure: / is (\d+ x \d+) values/ },
+      { option: '--max-output-bytes', kw: 'max_output_bytes', figure: / would produce (\d+) bytes/ },
+      { option: '--max-basis-work', kw: 'max_basis_work', figure: / need (\S+) multiply-adds/ },
+    ];
+    for (const c of cases) {
+      const cli = await runNola([c.option, '1', 'expand', nolaFile, '-o', path.join(work, 'out.safetensors')]);
+      assert.equal(cli.code, 7, `${c.option} 1: ${cli.stderr}`);
+      const want = c.figure.exec(cli.stderr)?.[1];
+      assert.ok(want !== undefined, `nola's message: ${cli.stderr}`);
+      const py = load(nolaFile, { [c.kw]: 1 });
+      assert.equal(py.error, 'IoError', `${c.kw}=1: ${JSON.stringify(py)}`);
+      assert.equal(py.exit_code, 7);
+      assert.equal(c.figure.exec(py.message!)?.[1], want, `${c.kw}=1: ${py.message} (nola: ${cli.stderr.trim()})`);
+      assert.ok(py.message!.startsWith(`${nolaFile}: `) && py.message!.includes(`${c.kw}= raises it`), py.message);
+    }
+    assert.deepEqual(load(nolaFile, {}), { loaded: true }, 'the defaults load it');
+    // A document that claims a factor of 2^24 x rank values (d_out and shape_B edited, blocks unchanged: a valid
+    // file) is refused at the default limit before the reader allocates it, as nola refuses it; one of 2^31 x rank
+    // values breaks the format's own bound (rank·d_in, d_out·rank ≤ 2^31 − 1), a format error in both.
+    const claim = (dOut: number): string => {
+      const file = path.join(work, `claim-${dOut}.nola.safetensors`);
+      writeFileSync(file, editDocumentText(readFileSync(nolaFile), (text) => {
+        // The paper preset writes format version 1: layers are objects (version 2 and 3: rows of layer_fields).
+        const doc = JSON.parse(text) as { layers: Array<Record<string, unknown> & { shape_B: number[] }> };
+        doc.layers[0].d_out = dOut;
+        doc.layers[0].shape_B[0] = dOut;
+        return JSON.stringify(doc);
+      })!);
+      return file;
+    };
+    const big = load(claim(2 ** 24), {});
+    assert.equal(big.error, 'IoError', JSON.stringify(big));
+    assert.match(big.message!, / factor B is 16777216 x \d+ values .* more than the limit of 16777216 values per factor/);
+    assert.equal((await runNola(['expand', claim(2 ** 24), '-o', path.join(work, 'big.safetensors')])).code, 7, 'nola refuses it at its limit too');
+    const huge = load(claim(2 ** 31), {});
+    assert.equal(huge.error, 'FormatError', JSON.stringify(huge));
+    assert.equal((await runNola(['expand', claim(2 ** 31), '-o', path.join(work, 'huge.safetensors')])).code, 3, 'nola: a format error too');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test("python reader: a layer's ranks and shapes are refused as nola refuses them (rank above the source rank, source rank above min(d_in, d_out), shapes that do not match)", async (t) => {
+  if (!numpy) return t.skip(NO_NUMPY);
+  const work = mkdtempSync(path.join(tmpdir(), 'nola-py-ranks-'));
+  try {
+    writeF64Adapter(path.join(work, 'lora'));
+    const v3 = path.join(work, 'v3.nola.safetensors'), v1 = path.join(work, 'v1.nola.safetensors');
+    assert.equal((await runNola(['compress', path.join(work, 'lora'), '-o', v3, '--rank', '4'])).code, 0);
+    assert.equal((await runNola(['compress', path.join(work, 'lora'), '-o', v1, '--preset', 'paper'])).code, 0);
+    type Doc = { layer_fields?: string[]; layers: Array<Array<unknown> | Record<string, unknown>> };
+    const edits: Array<[string, string, (doc: Doc) => void]> = [
+      ['rank above the source rank', v3, (d) => { (d.layers[0] as unknown[])[d.layer_fields!.indexOf('rank')] = 9; }],
+      ['source rank above min(d_in, d_out)', v3, (d) => { ((d.layers[2] as unknown[])[d.layer_fields!.indexOf('shape_A')] as number[])[0] = 31; }],
+      ['version 1: shape_B not [d_out, source_rank]', v1, (d) => { ((d.layers[0] as Record<string, number[]>).shape_B)[0] += 1; }],
+      ['version 1: shape_A of a linear layer with 3 axes', v1, (d) => { (d.layers[0] as Record<string, unknown>).shape_A = [8, 96, 1]; }],
+    ];
+    for (const [name, file, edit] of edits) {
+      const edited = path.join(work, 'edited.nola.safetensors');
+      writeFileSync(edited, editDocumentText(readFileSync(file), (text) => { const d = JSON.parse(text) as Doc; edit(d); return JSON.stringify(d); })!);
+      const cli = await runNola(['expand', edited, '-o', path.join(work, 'out.safetensors'), '--force']);
+      assert.equal(cli.code, 3, `${name}: nola refuses it as a format error: ${cli.stderr}`);
+      const py = readerSummary(edited) as Refusal;
+      assert.equal(py.error, 'FormatError', `${name}: ${JSON.stringify(py).slice(0, 300)}`);
+      assert.equal(py.exit_code, 3);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
 test('python reader: a coefficient stream that does not match its stated SHA-256 is refused', async (t) => {
   if (!numpy) return t.skip(NO_NUMPY);
   const work = mkdtempSync(path.join(tmpdir(), 'nola-py-sha-'));
