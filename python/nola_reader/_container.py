@@ -7,6 +7,7 @@ a new mode is one entry there.
 import functools
 import hashlib
 import json
+import math
 import struct
 import zlib
 
@@ -385,19 +386,26 @@ def block_sizes(spec, count, where):
     return codes, scales
 
 
+def _segment_bytes(spec, count, codes, scales, where):
+    """(segment, its code bytes, its scale bytes) for each segment of a factor's block, in order."""
+    c = s = 0
+    for seg in segments(spec, count, where):
+        nc, ns = CODECS[seg[0]][0](seg[1], seg)
+        yield seg, codes[c:c + nc], scales[s:s + ns]
+        c, s = c + nc, s + ns
+
+
 def decode_block(spec, count, codes, scales, where, rans=None):
     """A factor's coefficients (float64). `rans`, if given, decodes its rans segments in place of _decode_rans
     (read_nola passes the blocks decode_rans_many decoded ahead)."""
-    out, c, s = [], 0, 0
-    for seg in segments(spec, count, where):
-        nc, ns = CODECS[seg[0]][0](seg[1], seg)
+    out = []
+    for seg, seg_codes, seg_scales in _segment_bytes(spec, count, codes, scales, where):
         decode = rans if rans is not None and seg[0] == 'rans' else CODECS[seg[0]][1]
         try:
-            out.append(decode(codes[c:c + nc], scales[s:s + ns], seg[1]))
+            out.append(decode(seg_codes, seg_scales, seg[1]))
         except FormatError as e:
             raise FormatError(f'{where}: {e}') from None
-        c, s = c + nc, s + ns
-    if c != len(codes) or s != len(scales):
+    if block_sizes(spec, count, where) != (len(codes), len(scales)):
         raise FormatError(f'{where}: block sizes do not match its storage')
     return np.concatenate(out)
 
@@ -437,7 +445,7 @@ def _check_layer(e, where):
     if not (_is_shape(a) and _is_shape(b)):
         raise FormatError(f'{where}: shape_A and shape_B must be lists of 2 to 8 positive integers')
     conv = len(a) > 2 or len(b) > 2
-    if (a[0] != e['source_rank'] or b[1] != e['source_rank'] or int(np.prod(a[1:], dtype=object)) != e['d_in'] or b[0] != e['d_out']
+    if (a[0] != e['source_rank'] or b[1] != e['source_rank'] or math.prod(a[1:]) != e['d_in'] or b[0] != e['d_out']
             or any(d != 1 for d in b[2:]) or (conv and len(a) != len(b)) or conv != (e.get('kind') == 'conv')):
         raise FormatError(f'{where}: shape_A {a} and shape_B {b} do not match its source_rank, d_in, d_out and kind')
     if e.get('basis') not in BASES:
@@ -553,7 +561,7 @@ def read_nola(path, limits=None):
             e = {'name': name, 'kind': r['kind'], 'key_A': _key(st['A'], name), 'key_B': _key(st['B'], name),
                  'dtype_A': st.get('dtype_A'), 'dtype_B': st.get('dtype_B'), 'shape_A': a,
                  'shape_B': [r['d_out'], a[0]] + [1] * (len(a) - 2), 'source_rank': a[0], 'rank': r['rank'],
-                 'd_in': int(np.prod(a[1:])), 'd_out': r['d_out'], 'source_scale': r['scale'], 'scale': r['scale'],
+                 'd_in': math.prod(a[1:]), 'd_out': r['d_out'], 'source_scale': r['scale'], 'scale': r['scale'],
                  'basis': r['basis'], 'seed_A': r['seed_A'], 'seed_B': r['seed_B'],
                  'num_basis_A': r['num_basis_A'], 'num_basis_B': r['num_basis_B'],
                  'quant_A': r['quant_A'], 'quant_B': r['quant_B'], 'error': r['error']}
@@ -592,14 +600,8 @@ def read_nola(path, limits=None):
         passthrough.append((p['name'], dtype, shape, data))
     check_limits(path, layers, passthrough, limits)
     # The rans blocks of all layers decode together (decode_rans_many), then every factor in file order.
-    rans_blocks = []
-    for e, f, codes, scales, where in factors:
-        c = 0
-        for seg in segments(e['quant_' + f], e['num_basis_' + f], where):
-            nc = CODECS[seg[0]][0](seg[1], seg)[0]
-            if seg[0] == 'rans':
-                rans_blocks.append((codes[c:c + nc], seg[1]))
-            c += nc
+    rans_blocks = [(seg_codes, seg[1]) for e, f, codes, scales, where in factors
+                   for seg, seg_codes, _ in _segment_bytes(e['quant_' + f], e['num_basis_' + f], codes, scales, where) if seg[0] == 'rans']
     decoded = iter(decode_rans_many(rans_blocks))
 
     def predecoded(codes, scales, count):
