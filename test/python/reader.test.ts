@@ -29,12 +29,13 @@ const NO_NUMPY = 'python3 with numpy not found: the Python reader is not checked
 
 /**
  * What the reader returns, as JSON: tensors in order with sha256 of their bytes, metadata, config text;
- * load(path, to=argv[2]) when a family is given. A NolaError it raises is printed, not thrown.
+ * load(path, to=argv[2] or None, **argv[3]) (argv[3]: JSON keyword arguments). A NolaError it raises is
+ * printed, not thrown.
  */
 const SUMMARY = `
 import sys, json, hashlib, nola_reader
 try:
-    l = nola_reader.load(sys.argv[1], to=sys.argv[2] if len(sys.argv) > 2 else None)
+    l = nola_reader.load(sys.argv[1], to=sys.argv[2] or None, **json.loads(sys.argv[3]))
 except nola_reader.NolaError as e:
     print(json.dumps({'error': type(e).__name__, 'exit_code': e.exit_code, 'message': str(e)}))
     sys.exit(0)
@@ -54,8 +55,8 @@ function python(args: string[], input?: string): string {
   return r.stdout;
 }
 
-function readerSummary(nolaFile: string, to?: string): Summary | Refusal {
-  return JSON.parse(python(['-c', SUMMARY, nolaFile, ...(to === undefined ? [] : [to])])) as Summary | Refusal;
+function readerSummary(nolaFile: string, to?: string, kw: Record<string, number> = {}): Summary | Refusal {
+  return JSON.parse(python(['-c', SUMMARY, nolaFile, to ?? '', JSON.stringify(kw)])) as Summary | Refusal;
 }
 
 /** The expanded file as stored, parsed here (independent of src/io). */
@@ -480,15 +481,7 @@ test("python reader: nola's limits (values per factor, output bytes, uniform-bas
     const nolaFile = path.join(work, 'x.nola.safetensors');
     // The paper preset: a uniform basis, so all three limits apply.
     assert.equal((await runNola(['compress', path.join(work, 'lora'), '-o', nolaFile, '--preset', 'paper'])).code, 0);
-    const LOAD = `
-import sys, json, nola_reader
-try:
-    nola_reader.load(sys.argv[1], **json.loads(sys.argv[2])); print(json.dumps({'loaded': True}))
-except nola_reader.NolaError as e:
-    print(json.dumps({'error': type(e).__name__, 'exit_code': e.exit_code, 'message': str(e)}))
-`;
-    const load = (file: string, kw: Record<string, number>): { loaded?: true; error?: string; exit_code?: number; message?: string } =>
-      JSON.parse(python(['-c', LOAD, file, JSON.stringify(kw)])) as { loaded?: true; error?: string; exit_code?: number; message?: string };
+    const load = (file: string, kw: Record<string, number>): Partial<Refusal> => readerSummary(file, undefined, kw) as Partial<Refusal>;
     // nola's CLI is the second method: the figures it prints at limit 1 are the ones the reader must print.
     const cases = [
       { option: '--max-factor-values', kw: 'max_factor_values', figure: / is (\d+ x \d+) values/ },
@@ -506,7 +499,7 @@ except nola_reader.NolaError as e:
       assert.equal(c.figure.exec(py.message!)?.[1], want, `${c.kw}=1: ${py.message} (nola: ${cli.stderr.trim()})`);
       assert.ok(py.message!.startsWith(`${nolaFile}: `) && py.message!.includes(`${c.kw}= raises it`), py.message);
     }
-    assert.deepEqual(load(nolaFile, {}), { loaded: true }, 'the defaults load it');
+    assert.ok(((readerSummary(nolaFile) as Summary).tensors ?? []).length > 0, 'the defaults load it');
     // A document that claims a factor of 2^24 x rank values (d_out and shape_B edited, blocks unchanged: a valid
     // file) is refused at the default limit before the reader allocates it, as nola refuses it; one of 2^31 x rank
     // values breaks the format's own bound (rank·d_in, d_out·rank ≤ 2^31 − 1), a format error in both.
