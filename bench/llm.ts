@@ -48,8 +48,8 @@ export interface LlmResult {
   worstError?: number;
   layersOver?: number;
   threadsIdentical?: boolean;
-  numpy?: { svdResizeSeconds?: number; svdMeanRank?: number; decodeSeconds?: number; uniformSeconds?: number; basisValues?: number };
-  ratios?: { compressToSvdResize?: number; expandToDecoder?: number; uniformSpeedup?: number };
+  numpy?: { svdResizeSeconds?: number; svdMeanRank?: number; decodeSeconds?: number; readerSeconds?: number; uniformSeconds?: number; basisValues?: number };
+  ratios?: { compressToSvdResize?: number; expandToDecoder?: number; readerToDecoder?: number; uniformSpeedup?: number };
   loadAverage: [number, number];
 }
 
@@ -130,11 +130,15 @@ async function llamaCase(o: LlmOptions, name: '7b' | '70b'): Promise<LlmResult> 
   if (o.numpy) {
     const svd = await py(o, ['svd-resize', source, path.join(o.tmp, `${label}.svd.safetensors`), '0.1']);
     const dec = await py(o, ['decode', nolaFile, path.join(o.tmp, `${label}.numpy-decoded.safetensors`)]);
+    // python/nola_reader, as a Python user loads the file (numpy arrays in memory), beside the same decoder.
+    const reader = await runTimed('python3', ['-c', 'import sys; from nola_reader import load; load(sys.argv[1])', nolaFile],
+      { ...process.env, PYTHONPATH: path.join(path.dirname(o.yardsticks), '..', 'python'), OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' });
+    if (reader.code !== 0) throw new Error(`nola_reader.load failed: ${reader.stderr.trim().split('\n').pop()}`);
     const chk = await py(o, ['check-expanded', dir, expanded]);
     res.worstError = chk.out.worst;
     res.layersOver = chk.out['over_0.1'];
-    res.numpy = { svdResizeSeconds: svd.seconds, svdMeanRank: svd.out.mean_rank, decodeSeconds: dec.seconds };
-    res.ratios = { compressToSvdResize: c.seconds / svd.seconds, expandToDecoder: e.seconds / dec.seconds };
+    res.numpy = { svdResizeSeconds: svd.seconds, svdMeanRank: svd.out.mean_rank, decodeSeconds: dec.seconds, readerSeconds: reader.seconds };
+    res.ratios = { compressToSvdResize: c.seconds / svd.seconds, expandToDecoder: e.seconds / dec.seconds, readerToDecoder: reader.seconds / dec.seconds };
   }
   await rm(dir, { recursive: true, force: true });
   await rm(expanded, { recursive: true, force: true });
@@ -180,7 +184,8 @@ export function formatLlm(r: LlmResult): string {
     (r.worstError !== undefined ? ` | worst layer error (numpy reader) ${r.worstError.toFixed(5)}, ${r.layersOver} over 0.1` : '') +
     (r.threadsIdentical !== undefined ? ` | --threads 1 output identical: ${r.threadsIdentical}` : '') +
     (np ? ` | numpy SVD resize ${f(np.svdResizeSeconds)} s (mean rank ${f(np.svdMeanRank, 1)}), numpy decoder ${f(np.decodeSeconds)} s` +
-      ` | compress ${f(q?.compressToSvdResize, 1)}x the SVD resize, expand ${f(q?.expandToDecoder)}x the numpy decoder` : '');
+      ` | compress ${f(q?.compressToSvdResize, 1)}x the SVD resize, expand ${f(q?.expandToDecoder)}x the numpy decoder` +
+      (np.readerSeconds !== undefined ? ` | python/nola_reader load ${f(np.readerSeconds)} s, ${f(q?.readerToDecoder)}x the numpy decoder` : '') : '');
 }
 
 export async function runLlmCases(o: LlmOptions, print: (line: string) => void): Promise<LlmResult[]> {
