@@ -16,6 +16,7 @@ bfloat16 bits (`lora.float32(name)` widens any tensor exactly). `lora.bytes(name
 little-endian bytes as the file would hold them.
 """
 import json
+from collections import Counter
 
 import numpy as np
 
@@ -159,8 +160,8 @@ def load(path, framework='np', to=None, *, max_factor_values=2 ** 24, max_output
     plan = _plan_for(nola, to)
     order = file_order(plan['tensors'])
     raw, dtypes, shapes, cache = {}, {}, {}, {}
-    first_use = list(dict.fromkeys(t['source'][1] for t in order if t['source'][0] == 'factor'))
-    selections = _Selections(nola['layers'], first_use)
+    uses = Counter(t['source'][1] for t in order if t['source'][0] == 'factor')
+    selections = _Selections(nola['layers'], list(uses))
     for t in order:
         src = t['source']
         if src[0] == 'factor':
@@ -169,6 +170,11 @@ def load(path, framework='np', to=None, *, max_factor_values=2 ** 24, max_output
                 e = nola['layers'][i]
                 cache[i] = _factors(nola, i, e, e['scale'] / plan['scale_out'][i], selections.of(i))
             data = encode(cache[i][0 if src[2] == 'A' else 1], t['dtype'])
+            # A layer's float64 factors are dropped once its last tensor is encoded: held are the
+            # layers whose tensors the file order has begun and not finished (one, for nola's layouts).
+            uses[i] -= 1
+            if uses[i] == 0:
+                del cache[i], nola['layers'][i]['coeffs_A'], nola['layers'][i]['coeffs_B']
         else:
             data = src[1]
         raw[t['name']], dtypes[t['name']], shapes[t['name']] = data, t['dtype'], t['shape']

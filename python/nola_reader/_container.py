@@ -4,6 +4,7 @@
 Block decoding is table-driven: CODECS maps a storage mode to (bytes of codes, bytes of scales, decode);
 a new mode is one entry there.
 """
+import collections
 import functools
 import hashlib
 import json
@@ -301,7 +302,7 @@ def decode_rans_many(blocks):
     fbase = np.array([f_base[t[3]] for t in lanes], np.int64)
     offs = np.zeros(n + 1, np.int64)
     offs[1:] = np.cumsum(counts)
-    levels = np.zeros(int(offs[-1]), np.int32)  # level indices j (< 2^13)
+    levels = np.zeros(int(offs[-1]), np.int16)  # level indices j (< 2^13)
     failed_at = np.full(n, -1, np.int64)  # the value at which a lane's bytes ran out
     active, i = n, 0
     while True:
@@ -407,7 +408,8 @@ def decode_block(spec, count, codes, scales, where, rans=None):
             raise FormatError(f'{where}: {e}') from None
     if block_sizes(spec, count, where) != (len(codes), len(scales)):
         raise FormatError(f'{where}: block sizes do not match its storage')
-    return np.concatenate(out)
+    # One segment (the usual case) is returned as decoded: no copy of the file's largest arrays.
+    return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -602,10 +604,11 @@ def read_nola(path, limits=None):
     # The rans blocks of all layers decode together (decode_rans_many), then every factor in file order.
     rans_blocks = [(seg_codes, seg[1]) for e, f, codes, scales, where in factors
                    for seg, seg_codes, _ in _segment_bytes(e['quant_' + f], e['num_basis_' + f], codes, scales, where) if seg[0] == 'rans']
-    decoded = iter(decode_rans_many(rans_blocks))
+    # Handed out first to last and not held after: each factor's own array is all that stays of its blocks.
+    decoded = collections.deque(decode_rans_many(rans_blocks))
 
     def predecoded(codes, scales, count):
-        r = next(decoded)
+        r = decoded.popleft()
         if isinstance(r, FormatError):
             raise r
         return r
