@@ -119,8 +119,8 @@ class _Selections:
 def _factors(nola, i, e, ratio, selections=None):
     where = f"{nola['path']}: layer {e['name']!r}"
     sa, sb = (None, None) if selections is None else (selections['A'], selections['B'])
-    a = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], e['rank'], e['d_in'], 'A', e['coeffs_A'], sa)
-    b = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], e['rank'], e['d_out'], 'B', e['coeffs_B'], sb)
+    a = synthesize(e['basis'], e['seed_A'], e['num_basis_A'], e['rank'], e['d_in'], 'A', np.asarray(e['coeffs_A'], np.float64), sa)
+    b = synthesize(e['basis'], e['seed_B'], e['num_basis_B'], e['rank'], e['d_out'], 'B', np.asarray(e['coeffs_B'], np.float64), sb)
     # The target tool applies scale_out to B·A as written; expand folds the difference into B.
     if ratio != 1:
         b = b * ratio
@@ -155,7 +155,7 @@ def load(path, framework='np', to=None, *, max_factor_values=2 ** 24, max_output
     for name, v in (('max_factor_values', max_factor_values), ('max_output_bytes', max_output_bytes), ('max_basis_work', max_basis_work)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UsageError(f'{name} must be a positive integer, got {v!r}')
-    nola = read_nola(path, {'max_factor_values': max_factor_values, 'max_output_bytes': max_output_bytes, 'max_basis_work': max_basis_work})
+    nola = read_nola(path, {'max_factor_values': max_factor_values, 'max_output_bytes': max_output_bytes, 'max_basis_work': max_basis_work}, compact=True)
     nola['path'] = path
     plan = _plan_for(nola, to)
     order = file_order(plan['tensors'])

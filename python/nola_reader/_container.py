@@ -264,9 +264,26 @@ def _decode_rans(codes, scales, count):
 LOCKSTEP_MIN_LANES = 48
 
 
-def decode_rans_many(blocks):
-    """Every (codes, count) rans block at once: a list of float64 arrays, or of the FormatError each block's
-    _decode_rans would raise. The same arithmetic as _decode_rans, run in lockstep over the blocks (one numpy
+class Dequantized:
+    """Coefficients of rans blocks kept as their level indices until used: np.asarray(x) gives the float64
+    values _decode_rans returns, (j - L)·step for each block in turn (read_nola(compact=True): 2 bytes a
+    value held, not 8). `parts`: (level indices, L, step) per block."""
+    __slots__ = ('parts',)
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def __len__(self):
+        return sum(len(j) for j, _, _ in self.parts)
+
+    def __array__(self, dtype=None, copy=None):
+        v = np.concatenate([(j.astype(np.int64) - L) * step for j, L, step in self.parts]) if self.parts else np.zeros(0)
+        return v if dtype is None else v.astype(dtype, copy=False)
+
+
+def decode_rans_many(blocks, compact=False):
+    """Every (codes, count) rans block at once: a list of float64 arrays (Dequantized with `compact`), or of
+    the FormatError each block's _decode_rans would raise. The same arithmetic as _decode_rans, run in lockstep over the blocks (one numpy
     operation a step for all of them: rANS is sequential within a block, not across blocks), longest blocks
     first so that the blocks still running are always a prefix."""
     results = [None] * len(blocks)
@@ -339,7 +356,8 @@ def decode_rans_many(blocks):
                 xl, at = _rans_run(block, p, xl, at, i, count, rest)
                 levels[offs[lane] + i:offs[lane + 1]] = rest
             _rans_end(xl, at, len(block))
-            results[b] = (levels[offs[lane]:offs[lane + 1]].astype(np.int64) - rans_model(p)[0]) * step
+            mine = Dequantized([(levels[offs[lane]:offs[lane + 1]], rans_model(p)[0], step)])
+            results[b] = mine if compact else np.asarray(mine)
         except FormatError as e:
             results[b] = e
     return results
@@ -408,8 +426,10 @@ def decode_block(spec, count, codes, scales, where, rans=None):
             raise FormatError(f'{where}: {e}') from None
     if block_sizes(spec, count, where) != (len(codes), len(scales)):
         raise FormatError(f'{where}: block sizes do not match its storage')
-    # One segment (the usual case) is returned as decoded: no copy of the file's largest arrays.
-    return out[0] if len(out) == 1 else np.concatenate(out)
+    # rans blocks only (the usual case): kept as they were decoded (Dequantized with compact, or one array).
+    if out and all(isinstance(o, Dequantized) for o in out):
+        return Dequantized([part for o in out for part in o.parts])
+    return out[0] if len(out) == 1 else np.concatenate([np.asarray(o) for o in out])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -508,9 +528,10 @@ def check_limits(path, layers, passthrough, limits):
                       f'more than the limit of {limits["max_basis_work"]} (max_basis_work= raises it)')
 
 
-def read_nola(path, limits=None):
+def read_nola(path, limits=None, compact=False):
     """The NOLA file as {'family', 'file', 'metadata', 'config', 'layers': [...], 'passthrough': [(name, dtype, shape, bytes)]}.
-    Each layer is a dict with version-1 field names plus 'coeffs_A' / 'coeffs_B' (float64). `limits`: see
+    Each layer is a dict with version-1 field names plus 'coeffs_A' / 'coeffs_B' (float64; with `compact`, a
+    factor stored as one rans block is a Dequantized, np.asarray of which is that array). `limits`: see
     check_limits (default DEFAULT_LIMITS), checked before any block is decoded."""
     limits = {**DEFAULT_LIMITS, **(limits or {})}
     meta, tens = read_safetensors(path)
@@ -605,7 +626,7 @@ def read_nola(path, limits=None):
     rans_blocks = [(seg_codes, seg[1]) for e, f, codes, scales, where in factors
                    for seg, seg_codes, _ in _segment_bytes(e['quant_' + f], e['num_basis_' + f], codes, scales, where) if seg[0] == 'rans']
     # Handed out first to last and not held after: each factor's own array is all that stays of its blocks.
-    decoded = collections.deque(decode_rans_many(rans_blocks))
+    decoded = collections.deque(decode_rans_many(rans_blocks, compact))
 
     def predecoded(codes, scales, count):
         r = decoded.popleft()

@@ -273,7 +273,10 @@ elif mode == 'file':
         try:
             lo = nola_reader.load(path)
             a = [[n, lo.dtypes[n], list(lo.tensors[n].shape), hashlib.sha256(lo.bytes(n)).hexdigest()] for n in lo.tensors]
-            a = {'tensors': a, 'coeffs': [[e['coeffs_A'].tolist(), e['coeffs_B'].tolist()] for e in reader.read_nola(path)['layers']]}
+            a = {'tensors': a, 'coeffs': [[e['coeffs_A'].tolist(), e['coeffs_B'].tolist()] for e in reader.read_nola(path)['layers']],
+                 # What load() reads: the rans factors kept as level indices (Dequantized), float64 on np.asarray.
+                 'compact': [[np.asarray(e['coeffs_' + f]).tolist() for f in 'AB'] for e in reader.read_nola(path, compact=True)['layers']],
+                 'compact_kinds': sorted({type(e['coeffs_' + f]).__name__ for e in reader.read_nola(path, compact=True)['layers'] for f in 'AB'})}
         except nola_reader.NolaError as e:
             a = {'error': type(e).__name__, 'message': str(e)}
         try:
@@ -406,21 +409,24 @@ test('rans: RANS_R in both readers is round(2^24·exp(−2^(−1−(p−24)/4)))
 test('rans in NOLA files: a version-3 file reads as its all-rice version-2 twin; rans in version 2, bytes < 9 and bad blocks are refused', (t) => {
   if (!numpy) return t.skip(NO_NUMPY);
   type Refusal = { error: string; message: string };
-  type ReaderOut = { tensors: Array<[string, string, number[], string]>; coeffs: number[][][] } | Refusal;
+  type ReaderOut = { tensors: Array<[string, string, number[], string]>; coeffs: number[][][]; compact: number[][][]; compact_kinds: string[] } | Refusal;
   type RefOut = number[][][] | Refusal;
   const got = python<{ outcomes: Record<string, [ReaderOut, RefOut]>; want: number[][][]; kinds: string[][][] }>('file');
   const o = got.outcomes;
   assert.ok(got.kinds.flat(2).includes('rans') && got.kinds.flat(2).includes('rice'), 'the file mixes rans and rice segments');
-  const ok = (name: string): { tensors: Array<[string, string, number[], string]>; coeffs: number[][][] } => {
+  const ok = (name: string): Exclude<ReaderOut, Refusal> => {
     const [a, b] = o[name];
     assert.ok(!('error' in a), `${name}: nola_reader: ${JSON.stringify(a)}`);
     assert.ok(Array.isArray(b), `${name}: nola_ref: ${JSON.stringify(b)}`);
     assert.deepEqual(a.coeffs, got.want, `${name}: nola_reader's coefficients are levels · step`);
+    assert.deepEqual(a.compact, got.want, `${name}: read_nola(compact=True), as float64, the same`);
     assert.deepEqual(b, got.want, `${name}: nola_ref's coefficients are levels · step`);
     return a;
   };
   const v3 = ok('v3'), v2 = ok('v2 rice'), v3rice = ok('v3 rice');
   assert.equal(v3.tensors.length, 4);
+  assert.ok(v3.compact_kinds.includes('Dequantized'), `a factor of rans blocks only is kept compact: ${v3.compact_kinds}`);
+  assert.deepEqual(v2.compact_kinds, ['ndarray'], 'rice blocks are float64 arrays either way');
   assert.deepEqual(v3.tensors, v2.tensors, 'load() of the version-3 file equals that of its version-2 rice twin, byte for byte');
   assert.deepEqual(v3rice.tensors, v2.tensors, 'a version-3 file of rice blocks only reads too');
   const refused: Array<[string, RegExp, RegExp]> = [
