@@ -256,7 +256,7 @@ def _decode_rans(codes, scales, count):
     out = []
     x, at = _rans_run(block, p, x, RANS_HEADER, 0, count, out)
     _rans_end(x, at, len(block))
-    return (np.array(out, np.int64) - rans_model(p)[0]) * step
+    return np.asarray(Dequantized([(np.array(out, np.int64), rans_model(p)[0], step)]))
 
 
 # Below this many blocks still being decoded, decode_rans_many finishes each block on its own (a numpy step
@@ -273,11 +273,8 @@ class Dequantized:
     def __init__(self, parts):
         self.parts = parts
 
-    def __len__(self):
-        return sum(len(j) for j, _, _ in self.parts)
-
     def __array__(self, dtype=None, copy=None):
-        v = np.concatenate([(j.astype(np.int64) - L) * step for j, L, step in self.parts]) if self.parts else np.zeros(0)
+        v = np.concatenate([(j.astype(np.int64) - L) * step for j, L, step in self.parts])
         return v if dtype is None else v.astype(dtype, copy=False)
 
 
@@ -531,7 +528,7 @@ def check_limits(path, layers, passthrough, limits):
 def read_nola(path, limits=None, compact=False):
     """The NOLA file as {'family', 'file', 'metadata', 'config', 'layers': [...], 'passthrough': [(name, dtype, shape, bytes)]}.
     Each layer is a dict with version-1 field names plus 'coeffs_A' / 'coeffs_B' (float64; with `compact`, a
-    factor stored as one rans block is a Dequantized, np.asarray of which is that array). `limits`: see
+    factor stored in rans blocks only is a Dequantized, np.asarray of which is that array). `limits`: see
     check_limits (default DEFAULT_LIMITS), checked before any block is decoded."""
     limits = {**DEFAULT_LIMITS, **(limits or {})}
     meta, tens = read_safetensors(path)

@@ -273,10 +273,11 @@ elif mode == 'file':
         try:
             lo = nola_reader.load(path)
             a = [[n, lo.dtypes[n], list(lo.tensors[n].shape), hashlib.sha256(lo.bytes(n)).hexdigest()] for n in lo.tensors]
+            # What load() reads: the rans factors kept as level indices (Dequantized), float64 on np.asarray.
+            compact = reader.read_nola(path, compact=True)['layers']
             a = {'tensors': a, 'coeffs': [[e['coeffs_A'].tolist(), e['coeffs_B'].tolist()] for e in reader.read_nola(path)['layers']],
-                 # What load() reads: the rans factors kept as level indices (Dequantized), float64 on np.asarray.
-                 'compact': [[np.asarray(e['coeffs_' + f]).tolist() for f in 'AB'] for e in reader.read_nola(path, compact=True)['layers']],
-                 'compact_kinds': sorted({type(e['coeffs_' + f]).__name__ for e in reader.read_nola(path, compact=True)['layers'] for f in 'AB'})}
+                 'compact': [[np.asarray(e['coeffs_' + f]).tolist() for f in 'AB'] for e in compact],
+                 'compact_kinds': sorted({type(e['coeffs_' + f]).__name__ for e in compact for f in 'AB'})}
         except nola_reader.NolaError as e:
             a = {'error': type(e).__name__, 'message': str(e)}
         try:
