@@ -10,9 +10,9 @@ import { openLora, readFactors, type OpenLora } from './source.js';
 import type { CompressSettings, Strategy } from './settings.js';
 import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.js';
 import { truncationError } from '../core/lowrank.js';
-import { allocateBudget } from '../core/allocate.js';
 import { settingsBytes } from './layer-strategy.js';
 import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
+import { fitToRatio, type StoredShape } from './ratio-budget.js';
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
@@ -24,7 +24,6 @@ import { writeSafetensors, assertWritable, encodeHeader, hashDataSection, planLa
 import { deriveLayerSeeds } from '../core/seeds.js';
 import { RICE_HEADER_BYTES } from '../core/rice.js';
 import { MAX_SEGMENTS, type QuantSpec } from '../core/quantize.js';
-import type { BasisFamily } from '../core/basis.js';
 import type { TensorSpec, TensorData } from '../io/safetensors/types.js';
 import { rdEstimate } from '../core/rd-estimate.js';
 import { buildCompressReport, type CompressReport, type LayerReport } from '../report/report.js';
@@ -61,6 +60,8 @@ export interface CompressRequest {
    * strategy, or a budget with one --quant mode.
    */
   formatVersion?: FormatVersion;
+  /** --ratio with rice coding: measure only the candidates near the optimum ('near', the default) or every one ('all': the yardstick of tests and benchmarks). */
+  ratioMeasure?: 'near' | 'all';
   /** Stage the NOLA file in this batch (committed by the caller with its other outputs, e.g. --report). */
   batch?: OutputBatch;
   /** The caller's other outputs of this run: none may be an input or the NOLA file. */
@@ -154,7 +155,7 @@ export async function compress(req: CompressRequest): Promise<{ output: string; 
 }
 
 /** A stored layer whose reconstruction is no closer to the source than zero (error 1 to six digits). */
-function keepsNothing(layer: CompressedLayer): boolean {
+function keepsNothing(layer: Pick<CompressedLayer, 'error' | 'deliveredError'>): boolean {
   return Math.min(layer.error, layer.deliveredError) >= 1 - 5e-7;
 }
 
@@ -184,6 +185,7 @@ function codingSettings(settings: CompressSettings, version: FormatVersion): Com
 }
 
 async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
+  const version = req.formatVersion ?? FORMAT_VERSION;
   const { strategy, seed, fit } = req.settings;
   const layers = lora.plan.layers;
   const total = layers.length;
@@ -198,40 +200,17 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   let done = 0;
   try {
     if (strategy.kind === 'budget' && 'ratio' in strategy.target) {
-      // Two passes: measure every candidate of every layer, allocate, then recompute the choices.
-      const measured = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'table', strategy, seed, fit }), (i, o) => {
-        logWarnings(o);
-        req.onProgress?.(++done / 2, total, layers[i].name);
+      const outcomes = await fitToRatio({
+        layers, strategy: { ...strategy, target: strategy.target }, seed, fit, pool, readTask, log: req.log, measure: req.ratioMeasure,
+        onDone: (o, i, fraction) => {
+          logWarnings(o);
+          if (fraction > 0) req.onProgress?.((done += fraction), total, layers[i].name);
+        },
+        estimateOverhead: (coefficientBudget) => containerOverhead(lora, fp16BytesOf(layers), coefficientBudget, seed),
+        fileBytes: (stored) => fileBytesOf(lora, stored),
+        storesNothing: (row) => version !== 1 && keepsNothing(row),
       });
-      const tables = measured.map((o) => o.table!);
-      const energies = measured.map((o) => o.sigma.reduce((acc, s) => acc + s * s, 0));
-      const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
-      // --ratio X is about the whole file: the header and the compressed document come out of the budget.
-      const budget = fp16Bytes / strategy.target.ratio;
-      const overhead = containerOverhead(lora, fp16Bytes, budget, seed);
-      let coefficientBudget = budget - overhead;
-      if (overhead > budget / 2) {
-        // A tiny adapter: the container alone would eat most of the budget. Give the coefficients the
-        // whole budget instead, and say that the file ratio will fall short.
-        req.log?.warn(`--ratio ${strategy.target.ratio}: the file's header and layer document take about ${overhead} bytes, ` +
-          `more than half of the ${Math.round(budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${strategy.target.ratio}x smaller`);
-        coefficientBudget = budget;
-      }
-      let { choice } = allocateBudget(tables, energies, coefficientBudget);
-      if (coefficientBudget < budget) {
-        // The first estimate priced every layer in its longest description (one block per component).
-        // Priced with the layouts chosen it is usually smaller: give the difference to the coefficients,
-        // and keep the new choice only if its own description still fits.
-        const layouts = (c: number[]): LayerShape[] => c.map((ci, i) => ({ basis: tables[i][ci].settings.basis, rank: tables[i][ci].settings.rank }));
-        const bytesOf = (c: number[]): number => c.reduce((acc, ci, i) => acc + tables[i][ci].bytes, 0);
-        const second = allocateBudget(tables, energies, budget - containerOverhead(lora, fp16Bytes, budget, seed, layouts(choice))).choice;
-        if (bytesOf(second) + containerOverhead(lora, fp16Bytes, budget, seed, layouts(second)) <= budget) choice = second;
-      }
-      const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'compress', settings: tables[i][choice[i]].settings }), (i, o) => {
-        logWarnings(o);
-        req.onProgress?.(++done / 2, total, layers[i].name);
-      });
-      return fitted.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
+      return outcomes.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
     }
     const fitted = await mapLayers(pool, total, (i) => readTask(layers[i], { kind: 'choose', settings: req.settings }), (i, o) => {
       logWarnings(o);
@@ -243,43 +222,58 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   }
 }
 
-/** What the container's description of a layer depends on, once a setting is chosen. */
-interface LayerShape { basis: BasisFamily; rank: number }
+function fp16BytesOf(layers: readonly LayerSpec[]): number {
+  return layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+}
 
 /**
  * The bytes a NOLA file of this LoRA spends besides coefficients and passthrough tensors (8-byte
  * length, header, compressed document), estimated before any setting is chosen: the document is
  * built as compress will build it, each layer at full rank with rice blocks of its share of the
- * coefficient budget (one per component), its real seeds, and an error of six digits.
+ * coefficient budget (one per component: the longer description), its real seeds, and an error of
+ * six digits.
  */
-function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number, chosen?: LayerShape[]): number {
+function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number): number {
   const fp16 = fp16Bytes || 1;
-  const fitted = lora.plan.layers.map((spec, i): Fitted => {
+  const stored = lora.plan.layers.map((spec): StoredShape => {
     const { seedA, seedB } = deriveLayerSeeds(seed, spec.name);
-    const rank = chosen?.[i].rank ?? spec.rank;
+    const rank = spec.rank;
     const k = rank * spec.dIn, l = spec.dOut * rank;
     const share = (n: number): number => Math.max(RICE_HEADER_BYTES, Math.round((coefficientBudget * n) / (fp16 / 2)));
     const error = 0.05 + (seedA % 899_999) / 1e7;
-    // Without a choice, every layer that may take the component layout is priced in it: its one block
-    // per component is the longer description, so the estimate errs on the side of the budget.
-    const components = chosen === undefined ? spec.rank <= MAX_SEGMENTS : chosen[i].basis === 'orthogonal-components';
+    const components = spec.rank <= MAX_SEGMENTS;
     // Real block sizes differ from block to block (equal placeholders would deflate to nothing): vary
     // them by up to ±20% with the layer's seed.
     const blocks = (count: number, d: number): QuantSpec => (components
       ? Array.from({ length: rank }, (_, c) => ['rice', d, Math.max(RICE_HEADER_BYTES, Math.round(share(d) * (0.8 + 0.4 * (((seedA >>> 0) * (c + 1) * 0.6180339887) % 1))))] as const)
       : [['rice', count, share(count)]]);
-    const layer = {
-      settings: { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB },
-      error, deliveredError: error,
-    } as unknown as CompressedLayer;
-    return { spec, layer, sigma: new Float64Array(0) };
+    const settings = { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB } as StoredShape['settings'];
+    return { settings, error, deliveredError: error };
   });
-  // The settings fingerprint every file records, as hex digits that deflate as the real ones do.
-  const doc = buildDocument(lora, fitted, '0'.repeat(64), '0'.repeat(64), sha256Hex(new Uint8Array(0)).slice(0, FINGERPRINT_HEX_DIGITS));
+  return containerBytes(lora, stored, Math.round(coefficientBudget));
+}
+
+/** The file's bytes besides passthrough tensors for these stored layers, as compress writes them (a layer that keeps nothing stored as nothing). */
+function fileBytesOf(lora: OpenLora, stored: StoredShape[]): number {
+  const final = stored.map((s) => (keepsNothing(s) ? emptyLayer(s as CompressedLayer) : s));
+  const coefficients = final.reduce((acc, s) => acc + settingsBytes(s.settings), 0);
+  return coefficients + containerBytes(lora, final, coefficients);
+}
+
+/**
+ * The container's own bytes (8-byte length, header, compressed document) around `coefficientBytes`
+ * of coefficients, the document built as compress builds it. Its hashes are not known yet: stand-ins
+ * of the same length and the same look (hex digits of a SHA-256) deflate as the real ones do, within
+ * a byte or two.
+ */
+function containerBytes(lora: OpenLora, stored: StoredShape[], coefficientBytes: number): number {
+  const fitted = lora.plan.layers.map((spec, i): Fitted => ({ spec, layer: stored[i] as CompressedLayer, sigma: new Float64Array(0) }));
+  const stand = (what: string): string => sha256Hex(new TextEncoder().encode(`nola placeholder ${what}`));
+  const doc = buildDocument(lora, fitted, stand('tensors'), stand('coefficients'), stand('settings').slice(0, FINGERPRINT_HEX_DIGITS));
   const { metadata, body } = serializeDocument(doc);
   const document = deflateSync(body, { level: 9 }).length;
   const specs: TensorSpec[] = [
-    { name: COEFF_TENSOR, dtype: 'U8', shape: [Math.round(coefficientBudget)] },
+    { name: COEFF_TENSOR, dtype: 'U8', shape: [coefficientBytes] },
     { name: DOCUMENT_TENSOR, dtype: 'U8', shape: [document] },
     ...passthroughSpecs(lora),
   ];

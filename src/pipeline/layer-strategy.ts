@@ -226,7 +226,7 @@ interface ModelBlock {
 }
 
 /** How a factor's coefficients are rotated and cut into blocks: the whole factor at once, or each rank-1 component apart. */
-type Layout = 'orthogonal' | 'orthogonal-components';
+export type Layout = 'orthogonal' | 'orthogonal-components';
 
 /**
  * Closed-form size and rounding error of one rank at full span (src/core/rice-model.ts). Each
@@ -421,35 +421,97 @@ function lowerMode(mode: QuantMode, quants: readonly QuantMode[]): QuantMode | u
 
 /**
  * Every candidate of one layer for --ratio, measured as stored: with fixed-size precisions every
- * (rank, precision of A, precision of B); with rice coding, per rank a ladder of steps whose
- * predicted rounding errors run from 0.4% to 120% of the layer (RICE_LADDER), so the allocator can
- * trade bytes for error smoothly. Each row's settings recompute exactly that candidate.
+ * (rank, precision of A, precision of B); with rice coding, per rank and layout a ladder of steps
+ * whose predicted rounding errors run from 0.4% to 120% of the layer (RICE_LADDER, measureLadder),
+ * so the allocator can trade bytes for error smoothly. Each row's settings recompute exactly that
+ * candidate. compress measures only the rice candidates worth it (predictedTable, nearOptimal);
+ * the whole table is the yardstick they are tested against, and what `nola sweep` prices.
  */
-export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): Array<Candidate & { settings: LayerRecipe }> {
-  const table: Array<Candidate & { settings: LayerRecipe }> = [];
-  if (strategy.quants.includes('rice')) {
-    for (const rank of rankChoices(strategy.rank, spec)) {
-      for (const layout of LAYOUTS.filter((x) => x === 'orthogonal' || rank <= MAX_SEGMENTS)) {
-        const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
-        const model = RiceModel.fromFit(layout, fitter, target, spec, rank);
-        for (const e of RICE_LADDER) {
-          const { quantA, quantB } = model.request(model.highRateT(e * e), strategy.rans === true);
-          const layer = fitter.store(quantA, quantB);
-          table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: { ...layer.settings, quantA, quantB } });
-        }
-      }
-    }
-    return table;
-  }
+export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): MeasuredRow[] {
+  if (strategy.quants.includes('rice')) return measureLadder(target, spec, strategy, seed, fit, ladderIndices(spec, strategy));
+  const table: MeasuredRow[] = [];
   const pairs = precisionPairs(fixedQuants(strategy));
   for (const rank of rankChoices(strategy.rank, spec)) {
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, pairs[0][0], seed, fit));
     for (const [qa, qb] of pairs) {
       const layer = fitter.store(qa, qb);
-      table.push({ bytes: settingsBytes(layer.settings), error: boundError(layer), settings: layer.settings });
+      table.push(measuredRow(layer, layer.settings));
     }
   }
   return table;
+}
+
+/** A measured candidate: its stored bytes and error, and the recipe that recomputes it. */
+export interface MeasuredRow extends Candidate {
+  settings: LayerRecipe;
+  /** The stored layer's settings (rice requests resolved to their blocks' specs) and its two errors: what the document records of it. */
+  stored: Pick<CompressedLayer, 'settings' | 'error' | 'deliveredError'>;
+}
+
+function measuredRow(layer: CompressedLayer, recipe: LayerRecipe): MeasuredRow {
+  return {
+    bytes: settingsBytes(layer.settings), error: boundError(layer), settings: recipe,
+    stored: { settings: layer.settings, error: layer.error, deliveredError: layer.deliveredError },
+  };
+}
+
+/** One --ratio rice candidate of a layer: a (rank, layout) and a rung of RICE_LADDER. */
+export interface LadderIndex { rank: number; layout: Layout; rung: number }
+
+/** Every rice candidate of a layer, in table order: ranks upward, then layouts, then rungs. */
+export function ladderIndices(spec: LayerSpec, strategy: BudgetStrategy): LadderIndex[] {
+  return rankChoices(strategy.rank, spec).flatMap((rank) => LAYOUTS.filter((x) => x === 'orthogonal' || rank <= MAX_SEGMENTS)
+    .flatMap((layout) => RICE_LADDER.map((_, rung) => ({ rank, layout, rung }))));
+}
+
+/**
+ * The given rice candidates of one layer, each fitted and stored (one fit per rank and layout
+ * among them): rung j's steps are those the fitted layer's RiceModel gives the predicted rounding
+ * error RICE_LADDER[j] at high rate. Rows in the order of `indices`.
+ */
+export function measureLadder(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit'], indices: readonly LadderIndex[]): MeasuredRow[] {
+  const rows: MeasuredRow[] = new Array(indices.length);
+  // One (rank, layout) at a time, so that only one fit and its stores are alive.
+  const groups = new Map<string, number[]>();
+  indices.forEach(({ rank, layout }, i) => {
+    const key = `${rank}/${layout}`;
+    groups.set(key, [...(groups.get(key) ?? []), i]);
+  });
+  for (const members of groups.values()) {
+    const { rank, layout } = indices[members[0]];
+    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
+    const model = RiceModel.fromFit(layout, fitter, target, spec, rank);
+    for (const i of members) {
+      const e = RICE_LADDER[indices[i].rung];
+      const { quantA, quantB } = model.request(model.highRateT(e * e), strategy.rans === true);
+      const layer = fitter.store(quantA, quantB);
+      rows[i] = measuredRow(layer, { ...layer.settings, quantA, quantB });
+    }
+  }
+  return rows;
+}
+
+/**
+ * The rice candidates of one layer (ladderIndices' order), predicted in closed form from the
+ * spectrum (RiceModel.fromSpectrum: no fit, no store): the bytes and error of each. On the shared
+ * adapters they are within ~2% of the stored bytes (rans blocks are ~2% shorter, which the model
+ * does not price) and ~0.5% of the measured error on all but the two coarsest rungs, where B's
+ * re-solve against the rounded A recovers more than the model knows (docs/ALGORITHM.md).
+ */
+export function predictedTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy): Candidate[] {
+  const sigma = target.svd!.sigma;
+  const models = new Map<string, { model: RiceModel; tail2: number }>();
+  return ladderIndices(spec, strategy).map(({ rank, layout, rung }) => {
+    const key = `${rank}/${layout}`;
+    let m = models.get(key);
+    if (m === undefined) {
+      m = { model: RiceModel.fromSpectrum(layout, sigma, target.s0, rank, spec.dIn, spec.dOut), tail2: truncationError(sigma, rank) ** 2 };
+      models.set(key, m);
+    }
+    const e = RICE_LADDER[rung];
+    const t = m.model.highRateT(e * e);
+    return { bytes: m.model.bytes(t), error: Math.sqrt(m.tail2 + m.model.rounding2(t)) };
+  });
 }
 
 function precisionPairs(quants: QuantMode[]): Array<[QuantMode, QuantMode]> {

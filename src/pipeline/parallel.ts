@@ -15,7 +15,7 @@ import { mat } from '../core/matrix.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
 import type { BudgetStrategy, CompressSettings, Strategy } from './settings.js';
-import { candidateTable, chooseLayer } from './layer-strategy.js';
+import { candidateTable, chooseLayer, measureLadder, predictedTable, type LadderIndex, type MeasuredRow } from './layer-strategy.js';
 
 export function defaultThreads(): number {
   return availableParallelism();
@@ -58,14 +58,17 @@ export interface FitTask {
   job:
     | { kind: 'choose'; settings: CompressSettings }
     | { kind: 'table'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit'] }
+    | { kind: 'predict'; strategy: BudgetStrategy }
+    | { kind: 'measure'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit']; indices: LadderIndex[] }
     | { kind: 'compress'; settings: LayerRecipe };
 }
 
-export type CandidateRow = Candidate & { settings: LayerRecipe };
-
 export interface FitOutcome {
   layer?: CompressedLayer;
-  table?: CandidateRow[];
+  /** Measured candidates ('table': all of them; 'measure': the indices asked for, in order). */
+  table?: MeasuredRow[];
+  /** Predicted rice candidates, in ladderIndices' order ('predict'). */
+  predicted?: Candidate[];
   /** σ of the source update (for the report and the budget's energy weights). */
   sigma: Float64Array;
   /** Messages the layer's decisions produced (logged by the main thread). */
@@ -84,6 +87,8 @@ export function runFitTask(task: FitTask): FitOutcome {
   const sigma = target.svd.sigma;
   const job = task.job;
   if (job.kind === 'table') return { table: candidateTable(target, spec, job.strategy, job.seed, job.fit), sigma, warnings };
+  if (job.kind === 'predict') return { predicted: predictedTable(target, spec, job.strategy), sigma, warnings };
+  if (job.kind === 'measure') return { table: measureLadder(target, spec, job.strategy, job.seed, job.fit, job.indices), sigma, warnings };
   if (job.kind === 'compress') return { layer: compressLayer(target, job.settings), sigma, warnings };
   return { layer: chooseLayer(target, spec, job.settings, { warn: (m: string) => warnings.push(m) }), sigma, warnings };
 }

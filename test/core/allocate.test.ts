@@ -6,12 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allocateBudget, allocateMaxError } from '../../src/core/allocate.js';
+import { allocateBudget, allocateMaxError, fillBudget, nearOptimal } from '../../src/core/allocate.js';
 import { expandLayer } from '../../src/core/compress-layer.js';
 import { targetSvd } from '../../src/core/fit.js';
 import { qrThin, mat, type Mat } from '../../src/core/matrix.js';
 import { relativeError, truncationError } from '../../src/core/lowrank.js';
-import { BOUND_MARGIN, candidateTable, chooseLayer, settingsBytes } from '../../src/pipeline/layer-strategy.js';
+import { BOUND_MARGIN, candidateTable, chooseLayer, ladderIndices, measureLadder, predictedTable, settingsBytes } from '../../src/pipeline/layer-strategy.js';
 import { BUDGET_QUANTS } from '../../src/pipeline/settings.js';
 import type { LayerSpec } from '../../src/formats/layer.js';
 import { randomMat } from './random-mat.js';
@@ -125,6 +125,81 @@ test('allocateBudget meets the byte budget and matches brute force on a small ca
     const got = choice.reduce((acc, c, l) => acc + energies[l] * tables[l][c].error ** 2, 0);
     assert.ok(got >= best - 1e-12 && got <= best * 1.5 + 1e-12, `budget ${budget}: ${got} vs optimum ${best}`);
   }
+});
+
+test('fillBudget spends the Lagrangian leftover: within budget, never worse, no single change left that fits and helps', () => {
+  const tables = [
+    [{ bytes: 1, error: 0.9 }, { bytes: 3, error: 0.5 }, { bytes: 6, error: 0.1 }, { bytes: 7, error: 0.09 }],
+    [{ bytes: 2, error: 0.8 }, { bytes: 4, error: 0.3 }, { bytes: 5, error: 0.28 }, { bytes: 8, error: 0.05 }],
+    [{ bytes: 1, error: 0.6 }, { bytes: 2, error: 0.4 }, { bytes: 5, error: 0.02 }],
+  ];
+  const energies = [1, 4, 2];
+  const bytesOf = (c: number[]): number => c.reduce((acc, x, l) => acc + tables[l][x].bytes, 0);
+  const costOf = (c: number[]): number => c.reduce((acc, x, l) => acc + energies[l] * tables[l][x].error ** 2, 0);
+  for (let budget = 4; budget <= 20; budget++) {
+    const lagrange = allocateBudget(tables, energies, budget).choice;
+    const filled = fillBudget(tables, energies, lagrange, budget);
+    assert.ok(bytesOf(filled) <= budget, `budget ${budget}: ${bytesOf(filled)} bytes`);
+    assert.ok(costOf(filled) <= costOf(lagrange) + 1e-15, `budget ${budget}: the fill raised the error`);
+    // Brute force over all 48 combinations (independent method): never better than the optimum.
+    let best = Infinity;
+    for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 3; k++) if (bytesOf([i, j, k]) <= budget) best = Math.min(best, costOf([i, j, k]));
+    assert.ok(costOf(filled) >= best - 1e-12);
+    // Greedy's stopping rule, checked by enumeration: no one-layer change fits the room left and lowers the cost.
+    for (let l = 0; l < 3; l++) {
+      for (let c = 0; c < tables[l].length; c++) {
+        const other = [...filled];
+        other[l] = c;
+        if (bytesOf(other) <= budget) assert.ok(costOf(other) >= costOf(filled) - 1e-15, `budget ${budget}: layer ${l} -> ${c} still helps`);
+      }
+    }
+  }
+});
+
+test('nearOptimal: with no slack, the hull vertices optimal somewhere in [λ/s, λ·s] (closed-form intervals)', () => {
+  // err² = 1/b at b = 1, 2, 4, …, 64 with energy 1: vertex i (b = 2^i) is optimal for λ between the
+  // slopes to its neighbours, 1/(2·b²) (next) and 2/b² (previous): intervals a factor 4 wide.
+  const table = Array.from({ length: 7 }, (_, i) => ({ bytes: 2 ** i, error: Math.sqrt(1 / 2 ** i) }));
+  const interval = (i: number): [number, number] => [i === 6 ? 0 : 1 / (2 * 4 ** i), i === 0 ? Infinity : 2 / 4 ** i];
+  for (const lambda of [1e-3, 0.01, 0.05, 0.3]) {
+    for (const spread of [1, 2, 8]) {
+      const expected = table.map((_, i) => i).filter((i) => {
+        const [lo, hi] = interval(i);
+        return hi >= lambda / spread && lo <= lambda * spread;
+      });
+      assert.deepEqual(nearOptimal(table, 1, lambda, spread, 0), expected, `λ ${lambda}, spread ${spread}`);
+    }
+  }
+  // λ = 0 (the budget does not bind): the least-error candidate.
+  assert.deepEqual(nearOptimal(table, 1, 0, 2, 0), [6]);
+});
+
+test('nearOptimal: slack admits candidates within that fraction of the optimum\'s cost, and no others', () => {
+  // At λ = 1, energy 1: costs e² + b. The optimum costs 1.0; 1.04 is inside 5% slack, 1.06 outside.
+  const table = [{ bytes: 0.5, error: Math.sqrt(0.5) }, { bytes: 0.54, error: Math.sqrt(0.5) }, { bytes: 0.56, error: Math.sqrt(0.5) }, { bytes: 2, error: 0 }];
+  assert.deepEqual(nearOptimal(table, 1, 1, 1, 0.05), [0, 1]);
+  assert.deepEqual(nearOptimal(table, 1, 1, 1, 0), [0]);
+});
+
+test('predictedTable prices the --ratio rice ladder within a few percent of measureLadder\'s stored candidates', () => {
+  // Second method: every candidate fitted, stored and measured (measureLadder), against the closed form.
+  const { a0, b0, spec } = layerWithSpectrum([4, 3, 1.5, 1, 0.5, 0.25], 96, 80, 31);
+  const svd = targetSvd({ a0, b0, s0: 1 });
+  const strategy = { kind: 'budget' as const, target: { ratio: 8 }, rank: 'auto' as const, quants: ['rice' as const], rans: true };
+  const indices = ladderIndices(spec, strategy);
+  const predicted = predictedTable({ a0, b0, s0: 1, svd }, spec, strategy);
+  const measured = measureLadder({ a0, b0, s0: 1, svd }, spec, strategy, 3, {}, indices);
+  assert.equal(predicted.length, indices.length);
+  // The two coarsest rungs (predicted error 0.9 and 1.2 of the layer) are where B's re-solve recovers more than the model knows: not held.
+  const fine = indices.map((x, i) => [x, i] as const).filter(([x]) => x.rung < 13).map(([, i]) => i);
+  const ratios = (f: (i: number) => number): number[] => fine.map(f).sort((x, y) => x - y);
+  const median = (v: number[]): number => v[Math.floor(v.length / 2)];
+  const bytes = ratios((i) => measured[i].bytes / predicted[i].bytes), errors = ratios((i) => measured[i].error / predicted[i].error);
+  assert.ok(Math.abs(median(bytes) - 1) < 0.05 && bytes[0] > 0.8 && bytes[bytes.length - 1] < 1.1, `bytes measured/predicted ${bytes[0]} … ${bytes[bytes.length - 1]}`);
+  assert.ok(Math.abs(median(errors) - 1) < 0.02 && errors[0] > 0.9 && errors[errors.length - 1] < 1.1, `error measured/predicted ${errors[0]} … ${errors[errors.length - 1]}`);
+  // measureLadder of a subset measures exactly those rows of the whole ladder (the same fits, the same stores).
+  const some = [5, 40, 17, 90].filter((i) => i < indices.length);
+  assert.deepEqual(measureLadder({ a0, b0, s0: 1, svd }, spec, strategy, 3, {}, some.map((i) => indices[i])).map((r) => [r.bytes, r.error]), some.map((i) => [measured[i].bytes, measured[i].error]));
 });
 
 test('regression: a layer whose B is all zeros (an untrained adapter) compresses under --max-error and --ratio (the rice step was 1e150, not an f32)', () => {
