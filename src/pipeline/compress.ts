@@ -12,7 +12,7 @@ import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.
 import { truncationError } from '../core/lowrank.js';
 import { settingsBytes } from './layer-strategy.js';
 import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
-import { fitToRatio, type StoredShape } from './ratio-budget.js';
+import { fitToRatio, type RatioPricing, type StoredShape } from './ratio-budget.js';
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
@@ -206,9 +206,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
           logWarnings(o);
           if (fraction > 0) req.onProgress?.((done += fraction), total, layers[i].name);
         },
-        estimateOverhead: (coefficientBudget) => containerOverhead(lora, fp16BytesOf(layers), coefficientBudget, seed),
-        fileBytes: (stored) => fileBytesOf(lora, stored),
-        storesNothing: (row) => version !== 1 && keepsNothing(row),
+        pricing: ratioPricing(lora, seed, version),
       });
       return outcomes.map((o, i) => ({ spec: layers[i], layer: o.layer!, sigma: o.sigma }));
     }
@@ -222,8 +220,15 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   }
 }
 
-function fp16BytesOf(layers: readonly LayerSpec[]): number {
-  return layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+/** How the size of this LoRA's NOLA file follows from its layers, for --ratio (and --sweep's --ratio points). */
+export function ratioPricing(lora: OpenLora, seed: number, version: FormatVersion): RatioPricing {
+  const fp16Bytes = lora.plan.layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+  return {
+    estimateOverhead: (budget) => containerOverhead(lora, fp16Bytes, budget, seed),
+    fileBytes: (stored) => fileBytesOf(lora, stored),
+    // Versions 2 and 3 store a layer that keeps nothing as nothing; version 1 stores it.
+    storesNothing: (stored) => version !== 1 && keepsNothing(stored),
+  };
 }
 
 /**

@@ -26,6 +26,52 @@ import type { BudgetStrategy, CompressSettings } from './settings.js';
 /** A stored layer as far as the container's size is concerned. */
 export type StoredShape = MeasuredRow['stored'];
 
+/** How a file's bytes follow from its layers (compress's container; src/pipeline/compress.ts ratioPricing). */
+export interface RatioPricing {
+  /**
+   * The container's own bytes (8-byte length, header, compressed document) for a budget before
+   * anything is measured (every layer in a placeholder of its longest description).
+   */
+  estimateOverhead: (budget: number) => number;
+  /** The file's bytes besides passthrough tensors, for measured layers as compress will store them. */
+  fileBytes: (stored: StoredShape[]) => number;
+  /** Whether compress stores this measured layer as nothing (it keeps nothing of its update): it then costs no coefficient bytes. */
+  storesNothing: (stored: StoredShape) => boolean;
+}
+
+/** The byte budget of --ratio X for a file: the whole file's, and the coefficients' before anything is measured. */
+export interface RatioBudget {
+  ratio: number;
+  fp16Bytes: number;
+  /** fp16 bytes / X: what the whole file (passthrough tensors aside) may take. */
+  budget: number;
+  /** The estimated container's bytes. */
+  overhead: number;
+  /** The container alone would take more than half the budget: the coefficients get all of it, and the file falls short. */
+  tiny: boolean;
+  coefficientBudget: number;
+}
+
+export function ratioBudget(layers: readonly LayerSpec[], ratio: number, pricing: RatioPricing): RatioBudget {
+  const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+  // --ratio X is about the whole file: the header and the compressed document come out of the budget.
+  const budget = fp16Bytes / ratio;
+  const overhead = pricing.estimateOverhead(budget);
+  const tiny = overhead > budget / 2;
+  return { ratio, fp16Bytes, budget, overhead, tiny, coefficientBudget: tiny ? budget : budget - overhead };
+}
+
+/**
+ * The choice for measured tables (step 2 of the module comment) and the λ it is optimal for. What a
+ * row costs is what the file will hold: a layer that keeps nothing is stored as nothing.
+ */
+export function chooseForRatio(tables: MeasuredRow[][], energies: number[], b: RatioBudget, pricing: RatioPricing): { choice: number[]; lambda: number } {
+  const priced = tables.map((rows) => rows.map((r) => (pricing.storesNothing(r.stored) ? { ...r, bytes: 0 } : r)));
+  if (!b.tiny) return chooseForFile(priced, energies, b.budget - FILE_MARGIN, b.coefficientBudget, pricing.fileBytes);
+  const { choice, lambda } = allocateBudget(priced, energies, b.budget);
+  return { choice: fillBudget(priced, energies, choice, b.budget), lambda };
+}
+
 export interface RatioRequest {
   layers: readonly LayerSpec[];
   strategy: BudgetStrategy & { target: { ratio: number } };
@@ -35,15 +81,7 @@ export interface RatioRequest {
   readTask: (spec: LayerSpec, job: FitTask['job']) => Promise<FitTask>;
   /** Called with each finished job's outcome (warnings), and progress as a fraction of the layers. */
   onDone: (o: FitOutcome, layer: number, fraction: number) => void;
-  /**
-   * The container's own bytes (8-byte length, header, compressed document) for a budget before
-   * anything is measured (every layer in a placeholder of its longest description).
-   */
-  estimateOverhead: (coefficientBudget: number) => number;
-  /** The file's bytes besides passthrough tensors, for measured layers as compress will store them. */
-  fileBytes: (stored: StoredShape[]) => number;
-  /** Whether compress stores this measured layer as nothing (it keeps nothing of its update): it then costs no coefficient bytes. */
-  storesNothing: (stored: StoredShape) => boolean;
+  pricing: RatioPricing;
   log?: Pick<Logger, 'warn'> & Partial<Pick<Logger, 'debug'>>;
   /** Which rice candidates are measured: 'near' (default) those nearOptimal picks; 'all' every one (the yardstick of tests and benchmarks). */
   measure?: 'near' | 'all';
@@ -70,33 +108,20 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
   const first = await mapLayers(pool, layers.length, (i) => req.readTask(layers[i], rice ? { kind: 'predict', strategy } : { kind: 'table', strategy, seed, fit }),
     (i, o) => req.onDone(o, i, 1 / passes));
   const energies = first.map((o) => o.sigma.reduce((acc, s) => acc + s * s, 0));
-  const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
-  // --ratio X is about the whole file: the header and the compressed document come out of the budget.
-  const budget = fp16Bytes / strategy.target.ratio;
-  const overhead = req.estimateOverhead(budget);
-  const tiny = overhead > budget / 2;
-  if (tiny) {
-    // A tiny adapter: the container alone would eat most of the budget. Give the coefficients the
-    // whole budget instead, and say that the file ratio will fall short.
-    req.log?.warn(`--ratio ${strategy.target.ratio}: the file's header and layer document take about ${overhead} bytes, ` +
-      `more than half of the ${Math.round(budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${strategy.target.ratio}x smaller`);
+  const b = ratioBudget(layers, strategy.target.ratio, req.pricing);
+  if (b.tiny) {
+    req.log?.warn(`--ratio ${b.ratio}: the file's header and layer document take about ${b.overhead} bytes, ` +
+      `more than half of the ${Math.round(b.budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${b.ratio}x smaller`);
   }
-  const coefficientBudget = tiny ? budget : budget - overhead;
-  const choose = (tables: MeasuredRow[][]): { choice: number[]; lambda: number } => {
-    // What a row costs in the file: a layer that keeps nothing is stored as nothing.
-    const priced = tables.map((rows) => rows.map((r) => (req.storesNothing(r.stored) ? { ...r, bytes: 0 } : r)));
-    if (!tiny) return chooseForFile(priced, energies, budget - FILE_MARGIN, coefficientBudget, req.fileBytes);
-    const { choice, lambda } = allocateBudget(priced, energies, budget);
-    return { choice: fillBudget(priced, energies, choice, budget), lambda };
-  };
+  const choose = (tables: MeasuredRow[][]): { choice: number[]; lambda: number } => chooseForRatio(tables, energies, b, req.pricing);
   const tables = rice
-    ? await measureNearOptimal(req, first.map((o) => o.predicted!), energies, coefficientBudget, choose)
+    ? await measureNearOptimal(req, first.map((o) => o.predicted!), energies, b.coefficientBudget, choose)
     : first.map((o) => o.table!);
   const { choice } = choose(tables);
-  const file = req.fileBytes(choice.map((ci, i) => tables[i][ci].stored));
-  if (!tiny && file > budget) {
-    req.log?.warn(`--ratio ${strategy.target.ratio}: even the smallest settings measured leave the file at ${file} bytes, over its ${Math.round(budget)}-byte budget ` +
-      `(${(fp16Bytes / file).toFixed(2)}x instead of ${strategy.target.ratio}x); ask for a smaller ratio`);
+  const file = req.pricing.fileBytes(choice.map((ci, i) => tables[i][ci].stored));
+  if (!b.tiny && file > b.budget) {
+    req.log?.warn(`--ratio ${b.ratio}: even the smallest settings measured leave the file at ${file} bytes, over its ${Math.round(b.budget)}-byte budget ` +
+      `(${(b.fp16Bytes / file).toFixed(2)}x instead of ${b.ratio}x); ask for a smaller ratio`);
   }
   return mapLayers(pool, layers.length, (i) => req.readTask(layers[i], { kind: 'compress', settings: tables[i][choice[i]].settings }),
     (i, o) => req.onDone(o, i, 1 / passes));

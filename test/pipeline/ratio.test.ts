@@ -11,6 +11,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compress } from '../../src/pipeline/compress.js';
+import { sweep, type SweepPoint } from '../../src/pipeline/sweep.js';
+import type { CompressReport } from '../../src/report/report.js';
 import { resolveStrategy } from '../../src/cli/options.js';
 import { writeSyntheticAdapter } from '../../bench/synthetic-adapter.js';
 import type { Logger } from 'pino';
@@ -83,6 +85,29 @@ test('--ratio measures only the candidates near the optimum, and ends where meas
       assert.ok(counted !== null, near.debug.join('\n'));
       assert.ok(Number(counted[1]) < Number(counted[2]) / 2, `measured ${counted[1]} of ${counted[2]}`);
       assert.match(all.debug.join('\n'), new RegExp(`measured ${counted[2]} of ${counted[2]} candidates`));
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('--sweep prices its points as compress writes them: --max-error to the byte, --ratio within 1% of the error', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-sweep-'));
+  try {
+    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 29 });
+    const result = await sweep({ input: src, seed: 1, includePaper: false });
+    const at = (setting: string): SweepPoint => result.points.find((p) => p.setting === setting)!;
+    // Second path: compress itself, default settings and --ratio, in the default format.
+    const run = async (flags: { ratio?: string }, name: string): Promise<CompressReport['totals']> =>
+      (await compress({ input: src, output: path.join(dir, name), settings: { strategy: resolveStrategy(flags), seed: 1, fit: {} } })).report.totals;
+    const bounded = await run({}, 'default.nola');
+    assert.equal(at('--max-error 0.1').bytes, bounded.coefficientBytes);
+    for (const x of [4, 8]) {
+      const t = await run({ ratio: String(x) }, `r${x}.nola`);
+      const p = at(`--ratio ${x}`);
+      // The sweep chooses among every candidate (the yardstick), compress among those near the optimum.
+      assert.ok(Math.abs(p.energyWeightedError / t.energyWeightedError - 1) < 0.01, `--ratio ${x}: sweep ${p.energyWeightedError} vs compress ${t.energyWeightedError}`);
+      assert.ok(Math.abs(p.bytes / t.coefficientBytes - 1) < 0.02, `--ratio ${x}: sweep ${p.bytes} vs compress ${t.coefficientBytes} bytes`);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
