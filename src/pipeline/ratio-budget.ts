@@ -4,8 +4,8 @@
  *
  * 1. Tables. With rice coding (the default) every layer's candidates (rank × layout × RICE_LADDER)
  *    are first predicted in closed form ('predict': the spectrum only); the allocation on the
- *    predictions gives λ; each layer then measures, as stored, only the candidates that are near
- *    its optimum for λ within a factor SPREAD ('measure', nearOptimal); allocation on what is
+ *    predictions gives λ; each layer then measures, as stored, only the candidates whose predicted
+ *    cost is near its optimum for some λ' near λ ('measure', nearOptimal, SPREAD and SLACK); allocation on what is
  *    measured gives a new λ, and the round repeats for candidates not yet measured (usually one
  *    more round, a few layers). With fixed-size precisions every candidate is measured ('table').
  * 2. Choice. Lagrangian allocation on the measured rows, then fillBudget for what its discrete
@@ -115,7 +115,7 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
   }
   const choose = (tables: MeasuredRow[][]): { choice: number[]; lambda: number } => chooseForRatio(tables, energies, b, req.pricing);
   const tables = rice
-    ? await measureNearOptimal(req, first.map((o) => o.predicted!), energies, b.coefficientBudget, choose)
+    ? await measureNearOptimal(req, first.map((o) => o.predicted!), energies, b.coefficientBudget, choose, 1 / passes)
     : first.map((o) => o.table!);
   const { choice } = choose(tables);
   const file = req.pricing.fileBytes(choice.map((ci, i) => tables[i][ci].stored));
@@ -134,7 +134,7 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
  * around it). Returns each layer's measured rows.
  */
 async function measureNearOptimal(req: RatioRequest, predicted: Candidate[][], energies: number[], coefficientBudget: number,
-  choose: (tables: MeasuredRow[][]) => { lambda: number }): Promise<MeasuredRow[][]> {
+  choose: (tables: MeasuredRow[][]) => { lambda: number }, fraction: number): Promise<MeasuredRow[][]> {
   const { layers, strategy, seed, fit, pool } = req;
   const indices = layers.map((spec) => ladderIndices(spec, strategy));
   const measured = layers.map(() => new Map<number, MeasuredRow>());
@@ -151,7 +151,7 @@ async function measureNearOptimal(req: RatioRequest, predicted: Candidate[][], e
         const i = need[j];
         wanted[i].forEach((c, x) => measured[i].set(c, o.table![x]));
         // The first round measures every layer; later ones a few, and do not move the progress.
-        req.onDone(o, i, round === 0 ? 1 / 3 : 0);
+        req.onDone(o, i, round === 0 ? fraction : 0);
       });
     lambda = choose(rows()).lambda;
   }
@@ -166,7 +166,7 @@ async function measureNearOptimal(req: RatioRequest, predicted: Candidate[][], e
  * is left, keeping a fill only if its file (its layouts may lengthen the document) still fits.
  * λ is the allocation's (before the fill).
  */
-function chooseForFile(tables: Candidate[][] & MeasuredRow[][], energies: number[], room: number, coefficientBudget: number,
+function chooseForFile(tables: MeasuredRow[][], energies: number[], room: number, coefficientBudget: number,
   fileBytes: (stored: StoredShape[]) => number): { choice: number[]; lambda: number } {
   const bytesOf = (c: number[]): number => fileBytes(c.map((ci, i) => tables[i][ci].stored));
   let coefficients = coefficientBudget;
