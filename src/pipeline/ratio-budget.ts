@@ -89,13 +89,13 @@ export interface RatioRequest {
 
 /**
  * Measure the candidates whose predicted cost is within SLACK (relative) of the layer's optimum for
- * some λ' within a factor SPREAD of λ either way. At 3 and 0.1 (a seventh to a quarter of the
- * candidates on the shared adapters and a 7B-shaped one at --ratio 8) the error is within 0.05% of
- * the one from every candidate measured; 2 and 0.03 measured fewer for 0.2–0.4% more error
- * (docs/PERFORMANCE.md, "--ratio X").
+ * some λ' within a factor SPREAD of λ either way. At 3 and 0.05 (6–16% of the candidates on the
+ * shared adapters and a 7B-shaped block at --ratio 8) the error is within 0.15% of the one from
+ * every candidate measured; 3 and 0.1 came within 0.05% for 30–40% more time, 2 and 0.05 0.2–0.4% for
+ * 10% less (docs/PERFORMANCE.md, "--ratio X").
  */
 const SPREAD = 3;
-const SLACK = 0.1;
+const SLACK = 0.05;
 /** Rounds of measurement at most (the second usually adds a few candidates, the third none). */
 const MAX_ROUNDS = 4;
 /** Bytes kept free of the budget in the exact choice: the real document's hashes deflate a byte or two differently from the placeholders. */

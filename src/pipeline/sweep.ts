@@ -4,7 +4,7 @@
  * the default format (rice or rANS blocks: the sizes are those compress writes); the layer's whole
  * candidate table (per rank and layout, the rice ladder of steps, each measured as stored) serves
  * every --ratio point, chosen as compress chooses (the whole file priced, the leftover filled; what
- * compress reaches measuring only the candidates near the optimum, within 0.05% on the shared
+ * compress reaches measuring only the candidates near the optimum, within 0.15% on the shared
  * adapters); its spectrum gives the SVD-truncation baseline at the same bounds and sizes. Bytes are
  * the coefficients' (the header and document aside), as compress's report counts them.
  */
