@@ -126,6 +126,7 @@ async function runSweep(ctx: Ctx, input: string, o: Record<string, string | bool
     family: parseFamily('--format', o.format as string | undefined),
     seed: parseInteger('--seed', String(o.seed), 0, 0xffffffff),
     includePaper: o.paper !== false,
+    threads: o.threads === undefined ? defaultThreads() : parseInteger('--threads', String(o.threads), 1, 1024),
     onProgress: (d, t, name) => progress.update(d, t, name),
   }).finally(() => progress.done());
   ctx.log.info(`sweep of ${result.points.length} settings in ${((Date.now() - started) / 1000).toFixed(1)} s`);

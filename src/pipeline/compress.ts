@@ -168,6 +168,12 @@ function emptyLayer(layer: CompressedLayer): CompressedLayer {
   };
 }
 
+/** One layer's factors read from the file, with what a worker is to do with them. */
+export async function readFitTask(lora: OpenLora, spec: LayerSpec, job: FitTask['job']): Promise<FitTask> {
+  const { a0, b0 } = await readFactors(lora, spec);
+  return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };
+}
+
 /** The precision expand will write a factor in (its source dtype). */
 function deliveryPrecision(dtype: string): DeliveryPrecision {
   return dtype === 'F16' ? 'f16' : dtype === 'BF16' ? 'bf16' : dtype === 'F64' ? 'f64' : 'f32';
@@ -192,10 +198,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const backend = req.device === undefined || req.device === 'cpu' ? undefined : await loadBackend(req.device, (m) => req.log?.warn(m));
   const threads = req.forceThreads ? Math.min(req.threads ?? 1, Math.max(1, total)) : chooseThreads(req.threads ?? 1, layers, strategy);
   const pool = threads > 1 && backend === undefined && req.pool !== undefined ? req.pool : createFitPool(threads, { backend });
-  const readTask = async (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => {
-    const { a0, b0 } = await readFactors(lora, spec);
-    return { spec, a: a0.data, b: b0.data, deliverA: deliveryPrecision(spec.dtypeA), deliverB: deliveryPrecision(spec.dtypeB), job };
-  };
+  const readTask = (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => readFitTask(lora, spec, job);
   const logWarnings = (o: FitOutcome): void => { for (const w of o.warnings) req.log?.warn(w); };
   let done = 0;
   try {

@@ -14,8 +14,8 @@ import type { ComputeBackend } from '../backends/index.js';
 import { mat } from '../core/matrix.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
-import type { BudgetStrategy, CompressSettings, Strategy } from './settings.js';
-import { candidateTable, chooseLayer, measureLadder, predictedTable, type LadderIndex, type MeasuredRow } from './layer-strategy.js';
+import { PAPER_PRESET, type BudgetStrategy, type CompressSettings, type Strategy } from './settings.js';
+import { boundError, candidateTable, chooseLayer, measureLadder, predictedTable, settingsBytes, type LadderIndex, type MeasuredRow } from './layer-strategy.js';
 
 export function defaultThreads(): number {
   return availableParallelism();
@@ -59,6 +59,7 @@ export interface FitTask {
     | { kind: 'choose'; settings: CompressSettings }
     | { kind: 'table'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit'] }
     | { kind: 'predict'; strategy: BudgetStrategy }
+    | { kind: 'sweep'; strategy: BudgetStrategy; seed: number; maxErrors: number[]; paper: boolean }
     | { kind: 'measure'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit']; indices: LadderIndex[] }
     | { kind: 'compress'; settings: LayerRecipe };
 }
@@ -69,6 +70,9 @@ export interface FitOutcome {
   table?: MeasuredRow[];
   /** Predicted rice candidates, in ladderIndices' order ('predict'). */
   predicted?: Candidate[];
+  /** 'sweep': the layer under each --max-error asked for, and under --preset paper (bytes as f32 coefficients). */
+  searched?: Candidate[];
+  paper?: Candidate;
   /** σ of the source update (for the report and the budget's energy weights). */
   sigma: Float64Array;
   /** Messages the layer's decisions produced (logged by the main thread). */
@@ -87,6 +91,15 @@ export function runFitTask(task: FitTask): FitOutcome {
   const sigma = target.svd.sigma;
   const job = task.job;
   if (job.kind === 'table') return { table: candidateTable(target, spec, job.strategy, job.seed, job.fit), sigma, warnings };
+  if (job.kind === 'sweep') {
+    const bounded = job.maxErrors.map((maxError) => chooseLayer(target, spec, { strategy: { ...job.strategy, target: { maxError } }, seed: job.seed, fit: {} }));
+    const paper = job.paper ? chooseLayer(target, spec, { strategy: PAPER_PRESET, seed: job.seed, fit: {} }) : undefined;
+    return {
+      table: candidateTable(target, spec, job.strategy, job.seed, {}), sigma, warnings,
+      searched: bounded.map((l) => ({ bytes: settingsBytes(l.settings), error: boundError(l) })),
+      ...(paper ? { paper: { bytes: 4 * (paper.settings.k + paper.settings.l), error: paper.error } } : {}),
+    };
+  }
   if (job.kind === 'predict') return { predicted: predictedTable(target, spec, job.strategy), sigma, warnings };
   if (job.kind === 'measure') return { table: measureLadder(target, spec, job.strategy, job.seed, job.fit, job.indices), sigma, warnings };
   if (job.kind === 'compress') return { layer: compressLayer(target, job.settings), sigma, warnings };

@@ -8,13 +8,13 @@
  * adapters); its spectrum gives the SVD-truncation baseline at the same bounds and sizes. Bytes are
  * the coefficients' (the header and document aside), as compress's report counts them.
  */
-import { openLora, readFactors } from './source.js';
-import { boundError, candidateTable, chooseLayer, settingsBytes, type MeasuredRow } from './layer-strategy.js';
+import { openLora } from './source.js';
+import type { MeasuredRow } from './layer-strategy.js';
+import { chooseThreads, createFitPool, mapLayers, type FitOutcome } from './parallel.js';
 import { chooseForRatio, ratioBudget } from './ratio-budget.js';
-import { ratioPricing } from './compress.js';
+import { ratioPricing, readFitTask } from './compress.js';
 import { FORMAT_VERSION } from '../core/constants.js';
-import { PAPER_PRESET, type BudgetStrategy } from './settings.js';
-import { targetSvd } from '../core/fit.js';
+import type { BudgetStrategy } from './settings.js';
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget, allocateMaxError, type Candidate } from '../core/allocate.js';
 import type { Family } from '../formats/layer.js';
@@ -48,6 +48,8 @@ export async function sweep(a: {
   family?: Family;
   seed: number;
   includePaper: boolean;
+  /** Worker threads (default 1: in this thread); the points do not depend on it. */
+  threads?: number;
   onProgress?: (done: number, total: number, layer: string) => void;
 }): Promise<SweepResult> {
   const lora = await openLora(a.input, a.family);
@@ -55,33 +57,29 @@ export async function sweep(a: {
     const layers = lora.plan.layers;
     // The default format's coding: from version 3 on, each block rice or rANS, whichever is shorter.
     const strategy: BudgetStrategy = { kind: 'budget', target: { maxError: 0.1 }, rank: 'auto', quants: ['rice'], ...(FORMAT_VERSION >= 3 ? { rans: true } : {}) };
-    const tables: MeasuredRow[][] = [];
-    const nola: Candidate[][] = [], svd: Candidate[][] = [], energies: number[] = [];
-    // searched[j][l]: layer l compressed under --max-error SWEEP_MAX_ERRORS[j], as compress would.
-    const searched: Candidate[][] = SWEEP_MAX_ERRORS.map(() => []);
-    const paper = { bytes: 0, sq: 0, max: 0 };
-    for (const [i, spec] of layers.entries()) {
-      const { a0, b0 } = await readFactors(lora, spec);
-      const target = { a0, b0, s0: spec.scale, svd: targetSvd({ a0, b0, s0: spec.scale }) };
-      const sigma = target.svd.sigma;
-      const energy = sigma.reduce((acc, v) => acc + v * v, 0);
-      energies.push(energy);
-      const table = candidateTable(target, spec, strategy, a.seed, {});
-      tables.push(table);
-      nola.push(table.map(({ bytes, error }) => ({ bytes, error })));
-      SWEEP_MAX_ERRORS.forEach((e, j) => {
-        const layer = chooseLayer(target, spec, { strategy: { ...strategy, target: { maxError: e } }, seed: a.seed, fit: {} });
-        searched[j].push({ bytes: settingsBytes(layer.settings), error: boundError(layer) });
-      });
-      svd.push(Array.from({ length: spec.rank + 1 }, (_, t) => ({ bytes: 2 * t * (spec.dIn + spec.dOut), error: truncationError(sigma, t) })));
-      if (a.includePaper) {
-        const layer = chooseLayer(target, spec, { strategy: PAPER_PRESET, seed: a.seed, fit: {} });
-        paper.bytes += 4 * (layer.settings.k + layer.settings.l);
-        paper.sq += energy * layer.error * layer.error;
-        paper.max = Math.max(paper.max, layer.error);
-      }
-      a.onProgress?.(i + 1, layers.length, spec.name);
+    // Workers only where the fit is long enough to repay their start-up (a sweep is some 50 fits a layer).
+    const pool = createFitPool(chooseThreads(a.threads ?? 1, layers, strategy));
+    let done = 0;
+    let outcomes: FitOutcome[];
+    try {
+      outcomes = await mapLayers(pool, layers.length,
+        (i) => readFitTask(lora, layers[i], { kind: 'sweep', strategy, seed: a.seed, maxErrors: SWEEP_MAX_ERRORS, paper: a.includePaper }),
+        (i) => a.onProgress?.(++done, layers.length, layers[i].name));
+    } finally {
+      await pool.close();
     }
+    const tables: MeasuredRow[][] = outcomes.map((o) => o.table!);
+    const energies = outcomes.map((o) => o.sigma.reduce((acc, v) => acc + v * v, 0));
+    // searched[j][l]: layer l compressed under --max-error SWEEP_MAX_ERRORS[j], as compress would.
+    const searched: Candidate[][] = SWEEP_MAX_ERRORS.map((_, j) => outcomes.map((o) => o.searched![j]));
+    const svd: Candidate[][] = outcomes.map((o, l) => Array.from({ length: layers[l].rank + 1 }, (_, t) => ({ bytes: 2 * t * (layers[l].dIn + layers[l].dOut), error: truncationError(o.sigma, t) })));
+    const paper = { bytes: 0, sq: 0, max: 0 };
+    outcomes.forEach((o, l) => {
+      if (o.paper === undefined) return;
+      paper.bytes += o.paper.bytes;
+      paper.sq += energies[l] * o.paper.error ** 2;
+      paper.max = Math.max(paper.max, o.paper.error);
+    });
     const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
     const totalEnergy = energies.reduce((x, y) => x + y, 0) || 1;
     const point = (setting: string, method: SweepPoint['method'], target: SweepPoint['target'], tables: Candidate[][], choice: number[]): SweepPoint => {
