@@ -227,8 +227,8 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
 export function ratioPricing(lora: OpenLora, seed: number, version: FormatVersion): RatioPricing {
   const fp16Bytes = lora.plan.layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
   return {
-    estimateOverhead: (budget) => containerOverhead(lora, fp16Bytes, budget, seed),
-    fileBytes: (stored) => fileBytesOf(lora, stored),
+    estimateOverhead: (budget) => containerOverhead(lora, fp16Bytes, budget, seed, version),
+    fileBytes: (stored) => fileBytesOf(lora, stored, version),
     // Versions 2 and 3 store a layer that keeps nothing as nothing; version 1 stores it.
     storesNothing: (stored) => version !== 1 && keepsNothing(stored),
   };
@@ -241,7 +241,7 @@ export function ratioPricing(lora: OpenLora, seed: number, version: FormatVersio
  * coefficient budget (one per component: the longer description), its real seeds, and an error of
  * six digits.
  */
-function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number): number {
+function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget: number, seed: number, version: FormatVersion): number {
   const fp16 = fp16Bytes || 1;
   const stored = lora.plan.layers.map((spec): StoredShape => {
     const { seedA, seedB } = deriveLayerSeeds(seed, spec.name);
@@ -249,23 +249,24 @@ function containerOverhead(lora: OpenLora, fp16Bytes: number, coefficientBudget:
     const k = rank * spec.dIn, l = spec.dOut * rank;
     const share = (n: number): number => Math.max(RICE_HEADER_BYTES, Math.round((coefficientBudget * n) / (fp16 / 2)));
     const error = 0.05 + (seedA % 899_999) / 1e7;
-    const components = spec.rank <= MAX_SEGMENTS;
+    // Version 1 holds one fixed-size precision per factor and a tensor per block.
+    const components = version !== 1 && spec.rank <= MAX_SEGMENTS;
     // Real block sizes differ from block to block (equal placeholders would deflate to nothing): vary
     // them by up to ±20% with the layer's seed.
-    const blocks = (count: number, d: number): QuantSpec => (components
+    const blocks = (count: number, d: number): QuantSpec => (version === 1 ? 'int8' : components
       ? Array.from({ length: rank }, (_, c) => ['rice', d, Math.max(RICE_HEADER_BYTES, Math.round(share(d) * (0.8 + 0.4 * (((seedA >>> 0) * (c + 1) * 0.6180339887) % 1))))] as const)
       : [['rice', count, share(count)]]);
     const settings = { rank, k, l, basis: components ? 'orthogonal-components' : 'orthogonal', quantA: blocks(k, spec.dIn), quantB: blocks(l, spec.dOut), seedA, seedB } as StoredShape['settings'];
     return { settings, error, deliveredError: error };
   });
-  return containerBytes(lora, stored, Math.round(coefficientBudget));
+  return containerBytes(lora, stored, Math.round(coefficientBudget), version);
 }
 
-/** The file's bytes besides passthrough tensors for these stored layers, as compress writes them (a layer that keeps nothing stored as nothing). */
-function fileBytesOf(lora: OpenLora, stored: StoredShape[]): number {
-  const final = stored.map((s) => (keepsNothing(s) ? emptyLayer(s as CompressedLayer) : s));
+/** The file's bytes besides passthrough tensors for these stored layers, as compress writes them (from version 2 on, a layer that keeps nothing stored as nothing). */
+function fileBytesOf(lora: OpenLora, stored: StoredShape[], version: FormatVersion): number {
+  const final = stored.map((s) => (version !== 1 && keepsNothing(s) ? emptyLayer(s as CompressedLayer) : s));
   const coefficients = final.reduce((acc, s) => acc + settingsBytes(s.settings), 0);
-  return coefficients + containerBytes(lora, final, coefficients);
+  return coefficients + containerBytes(lora, final, coefficients, version);
 }
 
 /**
@@ -274,9 +275,15 @@ function fileBytesOf(lora: OpenLora, stored: StoredShape[]): number {
  * of the same length and the same look (hex digits of a SHA-256) deflate as the real ones do, within
  * a byte or two.
  */
-function containerBytes(lora: OpenLora, stored: StoredShape[], coefficientBytes: number): number {
+function containerBytes(lora: OpenLora, stored: StoredShape[], coefficientBytes: number, version: FormatVersion): number {
   const fitted = lora.plan.layers.map((spec, i): Fitted => ({ spec, layer: stored[i] as CompressedLayer, sigma: new Float64Array(0) }));
   const stand = (what: string): string => sha256Hex(new TextEncoder().encode(`nola placeholder ${what}`));
+  if (version === 1) {
+    // Version 1: the document is the header's metadata, and each block a tensor of its own.
+    const v1 = serializeDocumentV1(buildDocument(lora, fitted, stand('tensors'), undefined, stand('settings').slice(0, FINGERPRINT_HEX_DIGITS)));
+    const specs: TensorSpec[] = [...v1.tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })), ...passthroughSpecs(lora)];
+    return 8 + encodeHeader({ [NOLA_METADATA_KEY]: v1.metadata }, planLayout(specs)).length;
+  }
   const doc = buildDocument(lora, fitted, stand('tensors'), stand('coefficients'), stand('settings').slice(0, FINGERPRINT_HEX_DIGITS));
   const { metadata, body } = serializeDocument(doc);
   const document = deflateSync(body, { level: 9 }).length;

@@ -45,6 +45,25 @@ test('--ratio meets its byte budget on the whole file; rice spends it for less e
   }
 });
 
+test('--ratio with format version 1 (a tensor per block, the document in the header) keeps the whole file within the budget', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-v1-'));
+  try {
+    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 256, rank: 8, modules: ['q_proj', 'v_proj'], seed: 13 });
+    // (Its header holds the whole document uncompressed: at --ratio 5 this adapter is already too small for it.)
+    for (const ratio of ['2', '3']) {
+      const output = path.join(dir, `v1-${ratio}.nola.safetensors`);
+      const { report } = await compress({ input: src, output, formatVersion: 1, settings: { strategy: resolveStrategy({ ratio, quant: 'int8' }), seed: 1, fit: {} } });
+      const t = report.totals;
+      const budget = t.fp16BytesBefore / Number(ratio);
+      // The file on disk (its real size, stat by the report) against the budget the ratio sets.
+      assert.ok(t.outputBytes - t.passthroughBytes <= budget, `--ratio ${ratio}: file ${t.outputBytes} > ${budget}`);
+      assert.ok(t.outputBytes - t.passthroughBytes >= 0.9 * budget, `--ratio ${ratio}: ${t.outputBytes} bytes leave the budget unused`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('--ratio on an adapter too small for its own container: the coefficients get the whole budget, with a warning', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-small-'));
   try {
