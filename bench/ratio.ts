@@ -5,6 +5,7 @@
  * the energy-weighted error each reaches, and the file ratio. Never a test: times depend on the load.
  *
  *   --ratio X        (default 8)
+ *   --quant Q        passed to --quant (default auto: rice or rANS blocks; fixed: fixed-size codes)
  *   --repeats N      runs of each, alternating (default 2; the figure is each side's fastest)
  *   --blocks N       decoder blocks of the generated LLaMA-7B-shaped rank-16 adapter (default 1; 0: none)
  *   --threads N      fit workers (default all cores)
@@ -25,15 +26,16 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const realRoot = path.resolve(here, '..', '..', '..', 'shared', 'real-loras');
 const REAL = ['diffusers-sd15', 'diffusers-sd2-bf16', 'peft-distilbert-imdb'];
 
-interface Options { ratio: number; repeats: number; blocks: number; threads: number; json?: string }
+interface Options { ratio: number; quant: string; repeats: number; blocks: number; threads: number; json?: string }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { ratio: 8, repeats: 2, blocks: 1, threads: availableParallelism() };
+  const o: Options = { ratio: 8, quant: 'auto', repeats: 2, blocks: 1, threads: availableParallelism() };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, v] = [argv[i], argv[i + 1]];
     if (v === undefined) throw new Error(`${flag} needs a value`);
     const n = Number(v);
     if (flag === '--ratio') o.ratio = n;
+    else if (flag === '--quant') o.quant = v;
     else if (flag === '--repeats') o.repeats = n;
     else if (flag === '--blocks') o.blocks = n;
     else if (flag === '--threads') o.threads = n;
@@ -49,7 +51,7 @@ async function once(input: string, output: string, o: Options, measure: 'near' |
   const started = process.hrtime.bigint();
   const { report } = await compress({
     input, output, force: true, threads: o.threads, ratioMeasure: measure,
-    settings: { strategy: resolveStrategy({ ratio: String(o.ratio) }), seed: 0, fit: { refineIters: 30, alsRounds: 5 } },
+    settings: { strategy: resolveStrategy({ ratio: String(o.ratio), quant: o.quant }), seed: 0, fit: { refineIters: 30, alsRounds: 5 } },
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const t = report.totals;
@@ -63,7 +65,7 @@ async function main(): Promise<void> {
     const inputs: Array<[string, string]> = REAL.map((n): [string, string] => [n, path.join(realRoot, n)]).filter(([, p]) => existsSync(p));
     if (o.blocks > 0) inputs.push([`llama7b-shaped, ${o.blocks} block${o.blocks === 1 ? '' : 's'}, rank 16`, await writeLlamaAdapter(path.join(dir, 'llama'), { ...LLAMA_7B, blocks: o.blocks, rank: 16 })]);
     const load0 = loadavg()[0];
-    console.log(`--ratio ${o.ratio}: near-optimal candidates measured (default) vs every candidate (yardstick); ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${o.threads} threads, Node ${process.version}`);
+    console.log(`--ratio ${o.ratio} --quant ${o.quant}: near-optimal candidates measured (default) vs every candidate (yardstick); ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${o.threads} threads, Node ${process.version}`);
     const rows: Array<{ input: string; near: Side; all: Side }> = [];
     for (const [name, input] of inputs) {
       const sides: Record<'near' | 'all', Side | undefined> = { near: undefined, all: undefined };

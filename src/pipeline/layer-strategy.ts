@@ -433,17 +433,56 @@ function lowerMode(mode: QuantMode, quants: readonly QuantMode[]): QuantMode | u
  * the whole table is the yardstick they are tested against, and what `nola sweep` prices.
  */
 export function candidateTable(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit']): MeasuredRow[] {
-  if (strategy.quants.includes('rice')) return measureLadder(target, spec, strategy, seed, fit, ladderIndices(spec, strategy));
-  const table: MeasuredRow[] = [];
+  return measureCandidates(target, spec, strategy, seed, fit, candidateIndices(spec, strategy));
+}
+
+/** One --ratio candidate with fixed-size precisions: a rank and the precisions of A and B. */
+export interface PairIndex { rank: number; quantA: QuantMode; quantB: QuantMode }
+
+/** One --ratio candidate of a layer, as the strategy's coding numbers them. */
+export type CandidateIndex = LadderIndex | PairIndex;
+
+/** Every candidate of a layer, in table order: the rice ladder (ladderIndices), or per rank upward every (A, B) pair of precisions. */
+export function candidateIndices(spec: LayerSpec, strategy: BudgetStrategy): CandidateIndex[] {
+  if (strategy.quants.includes('rice')) return ladderIndices(spec, strategy);
   const pairs = precisionPairs(fixedQuants(strategy));
-  for (const rank of rankChoices(strategy.rank, spec)) {
-    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, pairs[0][0], seed, fit));
-    for (const [qa, qb] of pairs) {
-      const layer = fitter.store(qa, qb);
-      table.push(measuredRow(layer, layer.settings));
-    }
+  return rankChoices(strategy.rank, spec).flatMap((rank) => pairs.map(([quantA, quantB]) => ({ rank, quantA, quantB })));
+}
+
+/** The given candidates of one layer, each fitted and stored (one fit per rank, and layout); rows in the order of `indices`. */
+export function measureCandidates(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit'], indices: readonly CandidateIndex[]): MeasuredRow[] {
+  if (strategy.quants.includes('rice')) return measureLadder(target, spec, strategy, seed, fit, indices as readonly LadderIndex[]);
+  const pairs = indices as readonly PairIndex[];
+  const rows: MeasuredRow[] = new Array(pairs.length);
+  for (const rank of new Set(pairs.map((x) => x.rank))) {
+    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, pairs[0].quantA, seed, fit));
+    pairs.forEach((x, i) => {
+      if (x.rank !== rank) return;
+      const layer = fitter.store(x.quantA, x.quantB);
+      rows[i] = measuredRow(layer, layer.settings);
+    });
   }
-  return table;
+  return rows;
+}
+
+/** The candidates to measure before a fixed-size table can be predicted: per rank, every precision for both factors. */
+export function pairDiagonal(spec: LayerSpec, strategy: BudgetStrategy): PairIndex[] {
+  return rankChoices(strategy.rank, spec).flatMap((rank) => fixedQuants(strategy).map((q) => ({ rank, quantA: q, quantB: q })));
+}
+
+/**
+ * A fixed-size table (candidateIndices' order) predicted from its measured diagonal: bytes exact
+ * (fixed-size codes), and the squared error of (a, b) at a rank the mean of the measured (a, a)'s
+ * and (b, b)'s, each factor's rounding taken to add half of a diagonal's excess over the rank's
+ * truncation: measured/predicted 0.96–1.04 (1st–99th percentile) over 40 layers each of the
+ * shared SD 1.5 and DistilBERT adapters (docs/ALGORITHM.md).
+ */
+export function predictPairs(spec: LayerSpec, strategy: BudgetStrategy, diagonal: readonly PairIndex[], measured: readonly Candidate[]): Candidate[] {
+  const err2 = new Map(diagonal.map((x, i) => [`${x.rank}/${x.quantA}`, measured[i].error ** 2]));
+  return (candidateIndices(spec, strategy) as PairIndex[]).map(({ rank, quantA, quantB }) => ({
+    bytes: quantizedBytes(rank * spec.dIn, quantA) + quantizedBytes(spec.dOut * rank, quantB),
+    error: Math.sqrt((err2.get(`${rank}/${quantA}`)! + err2.get(`${rank}/${quantB}`)!) / 2),
+  }));
 }
 
 /** A measured candidate: its stored bytes and error, and the recipe that recomputes it. */

@@ -15,7 +15,7 @@ import { mat } from '../core/matrix.js';
 import type { Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
 import { PAPER_PRESET, type BudgetStrategy, type CompressSettings, type Strategy } from './settings.js';
-import { boundError, candidateTable, chooseLayer, measureLadder, predictedTable, settingsBytes, type LadderIndex, type MeasuredRow } from './layer-strategy.js';
+import { boundError, candidateTable, chooseLayer, measureCandidates, predictedTable, settingsBytes, type CandidateIndex, type MeasuredRow } from './layer-strategy.js';
 
 export function defaultThreads(): number {
   return availableParallelism();
@@ -57,16 +57,15 @@ export interface FitTask {
   deliverB: DeliveryPrecision;
   job:
     | { kind: 'choose'; settings: CompressSettings }
-    | { kind: 'table'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit'] }
     | { kind: 'predict'; strategy: BudgetStrategy }
     | { kind: 'sweep'; strategy: BudgetStrategy; seed: number; maxErrors: number[]; paper: boolean }
-    | { kind: 'measure'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit']; indices: LadderIndex[] }
+    | { kind: 'measure'; strategy: BudgetStrategy; seed: number; fit: CompressSettings['fit']; indices: CandidateIndex[] }
     | { kind: 'compress'; settings: LayerRecipe };
 }
 
 export interface FitOutcome {
   layer?: CompressedLayer;
-  /** Measured candidates ('table': all of them; 'measure': the indices asked for, in order). */
+  /** Measured candidates ('measure': the indices asked for, in order; 'sweep': all of them). */
   table?: MeasuredRow[];
   /** Predicted rice candidates, in ladderIndices' order ('predict'). */
   predicted?: Candidate[];
@@ -90,7 +89,6 @@ export function runFitTask(task: FitTask): FitOutcome {
   const warnings: string[] = [];
   const sigma = target.svd.sigma;
   const job = task.job;
-  if (job.kind === 'table') return { table: candidateTable(target, spec, job.strategy, job.seed, job.fit), sigma, warnings };
   if (job.kind === 'sweep') {
     const bounded = job.maxErrors.map((maxError) => chooseLayer(target, spec, { strategy: { ...job.strategy, target: { maxError } }, seed: job.seed, fit: {} }));
     const paper = job.paper ? chooseLayer(target, spec, { strategy: PAPER_PRESET, seed: job.seed, fit: {} }) : undefined;
@@ -101,7 +99,7 @@ export function runFitTask(task: FitTask): FitOutcome {
     };
   }
   if (job.kind === 'predict') return { predicted: predictedTable(target, spec, job.strategy), sigma, warnings };
-  if (job.kind === 'measure') return { table: measureLadder(target, spec, job.strategy, job.seed, job.fit, job.indices), sigma, warnings };
+  if (job.kind === 'measure') return { table: measureCandidates(target, spec, job.strategy, job.seed, job.fit, job.indices), sigma, warnings };
   if (job.kind === 'compress') return { layer: compressLayer(target, job.settings), sigma, warnings };
   return { layer: chooseLayer(target, spec, job.settings, { warn: (m: string) => warnings.push(m) }), sigma, warnings };
 }

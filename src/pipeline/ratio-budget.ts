@@ -7,7 +7,8 @@
  *    predictions gives λ; each layer then measures, as stored, only the candidates whose predicted
  *    cost is near its optimum for some λ' near λ ('measure', nearOptimal, SPREAD and SLACK); allocation on what is
  *    measured gives a new λ, and the round repeats for candidates not yet measured (usually one
- *    more round, a few layers). With fixed-size precisions every candidate is measured ('table').
+ *    more round, a few layers). With fixed-size precisions (bytes exact) each rank's diagonal of
+ *    precision pairs is measured first and the other pairs' errors predicted from it (predictPairs).
  * 2. Choice. Lagrangian allocation on the measured rows, then fillBudget for what its discrete
  *    steps leave, both against the file's exact bytes: the container's own (header, compressed
  *    document) are computed from the measured layers as compress will write them.
@@ -19,7 +20,7 @@
 import type { Logger } from 'pino';
 import { allocateBudget, fillBudget, nearOptimal, type Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
-import { ladderIndices, type MeasuredRow } from './layer-strategy.js';
+import { candidateIndices, pairDiagonal, predictPairs, type MeasuredRow } from './layer-strategy.js';
 import { mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
 import type { BudgetStrategy, CompressSettings } from './settings.js';
 
@@ -83,7 +84,7 @@ export interface RatioRequest {
   onDone: (o: FitOutcome, layer: number, fraction: number) => void;
   pricing: RatioPricing;
   log?: Pick<Logger, 'warn'> & Partial<Pick<Logger, 'debug'>>;
-  /** Which rice candidates are measured: 'near' (default) those nearOptimal picks; 'all' every one (the yardstick of tests and benchmarks). */
+  /** Which candidates are measured: 'near' (default) those nearOptimal picks; 'all' every one (the yardstick of tests and benchmarks). */
   measure?: 'near' | 'all';
 }
 
@@ -104,9 +105,18 @@ const FILE_MARGIN = 16;
 export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
   const { layers, strategy, seed, fit, pool } = req;
   const rice = strategy.quants.includes('rice');
-  const passes = rice ? 3 : 2;
-  const first = await mapLayers(pool, layers.length, (i) => req.readTask(layers[i], rice ? { kind: 'predict', strategy } : { kind: 'table', strategy, seed, fit }),
+  const passes = 3;
+  // Rice: the ladder predicted in closed form. Fixed-size codes: each rank's diagonal (a = b) measured, the rest predicted from it.
+  const first = await mapLayers(pool, layers.length,
+    (i) => req.readTask(layers[i], rice ? { kind: 'predict', strategy } : { kind: 'measure', strategy, seed, fit, indices: pairDiagonal(layers[i], strategy) }),
     (i, o) => req.onDone(o, i, 1 / passes));
+  const measured = layers.map(() => new Map<number, MeasuredRow>());
+  const predicted = rice ? first.map((o) => o.predicted!) : first.map((o, i) => {
+    const diagonal = pairDiagonal(layers[i], strategy);
+    const position = new Map(candidateIndices(layers[i], strategy).map((x, c) => [JSON.stringify(x), c]));
+    diagonal.forEach((x, j) => measured[i].set(position.get(JSON.stringify(x))!, o.table![j]));
+    return predictPairs(layers[i], strategy, diagonal, o.table!);
+  });
   const energies = first.map((o) => o.sigma.reduce((acc, s) => acc + s * s, 0));
   const b = ratioBudget(layers, strategy.target.ratio, req.pricing);
   if (b.tiny) {
@@ -114,9 +124,7 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
       `more than half of the ${Math.round(b.budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${b.ratio}x smaller`);
   }
   const choose = (tables: MeasuredRow[][]): { choice: number[]; lambda: number } => chooseForRatio(tables, energies, b, req.pricing);
-  const tables = rice
-    ? await measureNearOptimal(req, first.map((o) => o.predicted!), energies, b.coefficientBudget, choose, 1 / passes)
-    : first.map((o) => o.table!);
+  const tables = await measureNearOptimal(req, predicted, measured, energies, b.coefficientBudget, choose, 1 / passes);
   const { choice } = choose(tables);
   const file = req.pricing.fileBytes(choice.map((ci, i) => tables[i][ci].stored));
   if (!b.tiny && file > b.budget) {
@@ -133,11 +141,10 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
  * (the file priced exactly, so a budget the estimate got wrong moves λ, and the next round measures
  * around it). Returns each layer's measured rows.
  */
-async function measureNearOptimal(req: RatioRequest, predicted: Candidate[][], energies: number[], coefficientBudget: number,
+async function measureNearOptimal(req: RatioRequest, predicted: Candidate[][], measured: Array<Map<number, MeasuredRow>>, energies: number[], coefficientBudget: number,
   choose: (tables: MeasuredRow[][]) => { lambda: number }, fraction: number): Promise<MeasuredRow[][]> {
   const { layers, strategy, seed, fit, pool } = req;
-  const indices = layers.map((spec) => ladderIndices(spec, strategy));
-  const measured = layers.map(() => new Map<number, MeasuredRow>());
+  const indices = layers.map((spec) => candidateIndices(spec, strategy));
   const rows = (): MeasuredRow[][] => measured.map((m) => [...m.keys()].sort((a, b) => a - b).map((c) => m.get(c)!));
   let lambda = allocateBudget(predicted, energies, coefficientBudget).lambda;
   let rounds = 0;

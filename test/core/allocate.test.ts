@@ -11,7 +11,7 @@ import { expandLayer } from '../../src/core/compress-layer.js';
 import { targetSvd } from '../../src/core/fit.js';
 import { qrThin, mat, type Mat } from '../../src/core/matrix.js';
 import { relativeError, truncationError } from '../../src/core/lowrank.js';
-import { BOUND_MARGIN, candidateTable, chooseLayer, ladderIndices, measureLadder, predictedTable, RICE_LADDER, settingsBytes } from '../../src/pipeline/layer-strategy.js';
+import { BOUND_MARGIN, candidateIndices, candidateTable, chooseLayer, ladderIndices, measureCandidates, measureLadder, pairDiagonal, predictedTable, predictPairs, RICE_LADDER, settingsBytes } from '../../src/pipeline/layer-strategy.js';
 import { BUDGET_QUANTS } from '../../src/pipeline/settings.js';
 import type { LayerSpec } from '../../src/formats/layer.js';
 import { randomMat } from './random-mat.js';
@@ -200,6 +200,26 @@ test('predictedTable prices the --ratio rice ladder within a few percent of meas
   // measureLadder of a subset measures exactly those rows of the whole ladder (the same fits, the same stores).
   const some = [5, 40, 17, 90].filter((i) => i < indices.length);
   assert.deepEqual(measureLadder({ a0, b0, s0: 1, svd }, spec, strategy, 3, {}, some.map((i) => indices[i])).map((r) => [r.bytes, r.error]), some.map((i) => [measured[i].bytes, measured[i].error]));
+});
+
+test('predictPairs prices every fixed-size pair from the measured diagonal: bytes exact, errors within 10% of candidateTable\'s stored ones', () => {
+  // Second method: every (rank, precision of A, precision of B) fitted, stored and measured.
+  const { a0, b0, spec } = layerWithSpectrum([4, 3, 1.5, 1, 0.5, 0.25], 96, 80, 37);
+  const svd = targetSvd({ a0, b0, s0: 1 });
+  const strategy = { kind: 'budget' as const, target: { ratio: 4 }, rank: 'auto' as const, quants: BUDGET_QUANTS };
+  const all = candidateTable({ a0, b0, s0: 1, svd }, spec, strategy, 3, {});
+  const diagonal = pairDiagonal(spec, strategy);
+  const predicted = predictPairs(spec, strategy, diagonal, measureCandidates({ a0, b0, s0: 1, svd }, spec, strategy, 3, {}, diagonal));
+  assert.equal(predicted.length, all.length);
+  assert.equal(diagonal.length, spec.rank * BUDGET_QUANTS.length);
+  all.forEach((m, i) => {
+    assert.equal(predicted[i].bytes, m.bytes);
+    assert.ok(Math.abs(m.error / predicted[i].error - 1) < 0.1, `candidate ${i}: measured ${m.error}, predicted ${predicted[i].error}`);
+  });
+  // On the diagonal the prediction is the measurement itself.
+  const onDiagonal = candidateIndices(spec, strategy).flatMap((x, i) => ('quantA' in x && x.quantA === x.quantB ? [i] : []));
+  assert.equal(onDiagonal.length, diagonal.length);
+  for (const i of onDiagonal) assert.equal(predicted[i].error, all[i].error);
 });
 
 test('regression: a layer whose B is all zeros (an untrained adapter) compresses under --max-error and --ratio (the rice step was 1e150, not an f32)', () => {

@@ -24,6 +24,7 @@ test('threads = 2 writes byte-identical files to threads = 1', async () => {
       resolveStrategy({ coeffs: '40' }),
       resolveStrategy({}),
       resolveStrategy({ ratio: '3' }),
+      resolveStrategy({ ratio: '3', quant: 'fixed' }),
     ];
     for (const [s, strategy] of strategies.entries()) {
       const files: Buffer[] = [];

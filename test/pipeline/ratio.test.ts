@@ -82,16 +82,16 @@ test('--ratio on an adapter too small for its own container: the coefficients ge
   }
 });
 
-test('--ratio measures only the candidates near the optimum, and ends where measuring every candidate ends', { timeout: 120_000 }, async () => {
+test('--ratio (either coding) measures only the candidates near the optimum, and ends where measuring every candidate ends', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-near-'));
   try {
     const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 23 });
-    for (const ratio of ['3', '6']) {
+    for (const [ratio, quant] of [['3', 'auto'], ['6', 'auto'], ['3', 'fixed'], ['6', 'fixed']]) {
       const run = async (measure: 'near' | 'all'): Promise<{ errors: number[]; total: number; debug: string[] }> => {
         const debug: string[] = [];
         const log = { warn: () => {}, debug: (m: string) => debug.push(m) } as unknown as Logger;
-        const output = path.join(dir, `${measure}-${ratio}.nola.safetensors`);
-        const { report } = await compress({ input: src, output, log, ratioMeasure: measure, settings: { strategy: resolveStrategy({ ratio }), seed: 1, fit: {} } });
+        const output = path.join(dir, `${measure}-${ratio}-${quant}.nola.safetensors`);
+        const { report } = await compress({ input: src, output, log, ratioMeasure: measure, settings: { strategy: resolveStrategy({ ratio, quant }), seed: 1, fit: {} } });
         const budget = report.totals.fp16BytesBefore / Number(ratio);
         assert.ok(report.totals.outputBytes - report.totals.passthroughBytes <= budget, `--ratio ${ratio} (${measure}): over the budget`);
         return { errors: report.layers.map((l) => l.error), total: report.totals.energyWeightedError, debug };
@@ -99,7 +99,7 @@ test('--ratio measures only the candidates near the optimum, and ends where meas
       const all = await run('all'), near = await run('near');
       // The yardstick measures every candidate: the near-optimal subset may pick differently, but
       // not for more than 1% of its energy-weighted error.
-      assert.ok(near.total <= all.total * 1.01, `--ratio ${ratio}: near ${near.total} vs all ${all.total}`);
+      assert.ok(near.total <= all.total * 1.01, `--ratio ${ratio} --quant ${quant}: near ${near.total} vs all ${all.total}`);
       const counted = /measured (\d+) of (\d+) candidates/.exec(near.debug.join('\n'));
       assert.ok(counted !== null, near.debug.join('\n'));
       assert.ok(Number(counted[1]) < Number(counted[2]) / 2, `measured ${counted[1]} of ${counted[2]}`);
