@@ -12,7 +12,7 @@ import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.
 import { truncationError } from '../core/lowrank.js';
 import { settingsBytes } from './layer-strategy.js';
 import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
-import { fitToRatio, type RatioPricing, type StoredShape } from './ratio-budget.js';
+import { fitToRatio, fp16FactorBytes, type RatioPricing, type StoredShape } from './ratio-budget.js';
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
 import {
@@ -225,7 +225,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
 
 /** How the size of this LoRA's NOLA file follows from its layers, for --ratio (and --sweep's --ratio points). */
 export function ratioPricing(lora: OpenLora, seed: number, version: FormatVersion): RatioPricing {
-  const fp16Bytes = lora.plan.layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+  const fp16Bytes = fp16FactorBytes(lora.plan.layers);
   return {
     estimateOverhead: (budget) => containerOverhead(lora, fp16Bytes, budget, seed, version),
     fileBytes: (stored) => fileBytesOf(lora, stored, version),

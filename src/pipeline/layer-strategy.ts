@@ -454,20 +454,34 @@ export function measureCandidates(target: LayerTarget, spec: LayerSpec, strategy
   if (strategy.quants.includes('rice')) return measureLadder(target, spec, strategy, seed, fit, indices as readonly LadderIndex[]);
   const pairs = indices as readonly PairIndex[];
   const rows: MeasuredRow[] = new Array(pairs.length);
-  for (const rank of new Set(pairs.map((x) => x.rank))) {
-    const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, pairs[0].quantA, seed, fit));
-    pairs.forEach((x, i) => {
-      if (x.rank !== rank) return;
-      const layer = fitter.store(x.quantA, x.quantB);
+  for (const members of groupBy(pairs, (x) => String(x.rank))) {
+    const fitter = new LayerFitter(target, fullSpanSettings(spec, pairs[members[0]].rank, pairs[members[0]].quantA, seed, fit));
+    for (const i of members) {
+      const layer = fitter.store(pairs[i].quantA, pairs[i].quantB);
       rows[i] = measuredRow(layer, layer.settings);
-    });
+    }
   }
   return rows;
 }
 
-/** The candidates to measure before a fixed-size table can be predicted: per rank, every precision for both factors. */
-export function pairDiagonal(spec: LayerSpec, strategy: BudgetStrategy): PairIndex[] {
-  return rankChoices(strategy.rank, spec).flatMap((rank) => fixedQuants(strategy).map((q) => ({ rank, quantA: q, quantB: q })));
+/** Positions of `items` grouped by key, groups in order of first appearance: one fit per group, so only one is alive at a time. */
+function groupBy<T>(items: readonly T[], key: (x: T) => string): number[][] {
+  const groups = new Map<string, number[]>();
+  items.forEach((x, i) => {
+    const k = key(x);
+    const g = groups.get(k);
+    if (g === undefined) groups.set(k, [i]);
+    else g.push(i);
+  });
+  return [...groups.values()];
+}
+
+/**
+ * The candidates to measure before a fixed-size table can be predicted: per rank, every precision
+ * for both factors; as positions in candidateIndices.
+ */
+export function pairDiagonal(spec: LayerSpec, strategy: BudgetStrategy): number[] {
+  return (candidateIndices(spec, strategy) as PairIndex[]).flatMap((x, c) => (x.quantA === x.quantB ? [c] : []));
 }
 
 /**
@@ -477,9 +491,10 @@ export function pairDiagonal(spec: LayerSpec, strategy: BudgetStrategy): PairInd
  * truncation: measured/predicted 0.96–1.04 (1st–99th percentile) over 40 layers each of the
  * shared SD 1.5 and DistilBERT adapters (docs/ALGORITHM.md).
  */
-export function predictPairs(spec: LayerSpec, strategy: BudgetStrategy, diagonal: readonly PairIndex[], measured: readonly Candidate[]): Candidate[] {
-  const err2 = new Map(diagonal.map((x, i) => [`${x.rank}/${x.quantA}`, measured[i].error ** 2]));
-  return (candidateIndices(spec, strategy) as PairIndex[]).map(({ rank, quantA, quantB }) => ({
+export function predictPairs(spec: LayerSpec, strategy: BudgetStrategy, diagonal: readonly number[], measured: readonly Candidate[]): Candidate[] {
+  const all = candidateIndices(spec, strategy) as PairIndex[];
+  const err2 = new Map(diagonal.map((c, i) => [`${all[c].rank}/${all[c].quantA}`, measured[i].error ** 2]));
+  return all.map(({ rank, quantA, quantB }) => ({
     bytes: quantizedBytes(rank * spec.dIn, quantA) + quantizedBytes(spec.dOut * rank, quantB),
     error: Math.sqrt((err2.get(`${rank}/${quantA}`)! + err2.get(`${rank}/${quantB}`)!) / 2),
   }));
@@ -515,13 +530,7 @@ export function ladderIndices(spec: LayerSpec, strategy: BudgetStrategy): Ladder
  */
 export function measureLadder(target: LayerTarget, spec: LayerSpec, strategy: BudgetStrategy, seed: number, fit: CompressSettings['fit'], indices: readonly LadderIndex[]): MeasuredRow[] {
   const rows: MeasuredRow[] = new Array(indices.length);
-  // One (rank, layout) at a time, so that only one fit and its stores are alive.
-  const groups = new Map<string, number[]>();
-  indices.forEach(({ rank, layout }, i) => {
-    const key = `${rank}/${layout}`;
-    groups.set(key, [...(groups.get(key) ?? []), i]);
-  });
-  for (const members of groups.values()) {
+  for (const members of groupBy(indices, (x) => `${x.rank}/${x.layout}`)) {
     const { rank, layout } = indices[members[0]];
     const fitter = new LayerFitter(target, fullSpanSettings(spec, rank, 'f32', seed, fit, layout));
     const model = RiceModel.fromFit(layout, fitter, target, spec, rank);

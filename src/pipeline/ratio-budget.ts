@@ -20,7 +20,7 @@
 import type { Logger } from 'pino';
 import { allocateBudget, fillBudget, nearOptimal, type Candidate } from '../core/allocate.js';
 import type { LayerSpec } from '../formats/layer.js';
-import { candidateIndices, pairDiagonal, predictPairs, type MeasuredRow } from './layer-strategy.js';
+import { candidateIndices, pairDiagonal, predictPairs, type CandidateIndex, type MeasuredRow } from './layer-strategy.js';
 import { mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
 import type { BudgetStrategy, CompressSettings } from './settings.js';
 
@@ -53,8 +53,13 @@ export interface RatioBudget {
   coefficientBudget: number;
 }
 
+/** The source's LoRA factors' bytes had they been stored in fp16: what --ratio X divides. */
+export function fp16FactorBytes(layers: readonly LayerSpec[]): number {
+  return layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+}
+
 export function ratioBudget(layers: readonly LayerSpec[], ratio: number, pricing: RatioPricing): RatioBudget {
-  const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+  const fp16Bytes = fp16FactorBytes(layers);
   // --ratio X is about the whole file: the header and the compressed document come out of the budget.
   const budget = fp16Bytes / ratio;
   const overhead = pricing.estimateOverhead(budget);
@@ -107,15 +112,15 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
   const rice = strategy.quants.includes('rice');
   const passes = 3;
   // Rice: the ladder predicted in closed form. Fixed-size codes: each rank's diagonal (a = b) measured, the rest predicted from it.
+  const indices = layers.map((spec) => candidateIndices(spec, strategy));
+  const diagonals = rice ? [] : layers.map((spec) => pairDiagonal(spec, strategy));
   const first = await mapLayers(pool, layers.length,
-    (i) => req.readTask(layers[i], rice ? { kind: 'predict', strategy } : { kind: 'measure', strategy, seed, fit, indices: pairDiagonal(layers[i], strategy) }),
+    (i) => req.readTask(layers[i], rice ? { kind: 'predict', strategy } : { kind: 'measure', strategy, seed, fit, indices: diagonals[i].map((c) => indices[i][c]) }),
     (i, o) => req.onDone(o, i, 1 / passes));
   const measured = layers.map(() => new Map<number, MeasuredRow>());
   const predicted = rice ? first.map((o) => o.predicted!) : first.map((o, i) => {
-    const diagonal = pairDiagonal(layers[i], strategy);
-    const position = new Map(candidateIndices(layers[i], strategy).map((x, c) => [JSON.stringify(x), c]));
-    diagonal.forEach((x, j) => measured[i].set(position.get(JSON.stringify(x))!, o.table![j]));
-    return predictPairs(layers[i], strategy, diagonal, o.table!);
+    diagonals[i].forEach((c, j) => measured[i].set(c, o.table![j]));
+    return predictPairs(layers[i], strategy, diagonals[i], o.table!);
   });
   const energies = first.map((o) => o.sigma.reduce((acc, s) => acc + s * s, 0));
   const b = ratioBudget(layers, strategy.target.ratio, req.pricing);
@@ -124,7 +129,7 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
       `more than half of the ${Math.round(b.budget)}-byte budget; the coefficients get the whole budget and the file will be less than ${b.ratio}x smaller`);
   }
   const choose = (tables: MeasuredRow[][]): { choice: number[]; lambda: number } => chooseForRatio(tables, energies, b, req.pricing);
-  const tables = await measureNearOptimal(req, predicted, measured, energies, b.coefficientBudget, choose, 1 / passes);
+  const tables = await measureNearOptimal(req, indices, predicted, measured, energies, b.coefficientBudget, choose, 1 / passes);
   const { choice } = choose(tables);
   const file = req.pricing.fileBytes(choice.map((ci, i) => tables[i][ci].stored));
   if (!b.tiny && file > b.budget) {
@@ -141,10 +146,9 @@ export async function fitToRatio(req: RatioRequest): Promise<FitOutcome[]> {
  * (the file priced exactly, so a budget the estimate got wrong moves λ, and the next round measures
  * around it). Returns each layer's measured rows.
  */
-async function measureNearOptimal(req: RatioRequest, predicted: Candidate[][], measured: Array<Map<number, MeasuredRow>>, energies: number[], coefficientBudget: number,
-  choose: (tables: MeasuredRow[][]) => { lambda: number }, fraction: number): Promise<MeasuredRow[][]> {
+async function measureNearOptimal(req: RatioRequest, indices: CandidateIndex[][], predicted: Candidate[][], measured: Array<Map<number, MeasuredRow>>, energies: number[],
+  coefficientBudget: number, choose: (tables: MeasuredRow[][]) => { lambda: number }, fraction: number): Promise<MeasuredRow[][]> {
   const { layers, strategy, seed, fit, pool } = req;
-  const indices = layers.map((spec) => candidateIndices(spec, strategy));
   const rows = (): MeasuredRow[][] => measured.map((m) => [...m.keys()].sort((a, b) => a - b).map((c) => m.get(c)!));
   let lambda = allocateBudget(predicted, energies, coefficientBudget).lambda;
   let rounds = 0;

@@ -11,7 +11,7 @@
 import { openLora } from './source.js';
 import type { MeasuredRow } from './layer-strategy.js';
 import { chooseThreads, createFitPool, mapLayers, type FitOutcome } from './parallel.js';
-import { chooseForRatio, ratioBudget } from './ratio-budget.js';
+import { chooseForRatio, fp16FactorBytes, ratioBudget } from './ratio-budget.js';
 import { ratioPricing, readFitTask } from './compress.js';
 import { FORMAT_VERSION } from '../core/constants.js';
 import type { BudgetStrategy } from './settings.js';
@@ -80,7 +80,7 @@ export async function sweep(a: {
       paper.sq += energies[l] * o.paper.error ** 2;
       paper.max = Math.max(paper.max, o.paper.error);
     });
-    const fp16Bytes = layers.reduce((acc, l) => acc + 2 * l.rank * (l.dIn + l.dOut), 0);
+    const fp16Bytes = fp16FactorBytes(layers);
     const totalEnergy = energies.reduce((x, y) => x + y, 0) || 1;
     const point = (setting: string, method: SweepPoint['method'], target: SweepPoint['target'], tables: Candidate[][], choice: number[]): SweepPoint => {
       const bytes = choice.reduce((acc, c, l) => acc + tables[l][c].bytes, 0);
