@@ -5,7 +5,7 @@
  * line per finished file, whatever its status.
  */
 import type { BatchRecord } from '../pipeline/batch-summary.js';
-import { formatBytes } from '../report/report.js';
+import { formatBytes, formatSizeRatio } from '../report/report.js';
 
 export interface BatchProgress {
   start: (input: string, bytes: number) => void;
@@ -70,10 +70,12 @@ export function createBatchProgress(command: string, files: number, totalBytes: 
 
 function describe(r: BatchRecord): string {
   if (r.status === 'failed') return `failed ${r.input} (exit ${r.exit_code}): ${r.reason}`;
-  const sizes = r.bytes_before !== null && r.bytes_after !== null ? `${formatBytes(r.bytes_before)} -> ${formatBytes(r.bytes_after)}` : '';
+  const known = r.bytes_before !== null && r.bytes_after !== null;
+  const sizes = known ? `${formatBytes(r.bytes_before!)} -> ${formatBytes(r.bytes_after!)}` : '';
+  const ratio = known && r.bytes_before! > 0 && r.bytes_after! > 0 ? `, ${formatSizeRatio(r.bytes_before!, r.bytes_after!)}` : '';
   const err = r.worst_error !== null ? `, worst error ${r.worst_error.toPrecision(3)}` : '';
   if (r.status === 'skipped') return `skipped ${r.input} -> ${r.output} (up to date${err})`;
-  return `done ${r.input} -> ${r.output} (${sizes}${r.ratio !== null ? `, ${r.ratio.toFixed(2)}x` : ''}${err}, ${r.seconds.toFixed(1)} s)`;
+  return `done ${r.input} -> ${r.output} (${sizes}${ratio}${err}, ${r.seconds.toFixed(1)} s)`;
 }
 
 function clock(ms: number): string {

@@ -18,7 +18,7 @@ import { collectGarbage } from './collect-garbage.js';
 import { batchTotals, type BatchRecord, type BatchTotals } from '../pipeline/batch-summary.js';
 import { resolveLoraPath } from '../pipeline/source.js';
 import { resolveNolaPath } from '../pipeline/expand.js';
-import { formatBytes } from '../report/report.js';
+import { formatBytes, formatSizeRatio } from '../report/report.js';
 import { IoError, PartialRunError, UsageError } from '../errors.js';
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -154,7 +154,7 @@ export function renderBatchTotals(command: string, t: BatchTotals, run: { second
     const change = t.bytesAfter <= t.bytesBefore
       ? `${formatBytes(t.bytesBefore - t.bytesAfter)} saved`
       : `${formatBytes(t.bytesAfter - t.bytesBefore)} more`;
-    const ratio = t.bytesAfter > 0 ? `, ${(t.bytesBefore / t.bytesAfter).toFixed(2)}x` : '';
+    const ratio = t.bytesAfter > 0 && t.bytesBefore > 0 ? `, ${formatSizeRatio(t.bytesBefore, t.bytesAfter)}` : '';
     lines.push(`  bytes:   ${formatBytes(t.bytesBefore)} -> ${formatBytes(t.bytesAfter)} (${change}${ratio})`);
   }
   if (t.worst !== null) lines.push(`  worst error: ${t.worst.error.toPrecision(4)} (${t.worst.input})`);

@@ -295,6 +295,11 @@ export function formatBytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/** A size change as people say it: "8.32x smaller" (or "8.17x larger", as expand's outputs are), never "0.12x". */
+export function formatSizeRatio(before: number, after: number): string {
+  return after <= before ? `${(before / after).toFixed(2)}x smaller` : `${(after / before).toFixed(2)}x larger`;
+}
+
 /** The energy a layer loses, ‖ΔW‖²·err²: what the worst-layers table ranks by. */
 function energyLost(l: LayerReport): number {
   return l.energy * l.error * l.error;

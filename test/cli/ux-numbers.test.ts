@@ -67,3 +67,20 @@ test('--ratio help says what the ratio is relative to', async () => {
   const r = await runNola(['compress', '--help']);
   assert.match(r.stdout.replace(/\s+/g, ' '), /--ratio <X> make the NOLA file \(less the tensors kept verbatim\) about X times smaller than the LoRA factors stored as fp16/);
 });
+
+test('library runs say sizes as people do: "Nx smaller" for compress, "Nx larger" for expand, N from the files on disk', async () => {
+  const lib = path.join(ws.dir, 'lib-ratio');
+  const src = path.join(ws.fixtures, 'kohya-sd15.safetensors');
+  const compressed = await runNola(['compress', src, path.join(ws.fixtures, 'peft-patterns'), '--out-dir', path.join(lib, 'nola'), '--threads', '1']);
+  assert.equal(compressed.code, 0, compressed.stderr);
+  const nola = path.join(lib, 'nola', 'kohya-sd15.nola');
+  const shrink = (statSync(src).size / statSync(nola).size).toFixed(2).replace('.', '\\.');
+  assert.match(compressed.stderr, new RegExp(`done .*kohya-sd15\\.safetensors -> .* \\(.* -> .*, ${shrink}x smaller, worst error`));
+  assert.match(compressed.stdout, /^ {2}bytes: {3}.* saved, \d+\.\d\dx smaller\)$/m);
+  const expanded = await runNola(['expand', path.join(lib, 'nola'), '--out-dir', path.join(lib, 'lora')]);
+  assert.equal(expanded.code, 0, expanded.stderr);
+  const grow = (statSync(path.join(lib, 'lora', 'kohya-sd15.expanded.safetensors')).size / statSync(nola).size).toFixed(2).replace('.', '\\.');
+  assert.match(expanded.stderr, new RegExp(`done .*kohya-sd15\\.nola -> .* \\(.* -> .*, ${grow}x larger, worst error`));
+  assert.match(expanded.stdout, /^ {2}bytes: {3}.* more, \d+\.\d\dx larger\)$/m);
+  assert.doesNotMatch(expanded.stdout + expanded.stderr, /0\.\d\dx/, 'no ratio below one');
+});
