@@ -142,7 +142,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .option('--iters <N>', 'maximum gradient-refinement iterations per layer', '30')
     .option('--als-rounds <N>', 'maximum alternating least-squares rounds per layer', '5')
     .option('--device <device>', 'cpu (default), gpu (needs @tensorflow/tfjs-node-gpu) or auto (gpu when it starts, else cpu)', 'cpu')
-    .option('--threads <N>', 'worker threads fitting layers (default: all cores); the output does not depend on it')
+    .option('--threads <N>', 'threads fitting layers: this one and N - 1 workers (default: all cores); the output does not depend on it')
     .option('--report <file>', 'write the full report as JSON to this file')
     .option('--json', 'print the report as JSON on stdout instead of the summary')
     .option('--sweep', 'print the size/error trade-off at several settings (writes no NOLA file)')

@@ -9,7 +9,7 @@ import { expandLayer, maxAbsOf } from '../core/compress-layer.js';
 import type { QuantizedBlock } from '../core/quantize.js';
 import type { LayerSettings } from '../core/compress-layer.js';
 import { encodeFloats, isEncodableDType, type DType } from '../io/safetensors/dtypes.js';
-import { WorkerPool, wholeBuffers } from './worker-pool.js';
+import { LanePool, wholeBuffers } from './worker-pool.js';
 
 export interface ExpandJob {
   settings: Pick<LayerSettings, 'rank' | 'k' | 'l' | 'basis' | 'seedA' | 'seedB'>;
@@ -49,12 +49,13 @@ export function expandedTransfers(l: ExpandedLayer): ArrayBuffer[] {
 
 export interface ExpandPool {
   readonly threads: number;
+  /** Layers to keep in flight to keep every lane busy (LanePool.window). */
+  readonly window: number;
   run(job: ExpandJob): Promise<ExpandedLayer>;
   close(): Promise<void>;
 }
 
-/** threads ≤ 1: inline on the calling thread. Otherwise up to `threads` workers, started on demand. */
+/** The calling thread and threads − 1 workers, started on demand (LanePool); threads ≤ 1: the calling thread alone. */
 export function createExpandPool(threads: number): ExpandPool {
-  if (threads <= 1) return { threads: 1, run: async (job) => runExpandJob(job), close: async () => {} };
-  return new WorkerPool<ExpandJob, ExpandedLayer>(threads, new URL('./expand-worker.js', import.meta.url), { name: 'expand' });
+  return new LanePool<ExpandJob, ExpandedLayer>(Math.max(1, threads), new URL('./expand-worker.js', import.meta.url), { name: 'expand' }, runExpandJob);
 }

@@ -176,7 +176,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
 
 /**
  * Produces output tensor i. Layers are synthesized ahead of the writer, in the order it will ask for
- * them (its file layout), by a pool of worker threads with at most threads + 1 layers in flight; a
+ * them (its file layout), by the pool's lanes (the calling thread and worker threads) with at most `pool.window` layers in flight; a
  * layer's two factors are dropped once both have been written, so memory holds a few layers at a
  * time. Every layer is computed by the same code whatever the thread count: the bytes are the same.
  */
@@ -195,7 +195,7 @@ function factorProducer(
       order.push(src.layer);
     }
   }
-  const window = pool.threads === 1 ? 1 : pool.threads + 1;
+  const window = pool.window;
   const started = new Map<number, Promise<ExpandedLayer>>();
   const live = new Map<number, { layer: ExpandedLayer; pending: number }>();
   let next = 0;

@@ -5,7 +5,7 @@
  * stored by layer index, so the output does not depend on which worker finished first: a run with
  * N threads writes the same bytes as a run with one.
  */
-import { WorkerPool, wholeBuffers } from './worker-pool.js';
+import { LanePool, wholeBuffers } from './worker-pool.js';
 import { availableParallelism } from 'node:os';
 import { compressLayer, expandLayer, maxAbsOf, type CompressedLayer, type DeliveryPrecision, type LayerRecipe } from '../core/compress-layer.js';
 import { targetSvd } from '../core/fit.js';
@@ -121,6 +121,8 @@ function cpuRange(task: FitTask, layer: CompressedLayer): { a: number; b: number
 
 export interface FitPool {
   readonly threads: number;
+  /** Tasks to keep in flight to keep every lane busy (LanePool.window). */
+  readonly window: number;
   run(task: FitTask): Promise<FitOutcome>;
   close(): Promise<void>;
 }
@@ -133,13 +135,15 @@ export interface FitPoolOptions {
 }
 
 /**
- * threads ≤ 1, or a device backend: runs tasks inline on the calling thread (no worker; a device
- * backend holds one context, in this thread, and its bases are freed after each layer).
+ * The calling thread and threads − 1 fit workers (LanePool; threads ≤ 1: the calling thread alone).
+ * A device backend runs tasks inline on the calling thread only (it holds one context, in this
+ * thread, and its bases are freed after each layer).
  */
 export function createFitPool(threads: number, { backend, oldGenerationMb }: FitPoolOptions = {}): FitPool {
   if (backend !== undefined && backend.name !== 'cpu') {
     return {
       threads: 1,
+      window: 1,
       run: async (task) => {
         setUniformBasisDevice((seed, k, n) => backend.uniformBasis(seed, k, n));
         let o: FitOutcome;
@@ -156,26 +160,19 @@ export function createFitPool(threads: number, { backend, oldGenerationMb }: Fit
       close: async () => {},
     };
   }
-  if (threads <= 1) {
-    return {
-      threads: 1,
-      run: async (task) => runFitTask(task),
-      close: async () => {},
-    };
-  }
-  return new WorkerPool<FitTask, FitOutcome>(threads, new URL('./fit-worker.js', import.meta.url), {
+  return new LanePool<FitTask, FitOutcome>(Math.max(1, threads), new URL('./fit-worker.js', import.meta.url), {
     name: 'fit',
     oldGenerationMb,
     prepare: (task) => {
       const job: FitTask = { ...task, a: owned(task.a), b: owned(task.b) };
       return { job, transfer: [job.a.buffer as ArrayBuffer, job.b.buffer as ArrayBuffer] };
     },
-  });
+  }, runFitTask);
 }
 
 /**
- * Runs `makeTask(i)` for i < count through the pool with at most threads + 1 layers in flight (so
- * memory holds a few layers, however many the file has), calling `onDone` as each finishes.
+ * Runs `makeTask(i)` for i < count through the pool with at most `pool.window` layers in flight (2 ·
+ * threads − 1: memory holds a few layers, however many the file has), calling `onDone` as each finishes.
  * Returns the outcomes in layer order.
  */
 export async function mapLayers(
@@ -185,7 +182,7 @@ export async function mapLayers(
   onDone?: (i: number, o: FitOutcome) => void,
 ): Promise<FitOutcome[]> {
   const results: FitOutcome[] = new Array(count);
-  const window = pool.threads === 1 ? 1 : pool.threads + 1;
+  const window = pool.window;
   const inflight = new Set<Promise<void>>();
   let firstError: unknown;
   for (let next = 0; next < count || inflight.size > 0;) {

@@ -1,5 +1,5 @@
 /**
- * Worker threads that run one job at a time each, started on demand up to `threads`: the one pool
+ * Lanes for per-layer jobs: the calling thread and worker threads (LanePool), the one mechanism
  * behind compress's fit (parallel.ts) and expand's synthesis (expand-layer.ts).
  *
  * Protocol: the pool posts `{ id, job }`; the worker (its entry calls `serveJobs`) answers
@@ -54,6 +54,8 @@ export interface PoolOptions<J> {
   prepare?: (job: J) => { job: J; transfer: ArrayBuffer[] };
   /** Each worker's old-generation limit in MiB (default: V8's). See LIBRARY_OLD_GENERATION_MB. */
   oldGenerationMb?: number;
+  /** Jobs posted to a worker at once (default 1); 2 keeps a worker busy while the main thread is. */
+  depth?: number;
 }
 
 /**
@@ -69,8 +71,9 @@ export interface PoolOptions<J> {
 export const LIBRARY_OLD_GENERATION_MB = 128;
 
 export class WorkerPool<J, R> {
-  private readonly idle: Worker[] = [];
+  private readonly load = new Map<Worker, number>();
   private readonly all: Worker[] = [];
+  private readonly online: Array<Promise<void>> = [];
   private readonly waiting: Array<() => void> = [];
   private readonly pending = new Map<number, Pending<R>>();
   private nextId = 0;
@@ -92,6 +95,8 @@ export class WorkerPool<J, R> {
     w.on('error', (e) => this.fail(e));
     w.on('exit', (code) => { if (code !== 0) this.fail(new Error(`${this.options.name} worker exited with code ${code}`)); });
     this.all.push(w);
+    this.load.set(w, 0);
+    this.online.push(new Promise<void>((resolve) => { w.once('online', resolve); w.once('error', () => resolve()); w.once('exit', () => resolve()); }));
     return w;
   }
 
@@ -104,18 +109,32 @@ export class WorkerPool<J, R> {
   }
 
   private release(w: Worker): void {
-    this.idle.push(w);
+    this.load.set(w, this.load.get(w)! - 1);
     this.waiting.shift()?.();
   }
 
+  /** The least loaded worker with room for a job (an idle one first, then a new one, then one to queue behind). */
   private async acquire(): Promise<Worker> {
+    const depth = this.options.depth ?? 1;
     for (;;) {
       if (this.failure) throw this.failure;
-      const w = this.idle.pop();
-      if (w !== undefined) return w;
-      if (this.all.length < this.threads) return this.spawn();
+      let best: Worker | undefined;
+      for (const w of this.all) if (best === undefined || this.load.get(w)! < this.load.get(best)!) best = w;
+      if (best !== undefined && this.load.get(best) === 0) return this.take(best);
+      if (this.all.length < this.threads) return this.take(this.spawn());
+      if (best !== undefined && this.load.get(best)! < depth) return this.take(best);
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
+  }
+
+  private take(w: Worker): Worker {
+    this.load.set(w, this.load.get(w)! + 1);
+    return w;
+  }
+
+  /** Resolves when every worker started so far runs (or has failed): its start-up no longer touches the process's V8 flags. */
+  async started(): Promise<void> {
+    await Promise.all(this.online);
   }
 
   async run(job: J): Promise<R> {
@@ -131,7 +150,8 @@ export class WorkerPool<J, R> {
   async close(): Promise<void> {
     await Promise.all(this.all.map((w) => w.terminate()));
     this.all.length = 0;
-    this.idle.length = 0;
+    this.load.clear();
+    this.online.length = 0;
   }
 }
 
@@ -147,4 +167,72 @@ export function serveJobs<J, R>(run: (job: J) => R, transfers: (result: R) => Ar
       port.postMessage({ id, error: serializeError(e) });
     }
   });
+}
+
+/**
+ * Jobs posted to each worker of a LanePool at once: the second waits in the worker's queue, so a
+ * worker that finishes while the calling thread is busy with its own job goes straight on.
+ */
+const WORKER_DEPTH = 2;
+
+/**
+ * `threads` lanes for jobs: the calling thread itself and threads − 1 workers (started on demand).
+ * The calling thread would otherwise sit waiting for the workers (it only reads layers and encodes
+ * results, a small share of the work), and every worker is an isolate with its own heap and malloc
+ * arena: one fewer took 15% off an SD-1.5-sized compress's peak RSS and 27% off a 7B-shaped one's
+ * at the same speed (docs/PERFORMANCE.md, "One lane on the calling thread"). A job on the calling
+ * thread holds its event loop for the job's duration (a layer: milliseconds to a fraction of a
+ * second), so progress and signals are handled between layers. threads = 1 runs everything inline.
+ * Jobs go to a worker with room first, so workers have their next job queued before the calling
+ * thread starts one of its own. `window` is how many jobs can be running or queued at once: what a
+ * caller keeps in flight to keep every lane busy.
+ */
+export class LanePool<J, R> {
+  readonly window: number;
+  private readonly workers: WorkerPool<J, R> | undefined;
+  private posted = 0;
+  private inlineBusy = false;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly threads: number, script: URL, options: PoolOptions<J>, private readonly inline: (job: J) => R) {
+    const workers = Math.max(0, threads - 1);
+    this.workers = workers > 0 ? new WorkerPool<J, R>(workers, script, { ...options, depth: WORKER_DEPTH }) : undefined;
+    this.window = 1 + WORKER_DEPTH * workers;
+  }
+
+  async run(job: J): Promise<R> {
+    for (;;) {
+      if (this.workers !== undefined && this.posted < this.window - 1) {
+        this.posted++;
+        try {
+          return await this.workers.run(job);
+        } finally {
+          this.posted--;
+          this.waiting.shift()?.();
+        }
+      }
+      if (!this.inlineBusy) {
+        this.inlineBusy = true;
+        try {
+          // Let the callers' other jobs reach the workers before this thread is taken, and let the
+          // workers finish starting: a worker's start-up resets V8's process-wide flags, which
+          // bin/nola.js sets again as each comes online, and a busy thread in that window would grow
+          // its young generation (docs/PERFORMANCE.md, "Libraries").
+          if (this.workers !== undefined) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            await this.workers.started();
+          }
+          return this.inline(job);
+        } finally {
+          this.inlineBusy = false;
+          this.waiting.shift()?.();
+        }
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.workers?.close();
+  }
 }

@@ -1,12 +1,13 @@
 /**
- * The one worker pool behind fit and expand (src/pipeline/worker-pool.ts): results come back to the
- * job that asked, a typed refusal keeps its type (and so its exit code), and a worker that dies
- * fails both the job it ran and every caller still waiting for a worker, instead of leaving them
- * waiting for ever.
+ * The pools behind fit and expand (src/pipeline/worker-pool.ts): results come back to the job that
+ * asked, a typed refusal keeps its type (and so its exit code), and a worker that dies fails both
+ * the job it ran and every caller still waiting for a worker, instead of leaving them waiting for
+ * ever. LanePool: the calling thread is one of the lanes, the workers the others, and with one
+ * thread no worker is started at all.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkerPool } from '../../src/pipeline/worker-pool.js';
+import { LanePool, WorkerPool } from '../../src/pipeline/worker-pool.js';
 import { UsageError } from '../../src/errors.js';
 
 type Job = number | 'usage' | 'exit';
@@ -42,6 +43,64 @@ test('a worker that dies fails its job and wakes the callers waiting for a worke
       assert.match(String((r as PromiseRejectedResult).reason), /test worker exited with code 3/);
     }
     await assert.rejects(pool.run(3), /test worker exited with code 3/, 'a failed pool refuses later jobs');
+  } finally {
+    await pool.close();
+  }
+});
+
+/** The inline lane's job: the worker's function, run on the calling thread, counting its calls. */
+function inlineLane(): { run: (job: Job) => Float64Array; calls: number[] } {
+  const calls: number[] = [];
+  return {
+    calls,
+    run: (job) => {
+      if (job === 'usage') throw new UsageError('refused on the calling thread');
+      if (job === 'exit') throw new Error('exit is a worker job');
+      calls.push(job);
+      return Float64Array.of(job * 2);
+    },
+  };
+}
+
+test('LanePool: jobs run on the calling thread and on the workers, each result to its caller; the window counts both', async () => {
+  const lane = inlineLane();
+  const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test' }, lane.run);
+  try {
+    assert.equal(pool.window, 3, 'the calling thread, and one worker with a job running and one queued');
+    const jobs = Array.from({ length: 12 }, (_, i) => i + 1);
+    const out = await Promise.all(jobs.map((n) => pool.run(n)));
+    assert.deepEqual(out.map((r) => r[0]), jobs.map((n) => 2 * n));
+    assert.ok(lane.calls.length >= 1, 'the calling thread took jobs');
+    assert.ok(lane.calls.length <= jobs.length - 2, `the worker took jobs too (${lane.calls.length} of ${jobs.length} inline)`);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('LanePool with one thread runs every job on the calling thread and starts no worker', async () => {
+  const lane = inlineLane();
+  // A script that does not exist: starting a worker would fail the pool.
+  const pool = new LanePool<Job, Float64Array>(1, new URL('./no-such-worker.js', import.meta.url), { name: 'test' }, lane.run);
+  try {
+    assert.equal(pool.window, 1);
+    const out = await Promise.all([1, 2, 3].map((n) => pool.run(n)));
+    assert.deepEqual(out.map((r) => r[0]), [2, 4, 6]);
+    assert.deepEqual(lane.calls, [1, 2, 3]);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('LanePool: a refusal on either lane keeps its type, and a worker that dies fails its job', async () => {
+  const lane = inlineLane();
+  const solo = new LanePool<Job, Float64Array>(1, script, { name: 'test' }, lane.run);
+  await assert.rejects(solo.run('usage'), (e: unknown) => e instanceof UsageError && e.message === 'refused on the calling thread');
+  assert.equal((await solo.run(4))[0], 8, 'the calling thread serves on');
+  const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test' }, lane.run);
+  try {
+    // Jobs go to a worker with room first: the first is the worker's.
+    await assert.rejects(pool.run('usage'), (e: unknown) => e instanceof UsageError && e.message === 'refused on the worker');
+    await assert.rejects(pool.run('exit'), /test worker exited with code 3/);
   } finally {
     await pool.close();
   }
