@@ -14,7 +14,7 @@ import {
   assertDistinctRelatives, discoverInputs, hasGlobMagic, parseList, parseShard, shardOf, type BatchCommand,
 } from '../pipeline/batch-inputs.js';
 import { runBatch } from '../pipeline/batch.js';
-import { collectGarbage } from './collect-garbage.js';
+import { collectGarbageIfGrown } from './collect-garbage.js';
 import { batchTotals, type BatchRecord, type BatchTotals } from '../pipeline/batch-summary.js';
 import { resolveLoraPath } from '../pipeline/source.js';
 import { resolveNolaPath } from '../pipeline/expand.js';
@@ -98,7 +98,7 @@ export async function runBatchCommand(ctx: Ctx, command: BatchCommand, inputs: s
         // One write per line, appended as each file finishes: a killed run keeps the lines of the files it finished.
         if (summary !== undefined) await summary.write(`${JSON.stringify(r)}\n`);
         // Finished files' garbage goes now, not when it has piled up (the fit workers are held the same way, batch.ts).
-        collectGarbage();
+        collectGarbageIfGrown();
       },
     });
   } finally {

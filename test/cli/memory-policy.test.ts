@@ -7,7 +7,7 @@
  *   The control is the same run through the CLI's module without bin/nola.js: there the new space
  *   grows, which shows the run is large enough for the test to fail if the policy went missing.
  * - The old generation does not hoard finished files' garbage: the main thread runs a major
- *   collection after each file, and the fit workers of a library run have an old-generation limit
+ *   collection after a file once its heap has grown a step, and the fit workers of a library run have an old-generation limit
  *   that puts V8 in its conservative growing mode, while a single-file run keeps V8's default.
  * Measured with a preload that samples, in each thread, its new space, its heap limit and the major
  * collections performance hooks report.
@@ -82,9 +82,10 @@ test('a library run holds the young generation at its starting size in every thr
   assert.ok(held.size >= 2, `workers ran (threads seen: ${[...held.keys()].join(', ')})`);
   for (const [thread, s] of held) assert.ok(s.newSpace <= STARTING_NEW_SPACE, `thread ${thread}: new space grew to ${s.newSpace} bytes`);
 
-  // The old generation of the same run: a major collection on the main thread after each file, and
-  // workers limited to LIBRARY_OLD_GENERATION_MB (V8 adds the young generation to the limit it reports).
-  assert.ok(held.get(0)!.majorGcs >= inputs.length, `main thread: ${held.get(0)!.majorGcs} major collections over ${inputs.length} files`);
+  // The old generation of the same run: the main thread collects after a file once its heap has
+  // grown a step (after the first file always; the rule itself: test/cli/collect-garbage.test.ts),
+  // and workers are limited to LIBRARY_OLD_GENERATION_MB (V8 adds the young generation to the limit it reports).
+  assert.ok(held.get(0)!.majorGcs >= 1, `main thread: ${held.get(0)!.majorGcs} major collections over ${inputs.length} files`);
   for (const [thread, s] of held) {
     if (thread !== 0) assert.ok(s.heapLimit <= (LIBRARY_OLD_GENERATION_MB + 8) * 2 ** 20, `worker ${thread}: heap limit ${s.heapLimit} bytes`);
   }
