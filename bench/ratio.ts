@@ -19,6 +19,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compress } from '../src/pipeline/compress.js';
+import { setCallingThreadLane } from '../src/pipeline/worker-pool.js';
 import { resolveStrategy } from '../src/cli/options.js';
 import { LLAMA_7B, writeLlamaAdapter } from './synthetic-adapter.js';
 
@@ -59,6 +60,7 @@ async function once(input: string, output: string, o: Options, measure: 'near' |
 }
 
 async function main(): Promise<void> {
+  setCallingThreadLane(true); // as the CLI runs
   const o = parseArgs(process.argv.slice(2));
   const dir = await mkdtemp(path.join(tmpdir(), 'nola-bench-ratio-'));
   try {

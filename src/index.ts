@@ -55,7 +55,7 @@ export interface CompressOptions {
   seed?: number;
   iters?: number;
   alsRounds?: number;
-  /** Worker threads fitting layers (default: all cores); the output does not depend on it. */
+  /** Worker threads fitting layers (default: all cores; all of them workers, so the host's event loop stays free, unlike the CLI's, whose main thread is one of its lanes); the output does not depend on it. */
   threads?: number;
   device?: 'cpu' | 'gpu' | 'auto';
   onProgress?: Progress;
@@ -101,7 +101,7 @@ export interface ExpandOptions {
   /** Write another family where the mapping is unambiguous. */
   to?: Family;
   force?: boolean;
-  /** Worker threads synthesizing layers (default: all cores; small files run inline); the output does not depend on it. */
+  /** Worker threads synthesizing layers (default: all cores, all of them workers; small files run inline); the output does not depend on it. */
   threads?: number;
   onProgress?: Progress;
 }

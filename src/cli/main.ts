@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { readFileSync } from 'node:fs';
 import { createLogger, type LogFormat } from './logger.js';
 import { breakBar } from './stderr.js';
+import { setCallingThreadLane } from '../pipeline/worker-pool.js';
 import { progressMode, type ProgressMode } from './progress.js';
 import { EXIT, InterruptedError, NolaError, UsageError } from '../errors.js';
 import { placedOutputCount, removeLiveTempFiles } from '../io/atomic.js';
@@ -41,6 +42,8 @@ function packageVersion(): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // The CLI owns its process: its main thread is one of the fit and expand lanes (worker-pool.ts).
+  setCallingThreadLane(true);
   let debug = argv.includes('--debug');
   // SIGTERM (kill, timeouts, systemd) and SIGHUP (a closed terminal) end a run as Ctrl-C does: temp
   // files and folders this run created are removed, and the exit status is 128 + the signal number.

@@ -175,6 +175,17 @@ export function serveJobs<J, R>(run: (job: J) => R, transfers: (result: R) => Ar
  */
 const WORKER_DEPTH = 2;
 
+let callingThreadLane = false;
+
+/**
+ * Whether the calling thread is one of a LanePool's lanes: the CLI's policy (src/cli/main.ts), which
+ * owns its process. Off (the default, the API's): a host's event loop is not held by nola's layers,
+ * and `threads` are all workers, one job at a time each, threads + 1 in flight.
+ */
+export function setCallingThreadLane(on: boolean): void {
+  callingThreadLane = on;
+}
+
 /**
  * `threads` lanes for jobs: the calling thread itself and threads − 1 workers (started on demand).
  * The calling thread would otherwise sit waiting for the workers (it only reads layers and encodes
@@ -185,7 +196,8 @@ const WORKER_DEPTH = 2;
  * second), so progress and signals are handled between layers. threads = 1 runs everything inline.
  * Jobs go to a worker with room first, so workers have their next job queued before the calling
  * thread starts one of its own. `window` is how many jobs can be running or queued at once: what a
- * caller keeps in flight to keep every lane busy.
+ * caller keeps in flight to keep every lane busy. Without setCallingThreadLane(true) the lanes are
+ * `threads` workers (threads = 1: the calling thread alone, either way).
  */
 export class LanePool<J, R> {
   readonly window: number;
@@ -193,16 +205,20 @@ export class LanePool<J, R> {
   private posted = 0;
   private inlineBusy = false;
   private readonly waiting: Array<() => void> = [];
+  /** Whether the calling thread takes jobs: always with one thread; with more, by setCallingThreadLane. */
+  private readonly inlineLane: boolean;
 
   constructor(readonly threads: number, script: URL, options: PoolOptions<J>, private readonly inline: (job: J) => R) {
-    const workers = Math.max(0, threads - 1);
-    this.workers = workers > 0 ? new WorkerPool<J, R>(workers, script, { ...options, depth: WORKER_DEPTH }) : undefined;
-    this.window = 1 + WORKER_DEPTH * workers;
+    this.inlineLane = threads <= 1 || callingThreadLane;
+    const workers = this.inlineLane ? Math.max(0, threads - 1) : threads;
+    const depth = this.inlineLane ? WORKER_DEPTH : 1;
+    this.workers = workers > 0 ? new WorkerPool<J, R>(workers, script, { ...options, depth }) : undefined;
+    this.window = this.inlineLane ? 1 + depth * workers : threads + 1;
   }
 
   async run(job: J): Promise<R> {
     for (;;) {
-      if (this.workers !== undefined && this.posted < this.window - 1) {
+      if (this.workers !== undefined && this.posted < (this.inlineLane ? this.window - 1 : this.window)) {
         this.posted++;
         try {
           return await this.workers.run(job);
@@ -211,7 +227,7 @@ export class LanePool<J, R> {
           this.waiting.shift()?.();
         }
       }
-      if (!this.inlineBusy) {
+      if (this.inlineLane && !this.inlineBusy) {
         this.inlineBusy = true;
         try {
           // Let the callers' other jobs reach the workers before this thread is taken, and let the

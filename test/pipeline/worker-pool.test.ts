@@ -2,12 +2,12 @@
  * The pools behind fit and expand (src/pipeline/worker-pool.ts): results come back to the job that
  * asked, a typed refusal keeps its type (and so its exit code), and a worker that dies fails both
  * the job it ran and every caller still waiting for a worker, instead of leaving them waiting for
- * ever. LanePool: the calling thread is one of the lanes, the workers the others, and with one
- * thread no worker is started at all.
+ * ever. LanePool: with the CLI's policy the calling thread is one of the lanes, the workers the
+ * others; without it (the API's) every lane is a worker; with one thread no worker is started at all.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LanePool, WorkerPool } from '../../src/pipeline/worker-pool.js';
+import { LanePool, WorkerPool, setCallingThreadLane } from '../../src/pipeline/worker-pool.js';
 import { UsageError } from '../../src/errors.js';
 
 type Job = number | 'usage' | 'exit';
@@ -63,6 +63,7 @@ function inlineLane(): { run: (job: Job) => Float64Array; calls: number[] } {
 }
 
 test('LanePool: jobs run on the calling thread and on the workers, each result to its caller; the window counts both', async () => {
+  setCallingThreadLane(true);
   const lane = inlineLane();
   const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test' }, lane.run);
   try {
@@ -92,6 +93,7 @@ test('LanePool with one thread runs every job on the calling thread and starts n
 });
 
 test('LanePool: a refusal on either lane keeps its type, and a worker that dies fails its job', async () => {
+  setCallingThreadLane(true);
   const lane = inlineLane();
   const solo = new LanePool<Job, Float64Array>(1, script, { name: 'test' }, lane.run);
   await assert.rejects(solo.run('usage'), (e: unknown) => e instanceof UsageError && e.message === 'refused on the calling thread');
@@ -104,4 +106,21 @@ test('LanePool: a refusal on either lane keeps its type, and a worker that dies 
   } finally {
     await pool.close();
   }
+});
+
+test('LanePool without the CLI\'s policy (the API\'s default) leaves the calling thread free: every job on a worker', async () => {
+  setCallingThreadLane(false);
+  const lane = inlineLane();
+  const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test' }, lane.run);
+  try {
+    assert.equal(pool.window, 3, 'two workers, one more job waiting');
+    const out = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => pool.run(n)));
+    assert.deepEqual(out.map((r) => r[0]), [2, 4, 6, 8, 10, 12]);
+    assert.deepEqual(lane.calls, [], 'nothing ran on the calling thread');
+  } finally {
+    await pool.close();
+  }
+  const solo = new LanePool<Job, Float64Array>(1, new URL('./no-such-worker.js', import.meta.url), { name: 'test' }, lane.run);
+  assert.equal((await solo.run(5))[0], 10, 'one thread: the calling thread, as always');
+  await solo.close();
 });
