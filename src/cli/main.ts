@@ -165,6 +165,7 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
     .argument('[nola...]', 'a NOLA file (.nola or .nola.safetensors), or a folder holding one; several, a folder or a pattern: see --out-dir')
     .option('-o, --output <file>', 'output LoRA file, or a folder (DIR/) (default: beside the input, <name>.expanded/ for PEFT, holding adapter_model.safetensors and adapter_config.json; <name>.expanded.safetensors otherwise)')
     .option('--to <family>', 'write another family: peft, kohya or diffusers (when the mapping is unambiguous)')
+    .option('--threads <N>', 'threads synthesizing layers: this one and N - 1 workers (default: all cores; small files use one); the output does not depend on it')
     .option('--force', 'overwrite existing outputs')
     .option('--json', 'print a JSON summary')
     .addHelpText('after', LIBRARY_HELP)

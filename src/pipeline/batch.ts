@@ -44,6 +44,8 @@ export interface BatchRequest {
   compress?: BatchCompressOptions;
   /** expand --to. */
   to?: Family;
+  /** expand --threads (undefined: expand's default). */
+  expandThreads?: number;
   onStart?: (item: BatchItem, index: number) => void;
   onLayer?: (done: number, total: number, layer: string) => void;
   onFinish?: (record: BatchRecord, item: BatchItem, index: number) => void | Promise<void>;
@@ -191,7 +193,7 @@ async function expandItem(req: BatchRequest, item: BatchItem, seconds: () => num
       bytes_before: before, bytes_after: after, ratio: ratio(before, after), worst_error: worst, weighted_error: null, seconds: seconds(),
     };
   }
-  const r = await inFolderOf(output, () => expand({ input: item.file, output, to: req.to, force: req.force, onProgress: req.onLayer }));
+  const r = await inFolderOf(output, () => expand({ input: item.file, output, to: req.to, force: req.force, threads: req.expandThreads, onProgress: req.onLayer }));
   return {
     command: 'expand', input: item.input, output: r.output, status: 'done', family: r.family, layers: r.layers,
     bytes_before: before, bytes_after: r.bytes, ratio: ratio(before, r.bytes), worst_error: worst, weighted_error: null, seconds: seconds(),
