@@ -16,7 +16,7 @@ import { openNola } from './nola-source.js';
 import { settingsFingerprint, canonicalJson } from './batch-fingerprint.js';
 import type { CompressSettings } from './settings.js';
 import type { FormatVersion } from '../core/constants.js';
-import { createFitPool, type FitPool } from './parallel.js';
+import { createFitPool, jobsHoldThread, type FitPool } from './parallel.js';
 import { LIBRARY_OLD_GENERATION_MB } from './worker-pool.js';
 import type { BatchCommand, BatchItem } from './batch-inputs.js';
 import type { BatchRecord } from './batch-summary.js';
@@ -72,7 +72,7 @@ export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
   // One set of fit workers for the whole run (started when a file first needs them), their old
   // generation kept close to what is live so finished files' garbage does not pile up in them.
   const o = req.compress;
-  const newPool = (): FitPool => createFitPool(o!.threads, { oldGenerationMb: LIBRARY_OLD_GENERATION_MB });
+  const newPool = (): FitPool => createFitPool(o!.threads, { oldGenerationMb: LIBRARY_OLD_GENERATION_MB, callingThread: !jobsHoldThread(o!.settings.strategy) });
   let pool = o !== undefined && o.threads > 1 && o.device === 'cpu' ? newPool() : undefined;
   try {
     for (let i = 0; i < req.items.length; i++) {

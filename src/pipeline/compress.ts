@@ -11,7 +11,7 @@ import type { CompressSettings, Strategy } from './settings.js';
 import type { CompressedLayer, DeliveryPrecision } from '../core/compress-layer.js';
 import { truncationError } from '../core/lowrank.js';
 import { settingsBytes } from './layer-strategy.js';
-import { chooseThreads, createFitPool, mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
+import { chooseThreads, createFitPool, jobsHoldThread, mapLayers, type FitOutcome, type FitPool, type FitTask } from './parallel.js';
 import { fitToRatio, fp16FactorBytes, type RatioPricing, type StoredShape } from './ratio-budget.js';
 import { loadBackend, type Device } from '../backends/index.js';
 import type { LayerSpec, Family } from '../formats/layer.js';
@@ -197,7 +197,7 @@ async function fitAll(lora: OpenLora, req: CompressRequest): Promise<Fitted[]> {
   const total = layers.length;
   const backend = req.device === undefined || req.device === 'cpu' ? undefined : await loadBackend(req.device, (m) => req.log?.warn(m));
   const threads = req.forceThreads ? Math.min(req.threads ?? 1, Math.max(1, total)) : chooseThreads(req.threads ?? 1, layers, strategy);
-  const pool = threads > 1 && backend === undefined && req.pool !== undefined ? req.pool : createFitPool(threads, { backend });
+  const pool = threads > 1 && backend === undefined && req.pool !== undefined ? req.pool : createFitPool(threads, { backend, callingThread: !jobsHoldThread(strategy) });
   const readTask = (spec: LayerSpec, job: FitTask['job']): Promise<FitTask> => readFitTask(lora, spec, job);
   const logWarnings = (o: FitOutcome): void => { for (const w of o.warnings) req.log?.warn(w); };
   let done = 0;

@@ -132,6 +132,18 @@ export interface FitPoolOptions {
   backend?: ComputeBackend;
   /** Each worker's old-generation limit in MiB (library runs: LIBRARY_OLD_GENERATION_MB); default V8's. */
   oldGenerationMb?: number;
+  /** False: the calling thread takes no layers (PoolOptions.callingThread; see jobsHoldThread). */
+  callingThread?: boolean;
+}
+
+/**
+ * Whether a fit with this strategy can hold a thread for seconds a layer: the uniform basis (the
+ * paper's construction) costs k·n multiply-adds per pass, about 12 s a layer of a 7B-shaped adapter
+ * at 1024 coefficients; the budget strategy's transforms take a fraction of a second. Such fits stay
+ * off the calling thread, so Ctrl-C and progress are not kept waiting.
+ */
+export function jobsHoldThread(strategy: Strategy): boolean {
+  return strategy.kind === 'fixed' && strategy.basis === 'uniform';
 }
 
 /**
@@ -139,7 +151,7 @@ export interface FitPoolOptions {
  * A device backend runs tasks inline on the calling thread only (it holds one context, in this
  * thread, and its bases are freed after each layer).
  */
-export function createFitPool(threads: number, { backend, oldGenerationMb }: FitPoolOptions = {}): FitPool {
+export function createFitPool(threads: number, { backend, oldGenerationMb, callingThread }: FitPoolOptions = {}): FitPool {
   if (backend !== undefined && backend.name !== 'cpu') {
     return {
       threads: 1,
@@ -163,6 +175,7 @@ export function createFitPool(threads: number, { backend, oldGenerationMb }: Fit
   return new LanePool<FitTask, FitOutcome>(Math.max(1, threads), new URL('./fit-worker.js', import.meta.url), {
     name: 'fit',
     oldGenerationMb,
+    callingThread,
     prepare: (task) => {
       const job: FitTask = { ...task, a: owned(task.a), b: owned(task.b) };
       return { job, transfer: [job.a.buffer as ArrayBuffer, job.b.buffer as ArrayBuffer] };

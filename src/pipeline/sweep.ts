@@ -57,8 +57,9 @@ export async function sweep(a: {
     const layers = lora.plan.layers;
     // The default format's coding: from version 3 on, each block rice or rANS, whichever is shorter.
     const strategy: BudgetStrategy = { kind: 'budget', target: { maxError: 0.1 }, rank: 'auto', quants: ['rice'], ...(FORMAT_VERSION >= 3 ? { rans: true } : {}) };
-    // Workers only where the fit is long enough to repay their start-up (a sweep is some 50 fits a layer).
-    const pool = createFitPool(chooseThreads(a.threads ?? 1, layers, strategy));
+    // Workers only where the fit is long enough to repay their start-up (a sweep is some 50 fits a
+    // layer); the paper's point can hold a thread for seconds, so then none on the calling thread.
+    const pool = createFitPool(chooseThreads(a.threads ?? 1, layers, strategy), { callingThread: a.includePaper !== true });
     let done = 0;
     let outcomes: FitOutcome[];
     try {

@@ -56,6 +56,11 @@ export interface PoolOptions<J> {
   oldGenerationMb?: number;
   /** Jobs posted to a worker at once (default 1); 2 keeps a worker busy while the main thread is. */
   depth?: number;
+  /**
+   * LanePool: false keeps the calling thread out of the lanes even under setCallingThreadLane (jobs
+   * that can hold a thread for seconds: its event loop, so Ctrl-C and progress, would wait that long).
+   */
+  callingThread?: boolean;
 }
 
 /**
@@ -196,8 +201,8 @@ export function setCallingThreadLane(on: boolean): void {
  * second), so progress and signals are handled between layers. threads = 1 runs everything inline.
  * Jobs go to a worker with room first, so workers have their next job queued before the calling
  * thread starts one of its own. `window` is how many jobs can be running or queued at once: what a
- * caller keeps in flight to keep every lane busy. Without setCallingThreadLane(true) the lanes are
- * `threads` workers (threads = 1: the calling thread alone, either way).
+ * caller keeps in flight to keep every lane busy. Without setCallingThreadLane(true), or with
+ * `callingThread: false`, the lanes are `threads` workers (threads = 1: the calling thread alone).
  */
 export class LanePool<J, R> {
   readonly window: number;
@@ -209,7 +214,7 @@ export class LanePool<J, R> {
   private readonly inlineLane: boolean;
 
   constructor(readonly threads: number, script: URL, options: PoolOptions<J>, private readonly inline: (job: J) => R) {
-    this.inlineLane = threads <= 1 || callingThreadLane;
+    this.inlineLane = threads <= 1 || (callingThreadLane && options.callingThread !== false);
     const workers = this.inlineLane ? Math.max(0, threads - 1) : threads;
     const depth = this.inlineLane ? WORKER_DEPTH : 1;
     this.workers = workers > 0 ? new WorkerPool<J, R>(workers, script, { ...options, depth }) : undefined;

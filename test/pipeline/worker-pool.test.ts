@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LanePool, WorkerPool, setCallingThreadLane } from '../../src/pipeline/worker-pool.js';
 import { UsageError } from '../../src/errors.js';
+import { jobsHoldThread } from '../../src/pipeline/parallel.js';
+import { PAPER_PRESET } from '../../src/pipeline/settings.js';
 
 type Job = number | 'usage' | 'exit';
 const script = new URL('./pool-test-worker.js', import.meta.url);
@@ -123,4 +125,25 @@ test('LanePool without the CLI\'s policy (the API\'s default) leaves the calling
   const solo = new LanePool<Job, Float64Array>(1, new URL('./no-such-worker.js', import.meta.url), { name: 'test' }, lane.run);
   assert.equal((await solo.run(5))[0], 10, 'one thread: the calling thread, as always');
   await solo.close();
+});
+
+test('LanePool with callingThread: false keeps the calling thread free even under the CLI\'s policy (jobs that can hold it for seconds)', async () => {
+  setCallingThreadLane(true);
+  const lane = inlineLane();
+  const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test', callingThread: false }, lane.run);
+  try {
+    assert.equal(pool.window, 3);
+    const out = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => pool.run(n)));
+    assert.deepEqual(out.map((r) => r[0]), [2, 4, 6, 8, 10, 12]);
+    assert.deepEqual(lane.calls, []);
+  } finally {
+    await pool.close();
+    setCallingThreadLane(false);
+  }
+});
+
+test('the fits kept off the calling thread are the uniform basis\'s (the paper preset), not the default budget strategy\'s', () => {
+  assert.equal(jobsHoldThread(PAPER_PRESET), true);
+  assert.equal(jobsHoldThread({ ...PAPER_PRESET, basis: 'orthogonal' }), false);
+  assert.equal(jobsHoldThread({ kind: 'budget', target: { maxError: 0.1 }, rank: 'auto', quants: ['rice'] }), false);
 });
