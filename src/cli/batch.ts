@@ -8,7 +8,7 @@ import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Ctx } from './main.js';
 import { parseCompressFlags } from './compress.js';
-import { parseFamily, parseInteger } from './options.js';
+import { parseFamily, parseThreads } from './options.js';
 import { createBatchProgress } from './batch-progress.js';
 import {
   assertDistinctRelatives, discoverInputs, hasGlobMagic, parseList, parseShard, shardOf, type BatchCommand,
@@ -61,7 +61,7 @@ export async function runBatchCommand(ctx: Ctx, command: BatchCommand, inputs: s
   // Every per-file setting is checked before the first file is touched.
   const compressOpts = command === 'compress' ? { ...parseCompressFlags(o), log: ctx.log } : undefined;
   const to = command === 'expand' ? parseFamily('--to', o.to as string | undefined) : undefined;
-  const expandThreads = command === 'expand' && o.threads !== undefined ? parseInteger('--threads', String(o.threads), 1, 1024) : undefined;
+  const expandThreads = command === 'expand' ? parseThreads(o) : undefined;
   const outDir = o.outDir as string | undefined;
   if (outDir !== undefined && await stat(outDir).then((s) => !s.isDirectory(), () => false)) throw new UsageError(`--out-dir ${outDir} is a file`);
   const summaryPath = o.summary as string | undefined;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { mkdir, stat } from 'node:fs/promises';
 import type { Ctx } from './main.js';
-import { resolveStrategy, parseFamily, parseInteger } from './options.js';
+import { resolveStrategy, parseFamily, parseInteger, parseThreads } from './options.js';
 import { createProgress } from './progress.js';
 import { compress, defaultNolaPath } from '../pipeline/compress.js';
 import { defaultThreads } from '../pipeline/parallel.js';
@@ -90,7 +90,7 @@ export function parseCompressFlags(o: Record<string, string | boolean | undefine
   const seed = parseInteger('--seed', String(o.seed), 0, 0xffffffff);
   const refineIters = parseInteger('--iters', String(o.iters), 0, 100000);
   const alsRounds = parseInteger('--als-rounds', String(o.alsRounds), 0, 100000);
-  const threads = o.threads === undefined ? defaultThreads() : parseInteger('--threads', String(o.threads), 1, 1024);
+  const threads = parseThreads(o) ?? defaultThreads();
   const device = parseDevice(o.device === undefined ? 'cpu' : String(o.device));
   const family = parseFamily('--format', o.format as string | undefined);
   return { settings: { strategy, seed, fit: { refineIters, alsRounds } }, formatVersion, threads, device, family };
@@ -126,7 +126,7 @@ async function runSweep(ctx: Ctx, input: string, o: Record<string, string | bool
     family: parseFamily('--format', o.format as string | undefined),
     seed: parseInteger('--seed', String(o.seed), 0, 0xffffffff),
     includePaper: o.paper !== false,
-    threads: o.threads === undefined ? defaultThreads() : parseInteger('--threads', String(o.threads), 1, 1024),
+    threads: parseThreads(o) ?? defaultThreads(),
     onProgress: (d, t, name) => progress.update(d, t, name),
   }).finally(() => progress.done());
   ctx.log.info(`sweep of ${result.points.length} settings in ${((Date.now() - started) / 1000).toFixed(1)} s`);

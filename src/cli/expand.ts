@@ -1,5 +1,5 @@
 import type { Ctx } from './main.js';
-import { parseFamily, parseInteger } from './options.js';
+import { parseFamily, parseThreads } from './options.js';
 import { createProgress } from './progress.js';
 import { expand } from '../pipeline/expand.js';
 import { formatBytes } from '../report/report.js';
@@ -12,7 +12,7 @@ export async function runExpand(ctx: Ctx, input: string, o: Record<string, strin
     output: o.output as string | undefined,
     to: parseFamily('--to', o.to as string | undefined),
     force: o.force === true,
-    ...(o.threads === undefined ? {} : { threads: parseInteger('--threads', String(o.threads), 1, 1024) }),
+    threads: parseThreads(o),
     onProgress: (d, t, name) => progress.update(d, t, name),
   }).finally(() => progress.done());
   for (const w of result.warnings) ctx.log.warn(w);

@@ -14,6 +14,11 @@ export function parseInteger(flag: string, v: string, min: number, max = Number.
   return n;
 }
 
+/** --threads N (1..1024), or undefined where it was not given: the caller's default applies. */
+export function parseThreads(o: Record<string, unknown>): number | undefined {
+  return o.threads === undefined ? undefined : parseInteger('--threads', String(o.threads), 1, 1024);
+}
+
 export function parsePositive(flag: string, v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} expects a positive number, got "${v}"`);

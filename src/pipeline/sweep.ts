@@ -10,11 +10,11 @@
  */
 import { openLora } from './source.js';
 import type { MeasuredRow } from './layer-strategy.js';
-import { chooseThreads, createFitPool, mapLayers, type FitOutcome } from './parallel.js';
+import { chooseThreads, createFitPool, jobsHoldThread, mapLayers, type FitOutcome } from './parallel.js';
 import { chooseForRatio, fp16FactorBytes, ratioBudget } from './ratio-budget.js';
 import { ratioPricing, readFitTask } from './compress.js';
 import { FORMAT_VERSION } from '../core/constants.js';
-import type { BudgetStrategy } from './settings.js';
+import { PAPER_PRESET, type BudgetStrategy } from './settings.js';
 import { truncationError } from '../core/lowrank.js';
 import { allocateBudget, allocateMaxError, type Candidate } from '../core/allocate.js';
 import type { Family } from '../formats/layer.js';
@@ -59,7 +59,7 @@ export async function sweep(a: {
     const strategy: BudgetStrategy = { kind: 'budget', target: { maxError: 0.1 }, rank: 'auto', quants: ['rice'], ...(FORMAT_VERSION >= 3 ? { rans: true } : {}) };
     // Workers only where the fit is long enough to repay their start-up (a sweep is some 50 fits a
     // layer); the paper's point can hold a thread for seconds, so then none on the calling thread.
-    const pool = createFitPool(chooseThreads(a.threads ?? 1, layers, strategy), { callingThread: a.includePaper !== true });
+    const pool = createFitPool(chooseThreads(a.threads ?? 1, layers, strategy), { callingThread: !(a.includePaper && jobsHoldThread(PAPER_PRESET)) });
     let done = 0;
     let outcomes: FitOutcome[];
     try {

@@ -207,6 +207,8 @@ export function setCallingThreadLane(on: boolean): void {
 export class LanePool<J, R> {
   readonly window: number;
   private readonly workers: WorkerPool<J, R> | undefined;
+  /** Jobs handed to the workers at once (running or queued in a worker; without the calling thread's lane, one more waits in the WorkerPool). */
+  private readonly workerSlots: number;
   private posted = 0;
   private inlineBusy = false;
   private readonly waiting: Array<() => void> = [];
@@ -218,12 +220,13 @@ export class LanePool<J, R> {
     const workers = this.inlineLane ? Math.max(0, threads - 1) : threads;
     const depth = this.inlineLane ? WORKER_DEPTH : 1;
     this.workers = workers > 0 ? new WorkerPool<J, R>(workers, script, { ...options, depth }) : undefined;
-    this.window = this.inlineLane ? 1 + depth * workers : threads + 1;
+    this.workerSlots = workers === 0 ? 0 : this.inlineLane ? depth * workers : threads + 1;
+    this.window = this.workerSlots + (this.inlineLane ? 1 : 0);
   }
 
   async run(job: J): Promise<R> {
     for (;;) {
-      if (this.workers !== undefined && this.posted < (this.inlineLane ? this.window - 1 : this.window)) {
+      if (this.workers !== undefined && this.posted < this.workerSlots) {
         this.posted++;
         try {
           return await this.workers.run(job);
