@@ -110,10 +110,10 @@ test('LanePool: a refusal on either lane keeps its type, and a worker that dies 
   }
 });
 
-test('LanePool without the CLI\'s policy (the API\'s default) leaves the calling thread free: every job on a worker', async () => {
-  setCallingThreadLane(false);
+/** Two threads, every lane a worker: the window, the results, and nothing run on the calling thread. */
+async function assertAllOnWorkers(options: { callingThread?: boolean }): Promise<void> {
   const lane = inlineLane();
-  const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test' }, lane.run);
+  const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test', ...options }, lane.run);
   try {
     assert.equal(pool.window, 3, 'two workers, one more job waiting');
     const out = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => pool.run(n)));
@@ -122,6 +122,12 @@ test('LanePool without the CLI\'s policy (the API\'s default) leaves the calling
   } finally {
     await pool.close();
   }
+}
+
+test('LanePool without the CLI\'s policy (the API\'s default) leaves the calling thread free: every job on a worker', async () => {
+  setCallingThreadLane(false);
+  await assertAllOnWorkers({});
+  const lane = inlineLane();
   const solo = new LanePool<Job, Float64Array>(1, new URL('./no-such-worker.js', import.meta.url), { name: 'test' }, lane.run);
   assert.equal((await solo.run(5))[0], 10, 'one thread: the calling thread, as always');
   await solo.close();
@@ -129,15 +135,9 @@ test('LanePool without the CLI\'s policy (the API\'s default) leaves the calling
 
 test('LanePool with callingThread: false keeps the calling thread free even under the CLI\'s policy (jobs that can hold it for seconds)', async () => {
   setCallingThreadLane(true);
-  const lane = inlineLane();
-  const pool = new LanePool<Job, Float64Array>(2, script, { name: 'test', callingThread: false }, lane.run);
   try {
-    assert.equal(pool.window, 3);
-    const out = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => pool.run(n)));
-    assert.deepEqual(out.map((r) => r[0]), [2, 4, 6, 8, 10, 12]);
-    assert.deepEqual(lane.calls, []);
+    await assertAllOnWorkers({ callingThread: false });
   } finally {
-    await pool.close();
     setCallingThreadLane(false);
   }
 });
