@@ -17,10 +17,18 @@ import { resolveStrategy } from '../../src/cli/options.js';
 import { writeSyntheticAdapter } from '../../bench/synthetic-adapter.js';
 import type { Logger } from 'pino';
 
-test('--ratio meets its byte budget on the whole file; rice spends it for less error than fixed-size codes', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-'));
+/** A generated PEFT adapter in a temp folder (`src` in it), removed after `body` however it ends. */
+async function withAdapter(prefix: string, shape: Parameters<typeof writeSyntheticAdapter>[1], body: (dir: string, src: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
   try {
-    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 11 });
+    await body(dir, await writeSyntheticAdapter(path.join(dir, 'src'), shape));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('--ratio meets its byte budget on the whole file; rice spends it for less error than fixed-size codes', { timeout: 120_000 }, async () => {
+  await withAdapter('nola-ratio-', { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 11 }, async (dir, src) => {
     for (const ratio of ['3', '6']) {
       const errors: Record<string, number> = {};
       for (const quant of ['auto', 'fixed']) {
@@ -40,15 +48,11 @@ test('--ratio meets its byte budget on the whole file; rice spends it for less e
       }
       assert.ok(errors.auto < errors.fixed, `--ratio ${ratio}: rice ${errors.auto} vs fixed ${errors.fixed}`);
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('--ratio with format version 1 (a tensor per block, the document in the header) keeps the whole file within the budget', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-v1-'));
-  try {
-    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 256, rank: 8, modules: ['q_proj', 'v_proj'], seed: 13 });
+  await withAdapter('nola-ratio-v1-', { layers: 2, d: 256, rank: 8, modules: ['q_proj', 'v_proj'], seed: 13 }, async (dir, src) => {
     // (Its header holds the whole document uncompressed: at --ratio 5 this adapter is already too small for it.)
     for (const ratio of ['2', '3']) {
       const output = path.join(dir, `v1-${ratio}.nola.safetensors`);
@@ -59,16 +63,12 @@ test('--ratio with format version 1 (a tensor per block, the document in the hea
       assert.ok(t.outputBytes - t.passthroughBytes <= budget, `--ratio ${ratio}: file ${t.outputBytes} > ${budget}`);
       assert.ok(t.outputBytes - t.passthroughBytes >= 0.9 * budget, `--ratio ${ratio}: ${t.outputBytes} bytes leave the budget unused`);
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('--ratio on an adapter too small for its own container: the coefficients get the whole budget, with a warning', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-small-'));
-  try {
-    // Two 8 x 8 layers of rank 2: 128 fp16 bytes of factors, so --ratio 4 leaves 32 bytes, far less than any header.
-    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 1, d: 8, rank: 2, modules: ['q_proj', 'v_proj'], seed: 2 });
+  // Two 8 x 8 layers of rank 2: 128 fp16 bytes of factors, so --ratio 4 leaves 32 bytes, far less than any header.
+  await withAdapter('nola-ratio-small-', { layers: 1, d: 8, rank: 2, modules: ['q_proj', 'v_proj'], seed: 2 }, async (dir, src) => {
     const warnings: string[] = [];
     const log = { warn: (m: string) => warnings.push(m) } as unknown as Logger;
     const { report } = await compress({ input: src, output: path.join(dir, 'x.nola.safetensors'), log, settings: { strategy: resolveStrategy({ ratio: '4' }), seed: 1, fit: {} } });
@@ -77,15 +77,11 @@ test('--ratio on an adapter too small for its own container: the coefficients ge
     assert.ok(report.totals.coefficientBytes > 0);
     assert.equal(warnings.length, 1, warnings.join('\n'));
     assert.match(warnings[0], /^--ratio 4: the file's header and layer document take about \d+ bytes, more than half of the 32-byte budget/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('--ratio (either coding) measures only the candidates near the optimum, and ends where measuring every candidate ends', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-near-'));
-  try {
-    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 23 });
+  await withAdapter('nola-ratio-near-', { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 23 }, async (dir, src) => {
     for (const [ratio, quant] of [['3', 'auto'], ['6', 'auto'], ['3', 'fixed'], ['6', 'fixed']]) {
       const run = async (measure: 'near' | 'all'): Promise<{ errors: number[]; total: number; debug: string[] }> => {
         const debug: string[] = [];
@@ -105,15 +101,11 @@ test('--ratio (either coding) measures only the candidates near the optimum, and
       assert.ok(Number(counted[1]) < Number(counted[2]) / 2, `measured ${counted[1]} of ${counted[2]}`);
       assert.match(all.debug.join('\n'), new RegExp(`measured ${counted[2]} of ${counted[2]} candidates`));
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('--sweep prices its points as compress writes them: --max-error to the byte, --ratio within 1% of the error', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'nola-ratio-sweep-'));
-  try {
-    const src = await writeSyntheticAdapter(path.join(dir, 'src'), { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 29 });
+  await withAdapter('nola-ratio-sweep-', { layers: 2, d: 128, rank: 8, modules: ['q_proj', 'v_proj'], seed: 29 }, async (dir, src) => {
     const result = await sweep({ input: src, seed: 1, includePaper: false });
     const at = (setting: string): SweepPoint => result.points.find((p) => p.setting === setting)!;
     // Second path: compress itself, default settings and --ratio, in the default format.
@@ -128,7 +120,5 @@ test('--sweep prices its points as compress writes them: --max-error to the byte
       assert.ok(Math.abs(p.energyWeightedError / t.energyWeightedError - 1) < 0.01, `--ratio ${x}: sweep ${p.energyWeightedError} vs compress ${t.energyWeightedError}`);
       assert.ok(Math.abs(p.bytes / t.coefficientBytes - 1) < 0.02, `--ratio ${x}: sweep ${p.bytes} vs compress ${t.coefficientBytes} bytes`);
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
