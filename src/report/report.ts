@@ -147,6 +147,12 @@ export function buildCompressReport(a: {
   if (bound !== null && bound.layersAbove > 0) warnings.push(boundWarning(bound, a.layers, a.strategy));
   const zeroed = a.layers.filter((l) => Math.max(l.error, l.deliveredError) >= NEARLY_ZEROED);
   if (zeroed.length > 0) warnings.push(zeroedWarning(a.strategy, zeroed));
+  if (a.outputBytes > a.inputBytes) {
+    warnings.push(
+      `the NOLA file is ${formatSizeRatio(a.inputBytes, a.outputBytes)} than its source (${formatBytes(a.outputBytes)} against ${formatBytes(a.inputBytes)}): ` +
+        'its own header and document outweigh what the coefficients save, so keep the source file',
+    );
+  }
   if (totals.energyWeightedError > 0.5) {
     warnings.push(
       `these settings keep only ${pct(1 - totals.energyWeightedError ** 2)} of the adapter's energy ` +
@@ -311,7 +317,7 @@ export function renderCompressText(r: CompressReport, worst = 5): string {
   const lines = [
     `nola compress: ${r.input} -> ${r.output}`,
     `  format ${r.family}, ${t.layers} layers, strategy ${describeStrategy(r)}`,
-    `  size   ${formatBytes(t.inputBytes)} -> ${formatBytes(t.outputBytes)}: ${t.fileRatio.toFixed(2)}x smaller file` +
+    `  size   ${formatBytes(t.inputBytes)} -> ${formatBytes(t.outputBytes)}: ${formatSizeRatio(t.inputBytes, t.outputBytes)} file` +
       (t.passthroughBytes > 0 ? ` (${formatBytes(t.passthroughBytes)} of tensors kept verbatim included)` : ''),
     `  error  ${describeErrors(t.energyWeightedError, t.maxError)}` +
       `${t.maxDeliveredError > t.maxError + 5e-5 ? `; ${t.maxDeliveredError.toFixed(4)} worst once expanded to the source dtypes` : ''}`,
