@@ -160,6 +160,7 @@ export function renderBatchTotals(command: string, t: BatchTotals, run: { second
   }
   if (t.worst !== null) lines.push(`  worst error: ${t.worst.error.toPrecision(4)} (${t.worst.input})`);
   if (t.slowest !== null) lines.push(`  slowest: ${t.slowest.seconds.toFixed(1)} s (${t.slowest.input})`);
+  if (t.warned > 0) lines.push(`  warnings: ${t.warned} file${t.warned === 1 ? '' : 's'} (each warning is in the log above and in the file's summary record)`);
   if (t.failures.length > 0) {
     lines.push('  failed:');
     for (const f of t.failures) lines.push(`    ${f.input} (exit ${f.exitCode}): ${f.reason}`);

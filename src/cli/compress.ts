@@ -16,7 +16,7 @@ import { resolveLoraPath } from '../pipeline/source.js';
 import { sweep } from '../pipeline/sweep.js';
 import { renderSweepSvg, renderSweepText } from '../report/sweep-render.js';
 import { IoError, UsageError } from '../errors.js';
-import { onceLogger } from './once-logger.js';
+import { onceLogger } from '../pipeline/once-logger.js';
 
 /** `-o DIR/` or an existing folder: the default file name inside it. */
 export async function resolveCompressOutput(input: string, output: string | undefined): Promise<string | undefined> {

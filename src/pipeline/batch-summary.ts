@@ -25,6 +25,8 @@ export interface BatchRecord {
   /** The adapter's energy-weighted error (null for a skipped file: the NOLA file does not store the energies). */
   weighted_error: number | null;
   seconds: number;
+  /** compress done, only when there were any: the report's warnings (a bound breached, layers left with nothing, a file larger than its source…). */
+  warnings?: string[];
   /** failed: the one-line reason and the exit code of its class (src/errors.ts). */
   reason?: string;
   exit_code?: number;
@@ -62,16 +64,19 @@ export interface BatchTotals {
   worst: { input: string; error: number } | null;
   slowest: { input: string; seconds: number } | null;
   failures: Array<{ input: string; reason: string; exitCode: number }>;
+  /** Files whose record carries warnings. */
+  warned: number;
 }
 
 export function batchTotals(records: readonly BatchRecord[]): BatchTotals {
-  const t: BatchTotals = { files: records.length, done: 0, skipped: 0, failed: 0, bytesBefore: 0, bytesAfter: 0, worst: null, slowest: null, failures: [] };
+  const t: BatchTotals = { files: records.length, done: 0, skipped: 0, failed: 0, bytesBefore: 0, bytesAfter: 0, worst: null, slowest: null, failures: [], warned: 0 };
   for (const r of records) {
     t[r.status]++;
     if (r.status === 'failed') {
       t.failures.push({ input: r.input, reason: r.reason ?? '', exitCode: r.exit_code ?? 1 });
       continue;
     }
+    if ((r.warnings?.length ?? 0) > 0) t.warned++;
     t.bytesBefore += r.bytes_before ?? 0;
     t.bytesAfter += r.bytes_after ?? 0;
     if (r.worst_error !== null && (t.worst === null || r.worst_error > t.worst.error)) t.worst = { input: r.input, error: r.worst_error };

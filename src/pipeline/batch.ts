@@ -25,6 +25,7 @@ import type { Family } from '../formats/layer.js';
 import type { NolaDocument } from '../container/document.js';
 import { hashDataSection, openSafetensors, removeStaleTempFiles } from '../io/index.js';
 import { EXIT, NolaError, UsageError } from '../errors.js';
+import { onceLogger } from './once-logger.js';
 
 export interface BatchCompressOptions {
   settings: CompressSettings;
@@ -130,16 +131,20 @@ async function compressItem(req: BatchRequest, item: BatchItem, seconds: () => n
       bytes_before: doc.source.bytes, bytes_after: after, ratio: ratio(doc.source.bytes, after), worst_error: worst, weighted_error: null, seconds: seconds(),
     };
   }
+  // Warnings name the file they are about (one log serves every file of the run), each once: the
+  // plan's are logged as they arise, the report's (a bound breached, a file larger than its source) after.
+  const log = o.log === undefined ? undefined : onceLogger(o.log.child({ input: item.input }));
   const { report } = await inFolderOf(output, () => compress({
     input: item.input, output, force: req.force, family: o.family, settings: o.settings, formatVersion: o.formatVersion,
-    // Warnings name the file they are about: one log serves every file of the run.
-    threads: o.threads, device: o.device, log: o.log?.child({ input: item.input }), onProgress: req.onLayer, pool,
+    threads: o.threads, device: o.device, log, onProgress: req.onLayer, pool,
   }));
+  for (const w of report.warnings) log?.warn(w);
   const t = report.totals;
   return {
     command: 'compress', input: item.input, output, status: 'done', family: report.family, layers: t.layers,
     bytes_before: t.inputBytes, bytes_after: t.outputBytes, ratio: ratio(t.inputBytes, t.outputBytes),
     worst_error: t.maxError, weighted_error: t.energyWeightedError, seconds: seconds(),
+    ...(report.warnings.length > 0 ? { warnings: report.warnings } : {}),
   };
 }
 

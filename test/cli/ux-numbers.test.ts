@@ -6,10 +6,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { runNola } from './cli-helpers.js';
-import { makeWorkspace, type Workspace } from './ux-helpers.js';
+import { makeWorkspace, writeTinyF16Lora, type Workspace } from './ux-helpers.js';
 
 let ws: Workspace;
 before(async () => { ws = await makeWorkspace('nola-ux-numbers-'); });
@@ -83,4 +83,43 @@ test('library runs say sizes as people do: "Nx smaller" for compress, "Nx larger
   assert.match(expanded.stderr, new RegExp(`done .*kohya-sd15\\.nola -> .* \\(.* -> .*, ${grow}x larger, worst error`));
   assert.match(expanded.stdout, /^ {2}bytes: {3}.* more, \d+\.\d\dx larger\)$/m);
   assert.doesNotMatch(expanded.stdout + expanded.stderr, /0\.\d\dx/, 'no ratio below one');
+});
+
+test('a NOLA file larger than its source says "Nx larger file" and warns, text and JSON, N from the files on disk', async () => {
+  const src = writeTinyF16Lora(path.join(ws.dir, 'tiny-f16.safetensors'));
+  const out = path.join(ws.dir, 'tiny-f16.nola');
+  const text = await runNola(['compress', src, '-o', out, '--threads', '1']);
+  assert.equal(text.code, 0, text.stderr);
+  const grow = statSync(out).size / statSync(src).size;
+  assert.ok(grow > 1, `this source should not shrink: ${statSync(out).size} B from ${statSync(src).size} B`);
+  assert.match(text.stdout, new RegExp(`^  size   .* -> .*: ${grow.toFixed(2).replace('.', '\\.')}x larger file$`, 'm'));
+  assert.doesNotMatch(text.stdout, /smaller file/);
+  assert.match(text.stderr, /warning: the NOLA file is \d+\.\d\dx larger than its source .*keep the source file/);
+  const json = await runNola(['compress', src, '-o', path.join(ws.dir, 'tiny-f16.2.nola'), '--threads', '1', '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const report = JSON.parse(json.stdout) as { warnings: string[] };
+  assert.ok(report.warnings.some((w) => w.startsWith('the NOLA file is ')), report.warnings.join('\n'));
+});
+
+test('a library run logs each file\'s report warnings with its name, records them in the summary and counts them in the totals', async () => {
+  const lib = path.join(ws.dir, 'lib-warn');
+  mkdirSync(lib, { recursive: true });
+  writeTinyF16Lora(path.join(lib, 'tiny.safetensors'));
+  const summary = path.join(ws.dir, 'lib-warn.jsonl');
+  // --rank 1 cannot hold the kohya fixture's layers within --max-error 0.01: the single-file report's bound warning.
+  const r = await runNola(['compress', lib, path.join(ws.fixtures, 'kohya-sd15.safetensors'), '--out-dir', path.join(ws.dir, 'lib-warn-out'),
+    '--rank', '1', '--max-error', '0.01', '--threads', '1', '--summary', summary]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: the NOLA file is \d+\.\d\dx larger than its source .*\(input=.*tiny\.safetensors\)/);
+  assert.match(r.stderr, /warning: \d+ of \d+ layers end above --max-error 0\.01 .*\(input=.*kohya-sd15\.safetensors\)/);
+  const records = readFileSync(summary, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { input: string; warnings?: string[] });
+  assert.equal(records.length, 2);
+  // The same warnings as each file compressed alone (its --json report), in the same order.
+  for (const rec of records) {
+    const alone = await runNola(['compress', rec.input, '-o', path.join(ws.dir, `${path.basename(rec.input)}.alone.nola`), '--rank', '1', '--max-error', '0.01', '--threads', '1', '--json']);
+    const expected = (JSON.parse(alone.stdout) as { warnings: string[] }).warnings;
+    assert.ok(expected.length > 0);
+    assert.deepEqual(rec.warnings, expected, rec.input);
+  }
+  assert.match(r.stdout, /^ {2}warnings: 2 files /m);
 });
