@@ -59,7 +59,7 @@ export async function runBatchCommand(ctx: Ctx, command: BatchCommand, inputs: s
   const shard = o.shard === undefined ? undefined : parseShard(String(o.shard), o.shards as string | undefined, process.env);
   if (o.shard === undefined && o.shards !== undefined) throw new UsageError('--shards N goes with --shard auto');
   // Every per-file setting is checked before the first file is touched.
-  const compressOpts = command === 'compress' ? { ...parseCompressFlags(o), log: ctx.log } : undefined;
+  const compressOpts = command === 'compress' ? parseCompressFlags(o) : undefined;
   const to = command === 'expand' ? parseFamily('--to', o.to as string | undefined) : undefined;
   const expandThreads = command === 'expand' ? parseThreads(o) : undefined;
   const outDir = o.outDir as string | undefined;
@@ -91,7 +91,7 @@ export async function runBatchCommand(ctx: Ctx, command: BatchCommand, inputs: s
   let records: BatchRecord[];
   try {
     records = await runBatch({
-      command, items, outDir, force: o.force === true, compress: compressOpts, to, expandThreads,
+      command, items, outDir, force: o.force === true, compress: compressOpts, to, expandThreads, log: ctx.log,
       onStart: (it, i) => progress.start(it.input, sizes[i]),
       onLayer: (d, t) => progress.layer(d, t),
       onFinish: async (r, _it, i) => {

@@ -33,7 +33,6 @@ export interface BatchCompressOptions {
   threads: number;
   device: Device;
   family?: Family;
-  log?: Logger;
 }
 
 export interface BatchRequest {
@@ -47,6 +46,8 @@ export interface BatchRequest {
   to?: Family;
   /** expand --threads (undefined: expand's default). */
   expandThreads?: number;
+  /** Each file's warnings go here, each once, bound to its input (`input=…`). */
+  log?: Logger;
   onStart?: (item: BatchItem, index: number) => void;
   onLayer?: (done: number, total: number, layer: string) => void;
   onFinish?: (record: BatchRecord, item: BatchItem, index: number) => void | Promise<void>;
@@ -101,6 +102,11 @@ export async function runBatch(req: BatchRequest): Promise<BatchRecord[]> {
   return records;
 }
 
+/** Warnings name the file they are about (one log serves every file of the run), each once. */
+function fileLog(req: BatchRequest, item: BatchItem): Logger | undefined {
+  return req.log === undefined ? undefined : onceLogger(req.log.child({ input: item.input }));
+}
+
 function failedRecord(command: BatchCommand, item: BatchItem, e: unknown, seconds: number, output: string | null = null): BatchRecord {
   const message = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ');
   // The record names the input already; the reason is what is wrong with it.
@@ -131,9 +137,8 @@ async function compressItem(req: BatchRequest, item: BatchItem, seconds: () => n
       bytes_before: doc.source.bytes, bytes_after: after, ratio: ratio(doc.source.bytes, after), worst_error: worst, weighted_error: null, seconds: seconds(),
     };
   }
-  // Warnings name the file they are about (one log serves every file of the run), each once: the
-  // plan's are logged as they arise, the report's (a bound breached, a file larger than its source) after.
-  const log = o.log === undefined ? undefined : onceLogger(o.log.child({ input: item.input }));
+  // The plan's warnings are logged as they arise, the report's (a bound breached, a file larger than its source) after.
+  const log = fileLog(req, item);
   const { report } = await inFolderOf(output, () => compress({
     input: item.input, output, force: req.force, family: o.family, settings: o.settings, formatVersion: o.formatVersion,
     threads: o.threads, device: o.device, log, onProgress: req.onLayer, pool,
@@ -199,9 +204,12 @@ async function expandItem(req: BatchRequest, item: BatchItem, seconds: () => num
     };
   }
   const r = await inFolderOf(output, () => expand({ input: item.file, output, to: req.to, force: req.force, threads: req.expandThreads, onProgress: req.onLayer }));
+  const log = fileLog(req, item);
+  for (const w of r.warnings) log?.warn(w);
   return {
     command: 'expand', input: item.input, output: r.output, status: 'done', family: r.family, layers: r.layers,
     bytes_before: before, bytes_after: r.bytes, ratio: ratio(before, r.bytes), worst_error: worst, weighted_error: null, seconds: seconds(),
+    ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { runNola } from './cli-helpers.js';
-import { makeWorkspace, writeTinyF16Lora, type Workspace } from './ux-helpers.js';
+import { lines, makeWorkspace, writeTinyF16Lora, type Workspace } from './ux-helpers.js';
 
 let ws: Workspace;
 before(async () => { ws = await makeWorkspace('nola-ux-numbers-'); });
@@ -122,4 +122,23 @@ test('a library run logs each file\'s report warnings with its name, records the
     assert.deepEqual(rec.warnings, expected, rec.input);
   }
   assert.match(r.stdout, /^ {2}warnings: 2 files /m);
+});
+
+test('a library expand logs each file\'s warnings with its name and records them, the same as expanding it alone says', async () => {
+  const dir = path.join(ws.dir, 'lib-warn-expand');
+  const nola = path.join(dir, 'nola', 'te.nola');
+  mkdirSync(path.dirname(nola), { recursive: true });
+  // A diffusers file with text-encoder layers, written as kohya keys: the single-file expand warns about the naming.
+  assert.equal((await runNola(['compress', path.join(ws.fixtures, 'diffusers-lora-linear-layer.safetensors'), '-o', nola, '--threads', '1'])).code, 0);
+  const alone = await runNola(['expand', nola, '-o', path.join(dir, 'alone.safetensors'), '--to', 'kohya']);
+  assert.equal(alone.code, 0, alone.stderr);
+  const expected = lines(alone.stderr).filter((l) => l.startsWith('nola: warning: ')).map((l) => l.slice('nola: warning: '.length));
+  assert.ok(expected.length > 0, alone.stderr);
+  const summary = path.join(dir, 'summary.jsonl');
+  const r = await runNola(['expand', path.dirname(nola), '--out-dir', path.join(dir, 'out'), '--to', 'kohya', '--summary', summary]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const w of expected) assert.ok(r.stderr.includes(`nola: warning: ${w} (input=${nola})`), r.stderr);
+  const [record] = readFileSync(summary, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { warnings?: string[] });
+  assert.deepEqual(record.warnings, expected);
+  assert.match(r.stdout, /^ {2}warnings: 1 file /m);
 });
