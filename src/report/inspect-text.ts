@@ -1,5 +1,5 @@
 import type { Inspection } from '../pipeline/inspect.js';
-import { describeErrors, describePair, formatBytes, pct } from './report.js';
+import { describeErrors, describePair, formatBytes, formatSizeRatio, pct } from './report.js';
 
 export function renderInspectText(i: Inspection, allLayers: boolean): string {
   const lines: string[] = [];
@@ -21,7 +21,7 @@ export function renderInspectText(i: Inspection, allLayers: boolean): string {
     lines.push(
       `${i.file}: NOLA v${i.formatVersion} (${i.generator}), source ${i.source.file} (${i.source.family}, ${formatBytes(i.source.bytes)})`,
       `  bytes  file ${formatBytes(i.bytes.file)} = header ${formatBytes(i.bytes.header)} + document ${formatBytes(i.bytes.document)} + coefficients ${formatBytes(i.bytes.coefficients)} + passthrough ${formatBytes(i.bytes.passthrough)}`,
-      `  ratio  ${i.ratio.toFixed(2)}x smaller than the source file; ${i.totals.coefficients.toLocaleString('en-US')} coefficients for ${i.totals.sourceParams.toLocaleString('en-US')} LoRA parameters`,
+      `  ratio  ${formatSizeRatio(i.source.bytes, i.bytes.file)} than the source file; ${i.totals.coefficients.toLocaleString('en-US')} coefficients for ${i.totals.sourceParams.toLocaleString('en-US')} LoRA parameters`,
       `  error  ${describeErrors(i.totals.energyWeightedError, i.totals.maxError)}`,
     );
     const t = i.totals;

@@ -95,6 +95,9 @@ test('a NOLA file larger than its source says "Nx larger file" and warns, text a
   assert.match(text.stdout, new RegExp(`^  size   .* -> .*: ${grow.toFixed(2).replace('.', '\\.')}x larger file$`, 'm'));
   assert.doesNotMatch(text.stdout, /smaller file/);
   assert.match(text.stderr, /warning: the NOLA file is \d+\.\d\dx larger than its source .*keep the source file/);
+  const ins = await runNola(['inspect', out]);
+  assert.equal(ins.code, 0, ins.stderr);
+  assert.match(ins.stdout, new RegExp(`^  ratio  ${grow.toFixed(2).replace('.', '\\.')}x larger than the source file;`, 'm'));
   const json = await runNola(['compress', src, '-o', path.join(ws.dir, 'tiny-f16.2.nola'), '--threads', '1', '--json']);
   assert.equal(json.code, 0, json.stderr);
   const report = JSON.parse(json.stdout) as { warnings: string[] };
