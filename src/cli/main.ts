@@ -187,12 +187,12 @@ export function buildProgram(setDebug: (d: boolean) => void): Command {
 
   program
     .command('inspect')
-    .description('size and structure statistics of a LoRA or NOLA file')
-    .argument('<file>', 'LoRA or NOLA file (or a PEFT adapter folder)')
+    .description('size and structure statistics of a LoRA or NOLA file; of several (files, folders, patterns), a line each and their totals')
+    .argument('<inputs...>', 'LoRA or NOLA files, PEFT adapter folders, folders to search, or patterns')
     .option('--format <family>', 'override format detection for LoRA files')
-    .option('--layers', 'list every layer')
+    .option('--layers', 'list every layer (one file)')
     .option('--json', 'print JSON')
-    .action(async (file: string, opts: Record<string, string | boolean | undefined>) => (await import('./inspect.js')).runInspect(ctx(), file, opts));
+    .action(async (inputs: string[], opts: Record<string, string | boolean | undefined>) => (await import('./inspect.js')).runInspect(ctx(), inputs, opts));
 
   program
     .command('verify')
