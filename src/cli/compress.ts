@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Ctx } from './main.js';
 import { resolveStrategy, parseFamily, parseInteger, parseThreads } from './options.js';
 import { createProgress } from './progress.js';
@@ -15,18 +15,14 @@ import { writeTextAtomic, assertWritable, assertDistinctOutputs, OutputBatch } f
 import { resolveLoraPath } from '../pipeline/source.js';
 import { sweep } from '../pipeline/sweep.js';
 import { renderSweepSvg, renderSweepText } from '../report/sweep-render.js';
-import { IoError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { onceLogger } from '../pipeline/once-logger.js';
 
-/** `-o DIR/` or an existing folder: the default file name inside it. */
-export async function resolveCompressOutput(input: string, output: string | undefined): Promise<string | undefined> {
+/** `-o DIR/` or an existing folder: the default file name inside it. A folder `-o DIR/` creates belongs to `batch`: its abort removes it. */
+export async function resolveCompressOutput(input: string, output: string | undefined, batch: OutputBatch): Promise<string | undefined> {
   if (output === undefined) return undefined;
   const named = output.endsWith('/') || output.endsWith(path.sep);
-  if (named) {
-    await mkdir(output, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-      throw new IoError(`cannot create folder ${output}: ${e.code === 'EACCES' ? 'permission denied' : e.message}`);
-    });
-  }
+  if (named) await batch.createFolder(output);
   const isDir = named || await stat(output).then((s) => s.isDirectory(), () => false);
   return isDir ? path.join(output, path.basename(defaultNolaPath(input))) : output;
 }
@@ -37,15 +33,15 @@ export async function runCompress(ctx: Ctx, input: string, o: Record<string, str
   const { settings, formatVersion, threads, device, family } = parseCompressFlags(o);
   const force = o.force === true;
   if (typeof o.report === 'string') await assertWritable(o.report, force);
-  const output = await resolveCompressOutput(input, o.output as string | undefined);
   const log = onceLogger(ctx.log);
   const started = Date.now();
   const progress = createProgress('compress', ctx.progress);
-  // The NOLA file and the report are committed together: both or neither.
+  // The NOLA file and the report are committed together: both or neither (and a folder -o DIR/ made for them).
   const batch = new OutputBatch(force);
   const reportPath = typeof o.report === 'string' ? o.report : undefined;
   let report: Awaited<ReturnType<typeof compress>>['report'];
   try {
+    const output = await resolveCompressOutput(input, o.output as string | undefined, batch);
     ({ report } = await compress({
       input,
       output,

@@ -205,6 +205,25 @@ test('expand -o new/ stopped mid-write removes the folder it created, and a fail
   assert.deepEqual(listing(parent), []);
 });
 
+test('compress -o new/ stopped mid-write removes the folder it created, and a failing compress leaves none either', { timeout: 60_000 }, async () => {
+  const parent = folder();
+  const target = path.join(parent, 'new', 'deeper');
+  const run = startNola(['compress', tiny, '-o', `${target}/`, ...ONE], { env: { NOLA_TEST_WRITE_DELAY_MS: '20000' } });
+  await waitFor(() => { try { return listing(target).some((f) => f.endsWith('.tmp')); } catch { return false; } }, 15_000, 'a temp file in the new folder');
+  run.child.kill('SIGTERM');
+  const r = await run.done;
+  assert.equal(r.code, 143, r.stderr);
+  assert.deepEqual(listing(parent), []);
+  // Refusals after the folder is named: an input that is missing, one that is not a LoRA.
+  const notLora = path.join(parent, 'notes.safetensors');
+  writeFileSync(notLora, 'not a safetensors file\n');
+  for (const [input, code] of [[path.join(parent, 'missing.safetensors'), EXIT.io], [notLora, EXIT.format]] as const) {
+    const refused = await runNola(['compress', input, '-o', path.join(parent, 'other', 'deeper') + '/', ...ONE]);
+    assert.equal(refused.code, code, refused.stderr);
+    assert.deepEqual(listing(parent), ['notes.safetensors']);
+  }
+});
+
 test('no output may be an input (symlinks and hard links resolved), --force or not, and no two outputs one file', { timeout: 60_000 }, async () => {
   const dir = folder();
   const lora = path.join(dir, 'lora');
